@@ -1,0 +1,324 @@
+//! Text clean-up: from extractor output to the page text that is stored,
+//! chunked and quoted.
+//!
+//! The rules, in order:
+//! 1. Unicode: NFKC (ligatures such as `ﬁ` become `fi`, NBSP becomes a space),
+//!    soft hyphens and zero-width characters removed, other control
+//!    characters turned into spaces, `\r\n` into `\n`.
+//! 2. White space inside a line collapsed to single spaces; lines trimmed.
+//! 3. Running headers and footers (a line that recurs, digits aside, at the top
+//!    or bottom of many pages) and bare page numbers removed.
+//! 4. Lines joined into paragraphs, one paragraph per output line; a word
+//!    hyphenated across a line end is joined (`sustain-` + `ability`).
+//!
+//! Stored text is the output of these rules, so a quote taken from it is
+//! verbatim from what is stored.
+
+use crate::model::RawPage;
+use std::collections::HashMap;
+use unicode_normalization::UnicodeNormalization;
+
+/// A page after clean-up: paragraphs separated by `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanedPage {
+    /// 1-based page number in the source document.
+    pub number: u32,
+    /// Cleaned text; one paragraph per line.
+    pub text: String,
+    /// See [`RawPage::is_virtual`].
+    pub is_virtual: bool,
+}
+
+/// How many lines at each end of a page are candidates for running headers/footers.
+const EDGE_LINES: usize = 3;
+/// Longer lines are body text, never running headers or footers.
+const MAX_EDGE_WORDS: usize = 14;
+
+/// Cleans every page of one document. Page numbers are kept as given.
+pub fn clean_pages(pages: &[RawPage]) -> Vec<CleanedPage> {
+    let lines: Vec<Vec<String>> = pages.iter().map(|p| normalize_lines(&p.text)).collect();
+    let lines = strip_running_lines(lines);
+    pages
+        .iter()
+        .zip(lines)
+        .map(|(p, l)| CleanedPage {
+            number: p.number,
+            text: join_paragraphs(&l),
+            is_virtual: p.is_virtual,
+        })
+        .collect()
+}
+
+/// Applies the Unicode and white-space rules; returns trimmed lines, with an
+/// empty string for each blank line (a block separator).
+pub fn normalize_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut space = false;
+    for c in text.nfkc() {
+        match c {
+            '\n' | '\u{2028}' | '\u{2029}' | '\u{0c}' | '\u{0b}' => {
+                out.push(std::mem::take(&mut line));
+                space = false;
+            }
+            '\u{00ad}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' => {}
+            '\r' => {}
+            c if c.is_whitespace() || c.is_control() => space = !line.is_empty(),
+            '\u{2010}' | '\u{2011}' => push(&mut line, &mut space, '-'),
+            c => push(&mut line, &mut space, c),
+        }
+    }
+    out.push(line);
+    // Collapse runs of blank lines and drop leading/trailing blanks.
+    let mut collapsed: Vec<String> = Vec::with_capacity(out.len());
+    for l in out {
+        if l.is_empty() && collapsed.last().is_none_or(|p: &String| p.is_empty()) {
+            continue;
+        }
+        collapsed.push(l);
+    }
+    while collapsed.last().is_some_and(|l| l.is_empty()) {
+        collapsed.pop();
+    }
+    collapsed
+}
+
+fn push(line: &mut String, space: &mut bool, c: char) {
+    if *space {
+        line.push(' ');
+        *space = false;
+    }
+    line.push(c);
+}
+
+/// `true` for a line that is only a page number (at most 3 digits, so a
+/// year such as `2030` is not one): `12`, `- 12 -`, `Page 3 of 40`, `3/40`.
+pub fn is_page_number_line(line: &str) -> bool {
+    let l = line.trim_matches(|c: char| c == '-' || c == '–' || c == '|' || c.is_whitespace());
+    let l = l.strip_prefix("Page ").or_else(|| l.strip_prefix("page ")).unwrap_or(l);
+    let mut parts = l.split(|c| c == '/' || c == ' ');
+    let first = parts.next().unwrap_or("");
+    if first.is_empty() || first.len() > 3 || !first.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let rest: Vec<&str> = parts.filter(|p| !p.is_empty()).collect();
+    match rest.as_slice() {
+        [] => true,
+        [n] => n.len() <= 3 && n.chars().all(|c| c.is_ascii_digit()),
+        ["of", n] => n.len() <= 3 && n.chars().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// The recurrence key of a line: lowercase, digits folded to `#`.
+fn edge_key(line: &str) -> String {
+    line.chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn edge_indices(lines: &[String]) -> Vec<usize> {
+    let content: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].is_empty()).collect();
+    let content: Vec<usize> = content
+        .iter()
+        .take(EDGE_LINES)
+        .chain(content.iter().rev().take(EDGE_LINES))
+        .copied()
+        .filter(|&i| lines[i].split(' ').count() <= MAX_EDGE_WORDS)
+        .collect();
+    let mut idx = content;
+    idx.sort_unstable();
+    idx.dedup();
+    idx
+}
+
+/// Removes page-number lines at page edges and running headers/footers:
+/// an edge line whose [`edge_key`] is at an edge of at least 3 pages and of
+/// at least a quarter of the document's pages.
+fn strip_running_lines(mut pages: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for lines in &pages {
+        let mut seen: Vec<String> = edge_indices(lines).into_iter().map(|i| edge_key(&lines[i])).collect();
+        seen.sort();
+        seen.dedup();
+        for k in seen {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    let threshold = 3.max(pages.len().div_ceil(4));
+    for lines in &mut pages {
+        let drop: Vec<usize> = edge_indices(lines)
+            .into_iter()
+            .filter(|&i| {
+                let l = &lines[i];
+                is_page_number_line(l)
+                    || counts.get(&edge_key(l)).copied().unwrap_or(0) >= threshold
+            })
+            .collect();
+        for i in drop.into_iter().rev() {
+            lines.remove(i);
+        }
+    }
+    pages
+}
+
+fn starts_list_item(line: &str) -> bool {
+    let mut chars = line.chars();
+    let Some(first) = chars.next() else { return false };
+    if matches!(first, '•' | '▪' | '●' | '◦' | '■' | '□' | '►' | '➢' | '✓' | '·' | '*' | '–' | '—') {
+        return true;
+    }
+    if first == '-' {
+        return chars.next() == Some(' ');
+    }
+    // "1." "12)" "(a)" "a)" followed by a space
+    let head: String = line.chars().take(5).collect();
+    let bytes = head.as_bytes();
+    let mut i = 0;
+    if bytes.first() == Some(&b'(') {
+        i = 1;
+    }
+    let start = i;
+    while i < bytes.len() && (bytes[i].is_ascii_digit() || (i == start && bytes[i].is_ascii_lowercase())) {
+        i += 1;
+    }
+    i > start && i + 1 < bytes.len() && matches!(bytes[i], b'.' | b')') && bytes[i + 1] == b' '
+}
+
+fn ends_sentence(line: &str) -> bool {
+    let l = line.trim_end_matches(['"', '\'', '”', '’', ')', ']']);
+    l.ends_with(['.', '!', '?', ':', ';'])
+}
+
+/// Joins lines into paragraphs. A blank line always breaks; otherwise a line
+/// starts a new paragraph when it is a list item, or when the previous line
+/// is short and either ends a sentence or looks like a heading.
+fn join_paragraphs(lines: &[String]) -> String {
+    let mut lens: Vec<usize> = lines.iter().filter(|l| !l.is_empty()).map(|l| l.chars().count()).collect();
+    lens.sort_unstable();
+    let typical = lens.get(lens.len() * 4 / 5).copied().unwrap_or(0).max(60);
+
+    let mut out = String::new();
+    let mut prev: Option<&str> = None;
+    for line in lines {
+        if line.is_empty() {
+            prev = None;
+            continue;
+        }
+        match prev {
+            None => {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(line);
+            }
+            Some(p) => {
+                let plen = p.chars().count();
+                let short = plen * 4 < typical * 3;
+                let heading = plen * 2 < typical
+                    && !p.ends_with([',', '-', '&'])
+                    && !ends_with_connector(p)
+                    && line.chars().next().is_some_and(char::is_uppercase);
+                if starts_list_item(line) || (short && ends_sentence(p)) || heading {
+                    out.push('\n');
+                    out.push_str(line);
+                } else if is_hyphen_break(p, line) {
+                    out.pop();
+                    out.push_str(line);
+                } else {
+                    out.push(' ');
+                    out.push_str(line);
+                }
+            }
+        }
+        prev = Some(line);
+    }
+    out
+}
+
+fn ends_with_connector(line: &str) -> bool {
+    let last = line.rsplit(' ').next().unwrap_or("");
+    matches!(
+        last.to_lowercase().as_str(),
+        "and" | "or" | "of" | "the" | "to" | "in" | "for" | "a" | "an" | "with" | "on" | "by" | "our"
+    )
+}
+
+/// `true` when `prev` ends in `letter-` and `next` starts with a lowercase letter.
+fn is_hyphen_break(prev: &str, next: &str) -> bool {
+    let mut tail = prev.chars().rev();
+    tail.next() == Some('-')
+        && tail.next().is_some_and(char::is_alphabetic)
+        && next.chars().next().is_some_and(char::is_lowercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(n: u32, t: &str) -> RawPage {
+        RawPage { number: n, text: t.to_string(), is_virtual: false }
+    }
+
+    #[test]
+    fn unicode_rules() {
+        let l = normalize_lines("e\u{fb03}cient\u{00a0}of\u{00ad}fice \u{200b}use\r\n\tnext   line\u{0007}x");
+        assert_eq!(l, vec!["efficient office use", "next line x"]);
+    }
+
+    #[test]
+    fn dehyphenates_across_lines_only_before_lowercase() {
+        let out = clean_pages(&[page(1, "We improved sustain-\nability across the group and the wider com-\nmunity, in the\nNorth-\nEast region.")]);
+        assert_eq!(out[0].text, "We improved sustainability across the group and the wider community, in the North- East region.");
+    }
+
+    #[test]
+    fn paragraphs_and_lists() {
+        let text = "Our Climate Strategy\nWe have set a science-based target to reduce absolute Scope 1 and 2 emissions by\n42% by 2030 from a 2020 base year.\n• Renewable electricity\n• Fleet electrification\n\nA new block starts here.";
+        let out = clean_pages(&[page(1, text)]);
+        let paras: Vec<&str> = out[0].text.split('\n').collect();
+        assert_eq!(
+            paras,
+            vec![
+                "Our Climate Strategy",
+                "We have set a science-based target to reduce absolute Scope 1 and 2 emissions by 42% by 2030 from a 2020 base year.",
+                "• Renewable electricity",
+                "• Fleet electrification",
+                "A new block starts here."
+            ]
+        );
+    }
+
+    #[test]
+    fn running_headers_and_page_numbers_removed() {
+        let pages: Vec<RawPage> = (1..=6)
+            .map(|n| page(n, &format!("ACME Sustainability Report 2023 | {n}\nBody text {} talks about water.\n{n}", "x".repeat(n as usize))))
+            .collect();
+        let out = clean_pages(&pages);
+        for (i, p) in out.iter().enumerate() {
+            assert_eq!(p.text, format!("Body text {} talks about water.", "x".repeat(i + 1)));
+        }
+    }
+
+    #[test]
+    fn rare_edge_lines_are_kept() {
+        let pages: Vec<RawPage> = (1..=8)
+            .map(|n| page(n, &format!("Section {}\nBody {}.", if n < 3 { "A" } else { "B" }, "y".repeat(n as usize))))
+            .collect();
+        let out = clean_pages(&pages);
+        // "Section A" is on 2 of 8 pages: kept; "Section B" on 6 of 8: a running header.
+        assert!(out[0].text.starts_with("Section A"));
+        assert_eq!(out[5].text, "Body yyyyyy.");
+    }
+
+    #[test]
+    fn page_number_lines() {
+        for yes in ["12", "- 12 -", "Page 3 of 40", "3/40", "page 7"] {
+            assert!(is_page_number_line(yes), "{yes}");
+        }
+        for no in ["2030", "12 tonnes", "Scope 3", "", "12345"] {
+            assert!(!is_page_number_line(no), "{no}");
+        }
+    }
+}

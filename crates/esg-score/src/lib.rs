@@ -1,0 +1,1 @@
+//! Rubric, retrieval and scoring (work in progress).
