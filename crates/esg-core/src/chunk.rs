@@ -31,7 +31,12 @@ pub struct ChunkParams {
 
 impl Default for ChunkParams {
     fn default() -> Self {
-        ChunkParams { target_words: 120, min_words: 60, max_words: 240, overlap_words: 30 }
+        ChunkParams {
+            target_words: 120,
+            min_words: 60,
+            max_words: 240,
+            overlap_words: 30,
+        }
     }
 }
 
@@ -49,13 +54,17 @@ pub struct Unit {
 }
 
 const ABBREVIATIONS: &[&str] = &[
-    "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "no", "nos", "inc", "co", "corp", "ltd", "plc",
-    "st", "approx", "fig", "figs", "p", "pp", "vol", "ref", "dept", "est", "jan", "feb", "mar", "apr", "jun",
-    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "e.u", "n.v", "s.a", "a.g", "cf", "al",
+    "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "no", "nos", "inc", "co", "corp",
+    "ltd", "plc", "st", "approx", "fig", "figs", "p", "pp", "vol", "ref", "dept", "est", "jan",
+    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k",
+    "e.u", "n.v", "s.a", "a.g", "cf", "al",
 ];
 
 fn is_abbreviation(before: &str) -> bool {
-    let word = before.rsplit(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+    let word = before
+        .rsplit(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("");
     let w = word.to_lowercase();
     if w.chars().count() == 1 && w.chars().all(char::is_alphabetic) {
         return true; // an initial: "J. Smith"
@@ -91,7 +100,11 @@ pub fn sentences(text: &str) -> Vec<Unit> {
             let next_is_space = chars.get(j).is_some_and(|&(_, c)| c == ' ');
             let after = chars.get(j + 1).map(|&(_, c)| c);
             let boundary = next_is_space
-                && after.is_some_and(|a| a.is_uppercase() || a.is_ascii_digit() || matches!(a, '"' | '“' | '‘' | '(' | '•'))
+                && after.is_some_and(|a| {
+                    a.is_uppercase()
+                        || a.is_ascii_digit()
+                        || matches!(a, '"' | '“' | '‘' | '(' | '•')
+                })
                 && !(c == '.' && is_abbreviation(&text[start.unwrap_or(0)..pos]));
             if boundary {
                 if let Some(s) = start.take() {
@@ -113,7 +126,12 @@ fn push_unit(units: &mut Vec<Unit>, text: &str, start: usize, end: usize, para_e
     let end = start + text[start..end].trim_end().len();
     if end > start {
         let words = text[start..end].split_whitespace().count();
-        units.push(Unit { start, end, words, para_end });
+        units.push(Unit {
+            start,
+            end,
+            words,
+            para_end,
+        });
     }
 }
 
@@ -136,9 +154,18 @@ fn cap_units(text: &str, units: Vec<Unit>, max: usize) -> Vec<Unit> {
         let mut k = 0;
         while k < word_starts.len() {
             let stop = (k + max).min(word_starts.len());
-            let end = if stop == word_starts.len() { u.end } else { word_starts[stop] };
+            let end = if stop == word_starts.len() {
+                u.end
+            } else {
+                word_starts[stop]
+            };
             let end = u.start.max(word_starts[k]) + text[word_starts[k]..end].trim_end().len();
-            out.push(Unit { start: word_starts[k], end, words: stop - k, para_end: stop == word_starts.len() && u.para_end });
+            out.push(Unit {
+                start: word_starts[k],
+                end,
+                words: stop - k,
+                para_end: stop == word_starts.len() && u.para_end,
+            });
             k = stop;
         }
     }
@@ -182,7 +209,8 @@ pub fn chunk_spans(text: &str, params: ChunkParams) -> Vec<(usize, usize)> {
         let mut last = first;
         loop {
             words += units[last].words;
-            let done = words >= params.target_words || (units[last].para_end && words >= params.min_words);
+            let done =
+                words >= params.target_words || (units[last].para_end && words >= params.min_words);
             if done || last + 1 == units.len() || words + units[last + 1].words > params.max_words {
                 break;
             }
@@ -226,28 +254,51 @@ mod tests {
 
     #[test]
     fn chunks_are_exact_spans_and_overlap_by_sentences() {
-        let sentence = "Our board oversees climate risk through a dedicated committee each quarter.";
+        let sentence =
+            "Our board oversees climate risk through a dedicated committee each quarter.";
         let text = vec![sentence; 40].join(" ");
-        let page = CleanedPage { number: 3, text: text.clone(), is_virtual: false };
-        let params = ChunkParams { target_words: 50, min_words: 20, max_words: 100, overlap_words: 12 };
+        let page = CleanedPage {
+            number: 3,
+            text: text.clone(),
+            is_virtual: false,
+        };
+        let params = ChunkParams {
+            target_words: 50,
+            min_words: 20,
+            max_words: 100,
+            overlap_words: 12,
+        };
         let chunks = chunk_pages("abc", &[page], params);
         assert!(chunks.len() > 5);
         for w in chunks.windows(2) {
             // One 11-word sentence of overlap.
-            assert_eq!(w[1].char_start, w[0].char_end - sentence.chars().count() as u32);
+            assert_eq!(
+                w[1].char_start,
+                w[0].char_end - sentence.chars().count() as u32
+            );
         }
         for c in &chunks {
             assert_eq!(c.page, 3);
-            let s: String = text.chars().skip(c.char_start as usize).take((c.char_end - c.char_start) as usize).collect();
+            let s: String = text
+                .chars()
+                .skip(c.char_start as usize)
+                .take((c.char_end - c.char_start) as usize)
+                .collect();
             assert_eq!(s, c.text);
             assert!(c.words <= 100);
         }
-        assert_eq!(chunks.last().map(|c| c.char_end as usize), Some(text.chars().count()));
+        assert_eq!(
+            chunks.last().map(|c| c.char_end as usize),
+            Some(text.chars().count())
+        );
     }
 
     #[test]
     fn overlong_sentence_is_windowed() {
-        let text = (0..500).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        let text = (0..500)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let spans = chunk_spans(&text, ChunkParams::default());
         assert!(spans.len() >= 3);
         for (s, e) in spans {

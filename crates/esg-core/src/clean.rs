@@ -95,8 +95,11 @@ fn push(line: &mut String, space: &mut bool, c: char) {
 /// year such as `2030` is not one): `12`, `- 12 -`, `Page 3 of 40`, `3/40`.
 pub fn is_page_number_line(line: &str) -> bool {
     let l = line.trim_matches(|c: char| c == '-' || c == '–' || c == '|' || c.is_whitespace());
-    let l = l.strip_prefix("Page ").or_else(|| l.strip_prefix("page ")).unwrap_or(l);
-    let mut parts = l.split(|c| c == '/' || c == ' ');
+    let l = l
+        .strip_prefix("Page ")
+        .or_else(|| l.strip_prefix("page "))
+        .unwrap_or(l);
+    let mut parts = l.split(['/', ' ']);
     let first = parts.next().unwrap_or("");
     if first.is_empty() || first.len() > 3 || !first.chars().all(|c| c.is_ascii_digit()) {
         return false;
@@ -139,7 +142,10 @@ fn edge_indices(lines: &[String]) -> Vec<usize> {
 fn strip_running_lines(mut pages: Vec<Vec<String>>) -> Vec<Vec<String>> {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for lines in &pages {
-        let mut seen: Vec<String> = edge_indices(lines).into_iter().map(|i| edge_key(&lines[i])).collect();
+        let mut seen: Vec<String> = edge_indices(lines)
+            .into_iter()
+            .map(|i| edge_key(&lines[i]))
+            .collect();
         seen.sort();
         seen.dedup();
         for k in seen {
@@ -165,8 +171,13 @@ fn strip_running_lines(mut pages: Vec<Vec<String>>) -> Vec<Vec<String>> {
 
 fn starts_list_item(line: &str) -> bool {
     let mut chars = line.chars();
-    let Some(first) = chars.next() else { return false };
-    if matches!(first, '•' | '▪' | '●' | '◦' | '■' | '□' | '►' | '➢' | '✓' | '·' | '*' | '–' | '—') {
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    if matches!(
+        first,
+        '•' | '▪' | '●' | '◦' | '■' | '□' | '►' | '➢' | '✓' | '·' | '*' | '–' | '—'
+    ) {
         return true;
     }
     if first == '-' {
@@ -180,7 +191,9 @@ fn starts_list_item(line: &str) -> bool {
         i = 1;
     }
     let start = i;
-    while i < bytes.len() && (bytes[i].is_ascii_digit() || (i == start && bytes[i].is_ascii_lowercase())) {
+    while i < bytes.len()
+        && (bytes[i].is_ascii_digit() || (i == start && bytes[i].is_ascii_lowercase()))
+    {
         i += 1;
     }
     i > start && i + 1 < bytes.len() && matches!(bytes[i], b'.' | b')') && bytes[i + 1] == b' '
@@ -195,7 +208,11 @@ fn ends_sentence(line: &str) -> bool {
 /// starts a new paragraph when it is a list item, or when the previous line
 /// is short and either ends a sentence or looks like a heading.
 fn join_paragraphs(lines: &[String]) -> String {
-    let mut lens: Vec<usize> = lines.iter().filter(|l| !l.is_empty()).map(|l| l.chars().count()).collect();
+    let mut lens: Vec<usize> = lines
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.chars().count())
+        .collect();
     lens.sort_unstable();
     let typical = lens.get(lens.len() * 4 / 5).copied().unwrap_or(0).max(60);
 
@@ -241,7 +258,19 @@ fn ends_with_connector(line: &str) -> bool {
     let last = line.rsplit(' ').next().unwrap_or("");
     matches!(
         last.to_lowercase().as_str(),
-        "and" | "or" | "of" | "the" | "to" | "in" | "for" | "a" | "an" | "with" | "on" | "by" | "our"
+        "and"
+            | "or"
+            | "of"
+            | "the"
+            | "to"
+            | "in"
+            | "for"
+            | "a"
+            | "an"
+            | "with"
+            | "on"
+            | "by"
+            | "our"
     )
 }
 
@@ -258,19 +287,31 @@ mod tests {
     use super::*;
 
     fn page(n: u32, t: &str) -> RawPage {
-        RawPage { number: n, text: t.to_string(), is_virtual: false }
+        RawPage {
+            number: n,
+            text: t.to_string(),
+            is_virtual: false,
+        }
     }
 
     #[test]
     fn unicode_rules() {
-        let l = normalize_lines("e\u{fb03}cient\u{00a0}of\u{00ad}fice \u{200b}use\r\n\tnext   line\u{0007}x");
+        let l = normalize_lines(
+            "e\u{fb03}cient\u{00a0}of\u{00ad}fice \u{200b}use\r\n\tnext   line\u{0007}x",
+        );
         assert_eq!(l, vec!["efficient office use", "next line x"]);
     }
 
     #[test]
     fn dehyphenates_across_lines_only_before_lowercase() {
-        let out = clean_pages(&[page(1, "We improved sustain-\nability across the group and the wider com-\nmunity, in the\nNorth-\nEast region.")]);
-        assert_eq!(out[0].text, "We improved sustainability across the group and the wider community, in the North- East region.");
+        let out = clean_pages(&[page(
+            1,
+            "We improved sustain-\nability across the group and the wider com-\nmunity, in the\nNorth-\nEast region.",
+        )]);
+        assert_eq!(
+            out[0].text,
+            "We improved sustainability across the group and the wider community, in the North- East region."
+        );
     }
 
     #[test]
@@ -297,14 +338,26 @@ mod tests {
             .collect();
         let out = clean_pages(&pages);
         for (i, p) in out.iter().enumerate() {
-            assert_eq!(p.text, format!("Body text {} talks about water.", "x".repeat(i + 1)));
+            assert_eq!(
+                p.text,
+                format!("Body text {} talks about water.", "x".repeat(i + 1))
+            );
         }
     }
 
     #[test]
     fn rare_edge_lines_are_kept() {
         let pages: Vec<RawPage> = (1..=8)
-            .map(|n| page(n, &format!("Section {}\nBody {}.", if n < 3 { "A" } else { "B" }, "y".repeat(n as usize))))
+            .map(|n| {
+                page(
+                    n,
+                    &format!(
+                        "Section {}\nBody {}.",
+                        if n < 3 { "A" } else { "B" },
+                        "y".repeat(n as usize)
+                    ),
+                )
+            })
             .collect();
         let out = clean_pages(&pages);
         // "Section A" is on 2 of 8 pages: kept; "Section B" on 6 of 8: a running header.

@@ -44,7 +44,10 @@ mod tests {
     #[test]
     fn case_and_punctuation_insensitive() {
         assert_eq!(company_key("Headlam Group PLC"), "headlam group plc");
-        assert_eq!(company_key("Headlam Group Plc"), company_key("headlam  group, plc."));
+        assert_eq!(
+            company_key("Headlam Group Plc"),
+            company_key("headlam  group, plc.")
+        );
         assert_eq!(company_key("Nestlé S.A."), "nestle sa");
         assert_eq!(company_key("Johnson & Johnson"), "johnson and johnson");
         assert_eq!(company_key("General_Motors-Co"), "general motors co");

@@ -1,1 +1,298 @@
-//! placeholder
+//! Storage for the ESG Scoring API.
+//!
+//! The [`Store`] trait is everything scoring and HTTP need from storage, so a
+//! shared PostgreSQL backend can be added later without touching them. The
+//! embedded default is [`SqliteStore`]: one SQLite database in WAL mode in a
+//! data directory, with schema migrations versioned in the code
+//! ([`SCHEMA_VERSION`]).
+//!
+//! A document is stored whole or not at all: [`Store::put_document`] writes
+//! the company, document, pages and chunks in one transaction, and storing
+//! the same bytes again (same `doc_id`) is a no-op that says so
+//! ([`IngestOutcome::AlreadyIngested`]).
+
+#![warn(missing_docs)]
+
+mod json;
+mod migrations;
+mod sqlite;
+
+use serde::Serialize;
+
+pub use esg_core::{Chunk, CleanedPage, MediaType};
+pub use migrations::SCHEMA_VERSION;
+pub use sqlite::{DB_FILE_NAME, SqliteStore};
+
+/// Earliest report year accepted by [`Store::put_document`].
+pub const MIN_YEAR: i32 = 1900;
+/// Latest report year accepted by [`Store::put_document`].
+pub const MAX_YEAR: i32 = 2200;
+
+/// Errors from a [`Store`]. Absent records are not errors: lookups return
+/// `Ok(None)` or an empty list.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine reported an error (including constraint
+    /// violations and a lock wait that outlasted the busy timeout).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer version of this program; it is
+    /// left untouched.
+    #[error(
+        "database schema version {found} is newer than the newest this program supports ({supported}); upgrade the program"
+    )]
+    SchemaTooNew {
+        /// Schema version recorded in the database.
+        found: u32,
+        /// Newest schema version this program knows ([`SCHEMA_VERSION`]).
+        supported: u32,
+    },
+    /// Stored data cannot be read back as the model says it should be.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The document offered to [`Store::put_document`] is invalid; nothing
+    /// was written.
+    #[error("invalid document: {0}")]
+    Invalid(String),
+    /// The database file or its directory could not be prepared.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database cannot provide a guarantee the store relies on (for
+    /// example WAL journaling on a file system without shared memory).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// A document ready to be stored: identity, provenance, cleaned pages and
+/// chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDocument {
+    /// SHA-256 (lowercase hex) of the source file's bytes; the document's identity.
+    pub doc_id: String,
+    /// Company display name as given by the user.
+    pub company: String,
+    /// Report year.
+    pub year: i32,
+    /// File name only (no directories).
+    pub filename: String,
+    /// Format detected from the content.
+    pub media_type: MediaType,
+    /// Size of the source file in bytes.
+    pub byte_len: u64,
+    /// Cleaned pages (1-based numbers, unique).
+    pub pages: Vec<CleanedPage>,
+    /// Chunks; each lies on one of `pages`.
+    pub chunks: Vec<Chunk>,
+    /// Extraction warnings worth keeping with the document.
+    pub warnings: Vec<String>,
+}
+
+/// A stored document, as listed and reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentSummary {
+    /// The document's identity: SHA-256 of the source bytes.
+    pub doc_id: String,
+    /// SHA-256 of the source bytes (equal to `doc_id`).
+    pub sha256: String,
+    /// Company display name (the first name the company was stored under).
+    pub company: String,
+    /// Company key ([`esg_core::company_key`]).
+    pub company_key: String,
+    /// Report year.
+    pub year: i32,
+    /// File name of the source.
+    pub filename: String,
+    /// Format of the source.
+    pub media_type: MediaType,
+    /// Number of pages stored.
+    pub pages: u32,
+    /// Number of chunks stored.
+    pub chunks: u32,
+    /// Size of the source file in bytes.
+    pub bytes: u64,
+    /// `true` when any page is virtual (a fixed-size slice of a page-less source).
+    pub virtual_pages: bool,
+    /// Extraction warnings.
+    pub warnings: Vec<String>,
+    /// When the document was stored: RFC 3339, UTC, seconds precision, `Z`.
+    pub ingested_at: String,
+}
+
+/// What [`Store::put_document`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// The document was new and is now stored.
+    Ingested(DocumentSummary),
+    /// A document with the same `doc_id` was already stored; nothing was
+    /// written. Carries the stored document, which may name a different
+    /// company, year or file name than the one offered.
+    AlreadyIngested(DocumentSummary),
+}
+
+impl IngestOutcome {
+    /// The stored document, whichever way it got there.
+    pub fn summary(&self) -> &DocumentSummary {
+        match self {
+            IngestOutcome::Ingested(s) | IngestOutcome::AlreadyIngested(s) => s,
+        }
+    }
+
+    /// Consumes the outcome, returning the stored document.
+    pub fn into_summary(self) -> DocumentSummary {
+        match self {
+            IngestOutcome::Ingested(s) | IngestOutcome::AlreadyIngested(s) => s,
+        }
+    }
+
+    /// `true` when this call stored the document.
+    pub fn is_new(&self) -> bool {
+        matches!(self, IngestOutcome::Ingested(_))
+    }
+}
+
+/// A company on file with totals over its documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompanySummary {
+    /// Company key ([`esg_core::company_key`]).
+    pub key: String,
+    /// Display name (the first name the company was stored under).
+    pub name: String,
+    /// Distinct report years on file, ascending.
+    pub years: Vec<i32>,
+    /// Number of documents.
+    pub documents: u32,
+    /// Pages over all documents.
+    pub pages: u32,
+    /// Chunks over all documents.
+    pub chunks: u32,
+}
+
+/// A chunk with the document it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredChunk {
+    /// The document the chunk belongs to.
+    pub doc_id: String,
+    /// Report year of that document.
+    pub year: i32,
+    /// The chunk itself.
+    #[serde(flatten)]
+    pub chunk: Chunk,
+}
+
+/// Totals over the whole store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StoreCounts {
+    /// Companies on file.
+    pub companies: u64,
+    /// Documents on file.
+    pub documents: u64,
+    /// Pages over all documents.
+    pub pages: u64,
+    /// Chunks over all documents.
+    pub chunks: u64,
+}
+
+/// Everything the rest of the product needs from storage.
+///
+/// Companies are always addressed by name and matched by
+/// [`esg_core::company_key`], so any spelling that normalises to the same key
+/// finds the same company. Every list is sorted by a stable key.
+pub trait Store: Send + Sync {
+    /// Stores a document whole, or not at all.
+    ///
+    /// Returns [`IngestOutcome::AlreadyIngested`] without writing anything if
+    /// a document with the same `doc_id` exists. The company is created on
+    /// first use (the first display name wins). Invalid input gives
+    /// [`StoreError::Invalid`] before anything is written; any failure leaves
+    /// the store exactly as it was.
+    fn put_document(&self, doc: &NewDocument) -> Result<IngestOutcome, StoreError>;
+
+    /// The document with this `doc_id`, if stored.
+    fn document(&self, doc_id: &str) -> Result<Option<DocumentSummary>, StoreError>;
+
+    /// All companies, sorted by key.
+    fn companies(&self) -> Result<Vec<CompanySummary>, StoreError>;
+
+    /// The company whose key equals the key of `name`, if any.
+    fn company(&self, name: &str) -> Result<Option<CompanySummary>, StoreError>;
+
+    /// Documents, of one company (matched by key) or of all, sorted by
+    /// company key, year, file name and `doc_id`.
+    fn documents(&self, company: Option<&str>) -> Result<Vec<DocumentSummary>, StoreError>;
+
+    /// Chunks of one company (matched by key), of one year or of all years,
+    /// sorted by `doc_id` then `seq`. Empty if the company is unknown.
+    fn chunks(&self, company: &str, year: Option<i32>) -> Result<Vec<StoredChunk>, StoreError>;
+
+    /// Cleaned text of one page (1-based) of one document, if stored.
+    fn page_text(&self, doc_id: &str, page: u32) -> Result<Option<String>, StoreError>;
+
+    /// Totals over the whole store.
+    fn counts(&self) -> Result<StoreCounts, StoreError>;
+}
+
+/// Checks a document before anything is written. Returns the company key.
+pub(crate) fn validate(doc: &NewDocument) -> Result<String, StoreError> {
+    use std::collections::HashSet;
+    let invalid = |m: String| Err(StoreError::Invalid(m));
+
+    if doc.doc_id.trim().is_empty() {
+        return invalid("doc_id is empty".into());
+    }
+    let key = esg_core::company_key(&doc.company);
+    if key.is_empty() {
+        return invalid(format!(
+            "company name {:?} has no letters or digits",
+            doc.company
+        ));
+    }
+    if !(MIN_YEAR..=MAX_YEAR).contains(&doc.year) {
+        return invalid(format!(
+            "year {} is outside {MIN_YEAR}..={MAX_YEAR}",
+            doc.year
+        ));
+    }
+    if i64::try_from(doc.byte_len).is_err() {
+        return invalid(format!("byte_len {} is too large", doc.byte_len));
+    }
+    if u32::try_from(doc.pages.len()).is_err() || u32::try_from(doc.chunks.len()).is_err() {
+        return invalid("too many pages or chunks".into());
+    }
+
+    let mut pages = HashSet::with_capacity(doc.pages.len());
+    for p in &doc.pages {
+        if p.number == 0 {
+            return invalid("page number 0 (pages are 1-based)".into());
+        }
+        if !pages.insert(p.number) {
+            return invalid(format!("page {} appears more than once", p.number));
+        }
+    }
+
+    let mut ids = HashSet::with_capacity(doc.chunks.len());
+    let mut seqs = HashSet::with_capacity(doc.chunks.len());
+    for c in &doc.chunks {
+        if c.chunk_id.is_empty() {
+            return invalid(format!("chunk seq {} has an empty chunk_id", c.seq));
+        }
+        if !pages.contains(&c.page) {
+            return invalid(format!(
+                "chunk {} lies on page {}, which is not among the document's pages",
+                c.chunk_id, c.page
+            ));
+        }
+        if c.char_start > c.char_end {
+            return invalid(format!(
+                "chunk {} has char_start {} after char_end {}",
+                c.chunk_id, c.char_start, c.char_end
+            ));
+        }
+        if !ids.insert(c.chunk_id.as_str()) {
+            return invalid(format!("chunk_id {} appears more than once", c.chunk_id));
+        }
+        if !seqs.insert(c.seq) {
+            return invalid(format!("chunk seq {} appears more than once", c.seq));
+        }
+    }
+    Ok(key)
+}

@@ -1,0 +1,271 @@
+//! `esg ingest`: files and directories into the store, one transaction per document.
+
+use crate::EXIT_PARTIAL;
+use crate::cli::IngestArgs;
+use esg_core::ChunkParams;
+use esg_ingest::{ErrorCode, IngestError, Provenance, Sandbox, ingest_bytes, read_source};
+use esg_store::{IngestOutcome, Store};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The result for one input file, as printed with `--json`.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    /// The input path as given (or found in a directory).
+    pub path: String,
+    /// `ingested`, `already_ingested` or `failed`.
+    pub status: &'static str,
+    /// SHA-256 of the file, when it could be read.
+    pub doc_id: Option<String>,
+    /// Detected format (`pdf`, `html`, `text`).
+    pub media_type: Option<String>,
+    /// Pages stored.
+    pub pages: Option<u32>,
+    /// Chunks stored.
+    pub chunks: Option<u32>,
+    /// Company the stored document is filed under.
+    pub company: Option<String>,
+    /// Year the stored document is filed under.
+    pub year: Option<i32>,
+    /// Non-fatal extraction warnings.
+    pub warnings: Vec<String>,
+    /// Why the file failed.
+    pub error: Option<IngestError>,
+}
+
+/// Runs `esg ingest`.
+pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    if esg_core::company_key(&args.company).is_empty() {
+        anyhow::bail!("--company must contain at least one letter or digit");
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot locate the esg executable: {e}"))?;
+    let mut sandbox = Sandbox::new(exe, ["__extract-worker"]);
+    sandbox.timeout = Duration::from_secs(args.timeout_secs);
+    sandbox.memory_limit = args.max_memory_mb << 20;
+    let max_bytes = args.max_file_mb << 20;
+
+    let inputs = expand(&args.paths);
+    let bar = progress_bar(inputs.len() as u64, args.json);
+    let mut failed = 0usize;
+    let mut stored = 0usize;
+    for input in &inputs {
+        bar.set_message(input.display_name());
+        let report = ingest_one(store, &sandbox, args, input, max_bytes);
+        if report.error.is_some() {
+            failed += 1;
+        } else if report.status == "ingested" {
+            stored += 1;
+        }
+        if args.json {
+            bar.suspend(|| println!("{}", serde_json::to_string(&report).unwrap_or_default()));
+        } else {
+            bar.println(human_line(&report));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if !args.json {
+        println!(
+            "{} file(s): {stored} ingested, {} already on file, {failed} failed",
+            inputs.len(),
+            inputs.len() - stored - failed
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn ingest_one(
+    store: &dyn Store,
+    sandbox: &Sandbox,
+    args: &IngestArgs,
+    input: &Input,
+    max_bytes: u64,
+) -> FileReport {
+    let mut report = FileReport {
+        path: input.path.display().to_string(),
+        status: "failed",
+        doc_id: None,
+        media_type: None,
+        pages: None,
+        chunks: None,
+        company: None,
+        year: None,
+        warnings: Vec::new(),
+        error: None,
+    };
+    if let Some(e) = &input.error {
+        report.error = Some(e.clone());
+        return report;
+    }
+    let bytes = match read_source(&input.path, max_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    report.doc_id = Some(esg_core::sha256_hex(&bytes));
+    let filename = input
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let who = Provenance {
+        company: &args.company,
+        year: args.year,
+        filename: &filename,
+    };
+    match ingest_bytes(
+        store,
+        &bytes,
+        who,
+        |b| sandbox.extract(b),
+        ChunkParams::default(),
+    ) {
+        Ok(outcome) => {
+            report.status = if outcome.is_new() {
+                "ingested"
+            } else {
+                "already_ingested"
+            };
+            let s = match outcome {
+                IngestOutcome::Ingested(s) | IngestOutcome::AlreadyIngested(s) => s,
+            };
+            report.media_type = Some(s.media_type.short().to_string());
+            report.pages = Some(s.pages);
+            report.chunks = Some(s.chunks);
+            report.company = Some(s.company);
+            report.year = Some(s.year);
+            report.warnings = s.warnings;
+        }
+        Err(e) => report.error = Some(e),
+    }
+    report
+}
+
+fn human_line(r: &FileReport) -> String {
+    match (&r.error, r.status) {
+        (Some(e), _) => format!(
+            "failed            {}: {} ({})",
+            r.path,
+            e.message,
+            e.code.as_str()
+        ),
+        (None, status) => {
+            let mut line = format!(
+                "{:<17} {} ({}, {} pages, {} chunks",
+                status,
+                r.path,
+                r.media_type.as_deref().unwrap_or("?"),
+                r.pages.unwrap_or(0),
+                r.chunks.unwrap_or(0)
+            );
+            if status == "already_ingested" {
+                line.push_str(&format!(
+                    ", on file as {} {}",
+                    r.company.as_deref().unwrap_or("?"),
+                    r.year.unwrap_or(0)
+                ));
+            }
+            if !r.warnings.is_empty() {
+                line.push_str(&format!(", {} warning(s)", r.warnings.len()));
+            }
+            line.push(')');
+            line
+        }
+    }
+}
+
+fn progress_bar(len: u64, json: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// One input file, or a path that could not be walked.
+#[derive(Debug)]
+struct Input {
+    path: PathBuf,
+    error: Option<IngestError>,
+}
+
+impl Input {
+    fn display_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// Expands directories recursively (sorted by path, hidden entries skipped;
+/// symbolic links to directories are not followed).
+fn expand(paths: &[PathBuf]) -> Vec<Input> {
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut out),
+            Ok(_) => out.push(Input {
+                path: p.clone(),
+                error: None,
+            }),
+            Err(e) => out.push(Input {
+                path: p.clone(),
+                error: Some(IngestError::new(
+                    ErrorCode::UnreadablePath,
+                    format!("cannot read {}: {e}", p.display()),
+                )),
+            }),
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<Input>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            out.push(Input {
+                path: dir.to_path_buf(),
+                error: Some(IngestError::new(
+                    ErrorCode::UnreadablePath,
+                    format!("cannot list {}: {e}", dir.display()),
+                )),
+            });
+            return;
+        }
+    };
+    let mut children: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    children.sort();
+    for c in children {
+        match std::fs::symlink_metadata(&c) {
+            Ok(m) if m.is_dir() => walk(&c, out),
+            Ok(m) if m.file_type().is_symlink() && c.is_dir() => {}
+            _ => out.push(Input {
+                path: c,
+                error: None,
+            }),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The `esg` command-line application: each subcommand is a module.
+
+pub mod cli;
+pub mod ingest;
+pub mod list;
+
+use anyhow::Context;
+use cli::{Cli, Command};
+use esg_store::SqliteStore;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status when some inputs failed (the rest were still processed).
+pub const EXIT_PARTIAL: u8 = 2;
+
+/// Runs a parsed command line and returns the process exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    if matches!(cli.command, Command::ExtractWorker) {
+        return ExitCode::from(esg_ingest::sandbox::worker_main() as u8);
+    }
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let open = || {
+        SqliteStore::open_in_dir(&data_dir)
+            .with_context(|| format!("cannot open the store in {}", data_dir.display()))
+    };
+    match cli.command {
+        Command::Ingest(args) => ingest::run(&open()?, &args),
+        Command::Companies(args) => list::companies(&open()?, &args),
+        Command::Documents(args) => list::documents(&open()?, &args),
+        Command::ExtractWorker => unreachable!("handled in run"),
+    }
+}
+
+/// `$XDG_DATA_HOME/esg-scoring-api`, else `~/.local/share/esg-scoring-api`,
+/// else `./esg-data`.
+pub fn default_data_dir() -> PathBuf {
+    let non_empty = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(x) = non_empty("XDG_DATA_HOME") {
+        return x.join("esg-scoring-api");
+    }
+    if let Some(h) = non_empty("HOME") {
+        return h.join(".local/share/esg-scoring-api");
+    }
+    PathBuf::from("esg-data")
+}

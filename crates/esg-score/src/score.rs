@@ -1,0 +1,708 @@
+//! Explainable stage scoring of one company-year over its chunks.
+//!
+//! For each theme (rubric order):
+//!
+//! 1. **Retrieve** the top-k chunks with the theme's BM25 query.
+//! 2. **Evaluate** every criterion (and override) of the theme on those
+//!    chunks, in rank order; each chunk gives at most one quote per
+//!    criterion, and at most `max_quotes_per_criterion` quotes are kept.
+//! 3. **Ladder**: a criterion is *satisfied* when it has a quote or is
+//!    implied (transitively) by a criterion that has one. Stage `s > 0` is
+//!    *met* when its criteria have quotes from at least
+//!    `min_quotes_per_stage` distinct chunks and its core criteria are
+//!    satisfied (any/all per `core_rule`); it is awarded when, in addition,
+//!    the core criteria of every stage below are satisfied. The highest such
+//!    stage wins, else 0.
+//! 4. **Framework minimums**: a framework whose every `requires` group has
+//!    an evidenced criterion, with quotes from at least
+//!    `min_quotes_per_stage` distinct chunks in total, raises the stage to
+//!    its `min_stage` (evidence is still required: mentions alone in one
+//!    chunk do not count).
+//! 5. **Negative caps**: an override with at least `min_quotes` quotes caps
+//!    the stage (caps win over minimums).
+//! 6. **Confidence** from the number of distinct supporting chunks, their
+//!    specificity (figures, years, framework criteria), agreement (ladder
+//!    rungs evidenced directly, several criteria concurring, no
+//!    contradiction) and freshness, mapped onto the rubric's bands in steps
+//!    of 0.1. Evidence older than the freshness limit loses the penalty.
+//!
+//! The evidence of a theme is every quote of criteria at or below the
+//! stage reached before caps, plus the quotes of applied frameworks and of
+//! detected overrides, so a stage above 0 always shows quotes from at
+//! least two distinct chunks.
+//!
+//! Output is deterministic: chunks are de-duplicated and indexed by
+//! `chunk_id`, every list is sorted by a stable key, floats are rounded,
+//! and the `fingerprint` hashes the canonical request, the rubric and the
+//! documents used.
+
+use crate::error::ScoreError;
+use crate::quote::quote_range;
+use crate::retrieve::{Bm25Index, Bm25Params};
+use crate::matcher::MatchRule;
+use crate::rubric::{Band, CoreRule, Rubric, Theme, tenths};
+use esg_core::{Chunk, sha256_hex};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Default number of chunks retrieved per theme.
+pub const DEFAULT_K: usize = 10;
+/// Largest `k` accepted.
+pub const MAX_K: usize = 100;
+
+/// A chunk with the identity of the document it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoringChunk {
+    /// Id of the stored document.
+    pub doc_id: String,
+    /// SHA-256 of the source file's bytes.
+    pub source_sha256: String,
+    /// Reporting year of the document.
+    pub year: i32,
+    /// The chunk itself.
+    pub chunk: Chunk,
+}
+
+/// What to score and as of when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreParams {
+    /// Chunks retrieved per theme (1..=100).
+    pub k: usize,
+    /// Reporting year scored; only chunks of this year are used.
+    pub year: i32,
+    /// Scoring date (year), explicit so output is reproducible.
+    pub as_of_year: i32,
+    /// Scoring date (month, 1–12).
+    pub as_of_month: u32,
+    /// Theme codes to score; `None` scores all, in rubric order.
+    pub themes: Option<Vec<String>>,
+}
+
+impl ScoreParams {
+    /// Parameters with `k = 10` and all themes.
+    pub fn new(year: i32, as_of_year: i32, as_of_month: u32) -> Self {
+        ScoreParams { k: DEFAULT_K, year, as_of_year, as_of_month, themes: None }
+    }
+}
+
+/// Character offsets of a quote in its page's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Span {
+    /// First character (inclusive).
+    pub start: u32,
+    /// Last character (exclusive).
+    pub end: u32,
+}
+
+/// One verbatim, page-cited quote (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Deterministic id (hash of document, chunk, criterion and span).
+    pub evidence_id: String,
+    /// Document the quote comes from.
+    pub doc_id: String,
+    /// Chunk the quote comes from.
+    pub chunk_id: String,
+    /// 1-based page of the source document.
+    pub page: u32,
+    /// The quote: a verbatim substring of the chunk text, ≤ `quote_max_words` words.
+    pub quote: String,
+    /// SHA-256 of `quote`.
+    pub sha256: String,
+    /// SHA-256 of the source file.
+    pub source_sha256: String,
+    /// Character offsets of the quote in the page text.
+    pub span: Span,
+    /// The text that matched the criterion (contained in `quote`).
+    pub matched: String,
+    /// Criterion (or override) id the quote supports.
+    pub criterion: String,
+    /// Theme code.
+    pub theme: String,
+    /// Stage of the criterion (for an override: its cap).
+    pub stage: u8,
+    /// Reporting year of the document.
+    pub year: i32,
+}
+
+/// A framework signal as seen in one theme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrameworkSignal {
+    /// Framework id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Minimum stage it sets, if any.
+    pub min_stage: Option<u8>,
+    /// Stages it supports without a minimum.
+    pub supports: Vec<u8>,
+    /// `true` when it raised the stage.
+    pub raised_stage: bool,
+}
+
+/// A negative override detected in one theme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapApplied {
+    /// Override id.
+    pub id: String,
+    /// What it detects.
+    pub description: String,
+    /// Highest stage it allows.
+    pub cap: u8,
+    /// `true` when it lowered the stage.
+    pub lowered_stage: bool,
+}
+
+/// A criterion of the next stage with no evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// Criterion id.
+    pub criterion: String,
+    /// What it looks for.
+    pub description: String,
+}
+
+/// A chunk retrieved for a theme.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetrievedChunk {
+    /// 1-based rank.
+    pub rank: usize,
+    /// Chunk id.
+    pub chunk_id: String,
+    /// Document id.
+    pub doc_id: String,
+    /// Page of the chunk.
+    pub page: u32,
+    /// BM25 score, rounded to 4 decimals.
+    pub score: f64,
+}
+
+/// The factors behind a confidence value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfidenceDetail {
+    /// Distinct chunks supporting the stage.
+    pub distinct_chunks: usize,
+    /// Share of supporting quotes that are specific (figures, years, framework criteria), 2 decimals.
+    pub specificity: f64,
+    /// Agreement of the evidence (ladder evidenced directly, criteria concurring, no contradiction), 2 decimals.
+    pub agreement: f64,
+    /// Evidence older than the freshness limit.
+    pub stale: bool,
+    /// Age of the newest supporting evidence in months at scoring time.
+    pub age_months: Option<i64>,
+}
+
+/// The result for one theme.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThemeResult {
+    /// Theme code.
+    pub theme: String,
+    /// Theme name.
+    pub name: String,
+    /// Awarded stage, 0–4.
+    pub stage: u8,
+    /// Label of the awarded stage.
+    pub label: String,
+    /// Descriptor of the awarded stage.
+    pub stage_descriptor: String,
+    /// Confidence, one of the rubric's band values (0.2–1.0 in steps of 0.1).
+    pub confidence: f64,
+    /// Name of the confidence band.
+    pub confidence_band: String,
+    /// How the confidence was reached.
+    pub confidence_detail: ConfidenceDetail,
+    /// Quotes, sorted by (stage, criterion, doc_id, page, span, evidence_id).
+    pub evidence: Vec<Evidence>,
+    /// Frameworks detected with evidence, sorted by id.
+    pub frameworks: Vec<FrameworkSignal>,
+    /// Negative overrides detected, sorted by id.
+    pub caps: Vec<CapApplied>,
+    /// Criteria of the next stage with no evidence, sorted by id.
+    pub next_stage_gaps: Vec<Gap>,
+    /// The chunks retrieved for the theme, by rank.
+    pub retrieved: Vec<RetrievedChunk>,
+    /// Explanation when the stage is 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Mean stage and grade over the scored themes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overall {
+    /// Mean stage, 2 decimals.
+    pub mean_stage: f64,
+    /// Grade band of the mean (rounded to one decimal).
+    pub grade: String,
+    /// Number of themes scored.
+    pub themes_scored: usize,
+}
+
+/// A document whose chunks were used.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DocumentUsed {
+    /// Document id.
+    pub doc_id: String,
+    /// SHA-256 of the source file.
+    pub source_sha256: String,
+    /// Reporting year.
+    pub year: i32,
+}
+
+/// Parity check: every quote comes from a retrieved chunk (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Parity {
+    /// `evidence_chunk_ids ⊆ retrieved_chunk_ids`.
+    pub parity_ok: bool,
+    /// Union of retrieved chunk ids over all themes, sorted.
+    pub retrieved_chunk_ids: Vec<String>,
+    /// Chunk ids that evidence quotes come from, sorted.
+    pub evidence_chunk_ids: Vec<String>,
+    /// Evidence chunk ids that were not retrieved (empty when parity holds).
+    pub missing_chunk_ids: Vec<String>,
+}
+
+/// The full, deterministic scoring result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scorecard {
+    /// Rubric version.
+    pub rubric_version: String,
+    /// SHA-256 of the rubric text.
+    pub rubric_sha256: String,
+    /// Reporting year scored.
+    pub year: i32,
+    /// Scoring date, `YYYY-MM`.
+    pub as_of: String,
+    /// Chunks retrieved per theme.
+    pub k: usize,
+    /// Per-theme results, in rubric order.
+    pub themes: Vec<ThemeResult>,
+    /// Mean stage and grade.
+    pub overall: Overall,
+    /// Documents used, sorted by id.
+    pub documents: Vec<DocumentUsed>,
+    /// SHA-256 over the canonical request, rubric and documents.
+    pub fingerprint: String,
+    /// Evidence/retrieval parity.
+    pub parity: Parity,
+}
+
+/// Scores the chunks of one company for `params.year`.
+///
+/// # Errors
+/// [`ScoreError::InvalidParam`] for `k` outside 1..=100, a month outside
+/// 1..=12, or unknown/empty theme codes; [`ScoreError::NoChunks`] when no
+/// chunk has the requested year.
+pub fn score(rubric: &Rubric, chunks: &[ScoringChunk], params: &ScoreParams) -> Result<Scorecard, ScoreError> {
+    if !(1..=MAX_K).contains(&params.k) {
+        return Err(invalid("k", format!("must be between 1 and {MAX_K}, found {}", params.k)));
+    }
+    if !(1..=12).contains(&params.as_of_month) {
+        return Err(invalid("as_of_month", format!("must be between 1 and 12, found {}", params.as_of_month)));
+    }
+    let themes = select_themes(rubric, params.themes.as_deref())?;
+
+    // The year's chunks, de-duplicated by chunk id, in id order.
+    let mut pool: Vec<&ScoringChunk> = chunks.iter().filter(|c| c.year == params.year).collect();
+    if pool.is_empty() {
+        return Err(ScoreError::NoChunks { year: params.year });
+    }
+    pool.sort_by(|a, b| a.chunk.chunk_id.cmp(&b.chunk.chunk_id).then_with(|| a.doc_id.cmp(&b.doc_id)));
+    pool.dedup_by(|b, a| a.chunk.chunk_id == b.chunk.chunk_id);
+    let by_id: BTreeMap<&str, &ScoringChunk> = pool.iter().map(|c| (c.chunk.chunk_id.as_str(), *c)).collect();
+    let index = Bm25Index::new(Bm25Params::default(), pool.iter().map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())));
+
+    let results: Vec<ThemeResult> =
+        themes.iter().map(|t| score_theme(rubric, t, &index, &by_id, params)).collect();
+
+    let documents: Vec<DocumentUsed> = pool
+        .iter()
+        .map(|c| DocumentUsed { doc_id: c.doc_id.clone(), source_sha256: c.source_sha256.clone(), year: c.year })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    let retrieved: BTreeSet<String> = results.iter().flat_map(|r| r.retrieved.iter().map(|x| x.chunk_id.clone())).collect();
+    let evidence: BTreeSet<String> = results.iter().flat_map(|r| r.evidence.iter().map(|e| e.chunk_id.clone())).collect();
+    let missing: Vec<String> = evidence.difference(&retrieved).cloned().collect();
+    let parity = Parity {
+        parity_ok: missing.is_empty(),
+        retrieved_chunk_ids: retrieved.into_iter().collect(),
+        evidence_chunk_ids: evidence.into_iter().collect(),
+        missing_chunk_ids: missing,
+    };
+
+    let overall = overall(rubric, &results);
+    let as_of = format!("{:04}-{:02}", params.as_of_year, params.as_of_month);
+    let fingerprint = fingerprint(rubric, params, &themes, &documents);
+    Ok(Scorecard {
+        rubric_version: rubric.version.clone(),
+        rubric_sha256: rubric.sha256().to_string(),
+        year: params.year,
+        as_of,
+        k: params.k,
+        themes: results,
+        overall,
+        documents,
+        fingerprint,
+        parity,
+    })
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ScoreError {
+    ScoreError::InvalidParam { field: field.to_string(), message: message.into() }
+}
+
+fn select_themes<'r>(rubric: &'r Rubric, wanted: Option<&[String]>) -> Result<Vec<&'r Theme>, ScoreError> {
+    let Some(wanted) = wanted else { return Ok(rubric.themes.iter().collect()) };
+    if wanted.is_empty() {
+        return Err(invalid("themes", "must not be empty (omit it to score all themes)"));
+    }
+    for w in wanted {
+        if rubric.theme(w).is_none() {
+            return Err(invalid("themes", format!("unknown theme \"{w}\"; expected one of {}", rubric.theme_codes().join(", "))));
+        }
+    }
+    Ok(rubric.themes.iter().filter(|t| wanted.contains(&t.code)).collect())
+}
+
+/// SHA-256 over the canonical request (resolved themes in rubric order),
+/// the rubric version and hash, and the documents used.
+fn fingerprint(rubric: &Rubric, params: &ScoreParams, themes: &[&Theme], docs: &[DocumentUsed]) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        request: CanonicalRequest<'a>,
+        rubric_version: &'a str,
+        rubric_sha256: &'a str,
+        documents: Vec<(&'a str, &'a str)>,
+    }
+    #[derive(Serialize)]
+    struct CanonicalRequest<'a> {
+        year: i32,
+        k: usize,
+        as_of_year: i32,
+        as_of_month: u32,
+        themes: Vec<&'a str>,
+    }
+    let c = Canonical {
+        request: CanonicalRequest {
+            year: params.year,
+            k: params.k,
+            as_of_year: params.as_of_year,
+            as_of_month: params.as_of_month,
+            themes: themes.iter().map(|t| t.code.as_str()).collect(),
+        },
+        rubric_version: &rubric.version,
+        rubric_sha256: rubric.sha256(),
+        documents: docs.iter().map(|d| (d.doc_id.as_str(), d.source_sha256.as_str())).collect(),
+    };
+    sha256_hex(serde_json::to_string(&c).unwrap_or_default())
+}
+
+fn overall(rubric: &Rubric, results: &[ThemeResult]) -> Overall {
+    let n = results.len();
+    let sum: usize = results.iter().map(|r| usize::from(r.stage)).sum();
+    let mean = if n == 0 { 0.0 } else { sum as f64 / n as f64 };
+    // Mean in tenths, rounded half up, with integer arithmetic.
+    let t = if n == 0 { 0 } else { ((sum * 20 + n) / (2 * n)) as i64 };
+    let grade = band_of(&rubric.scoring.grade_bands, t).map(|b| b.name.clone()).unwrap_or_default();
+    Overall { mean_stage: round_to(mean, 2), grade, themes_scored: n }
+}
+
+fn band_of(bands: &[Band], t: i64) -> Option<&Band> {
+    bands.iter().find(|b| b.min_tenths() <= t && t <= b.max_tenths())
+}
+
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (x * f).round() / f
+}
+
+/// Quotes found for one criterion or override, in retrieval-rank order.
+type Found = BTreeMap<String, Vec<Evidence>>;
+
+fn collect(
+    rubric: &Rubric,
+    theme: &str,
+    id: &str,
+    stage: u8,
+    rule: &MatchRule,
+    ranked: &[&ScoringChunk],
+    limit: usize,
+) -> Vec<Evidence> {
+    let max_words = rubric.scoring.quote_max_words;
+    let mut out = Vec::new();
+    for sc in ranked {
+        if out.len() >= limit {
+            break;
+        }
+        let text = sc.chunk.text.as_str();
+        for hit in rubric.find(rule, text) {
+            let Some(q) = quote_range(text, hit.clone(), max_words) else { continue };
+            let quote = &text[q.clone()];
+            let start = sc.chunk.char_start + text[..q.start].chars().count() as u32;
+            let end = start + quote.chars().count() as u32;
+            let evidence_id =
+                sha256_hex(format!("{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}", sc.doc_id, sc.chunk.chunk_id, id))[..24].to_string();
+            out.push(Evidence {
+                evidence_id,
+                doc_id: sc.doc_id.clone(),
+                chunk_id: sc.chunk.chunk_id.clone(),
+                page: sc.chunk.page,
+                quote: quote.to_string(),
+                sha256: sha256_hex(quote),
+                source_sha256: sc.source_sha256.clone(),
+                span: Span { start, end },
+                matched: text[hit].to_string(),
+                criterion: id.to_string(),
+                theme: theme.to_string(),
+                stage,
+                year: sc.year,
+            });
+            break; // one quote per chunk and criterion
+        }
+    }
+    out
+}
+
+fn distinct_chunks<'a>(quotes: impl IntoIterator<Item = &'a Evidence>) -> usize {
+    quotes.into_iter().map(|e| e.chunk_id.as_str()).collect::<BTreeSet<_>>().len()
+}
+
+fn core_ok(rule: CoreRule, cores: &[&str], ok: impl Fn(&str) -> bool) -> bool {
+    match rule {
+        CoreRule::Any => cores.iter().any(|c| ok(c)),
+        CoreRule::All => !cores.is_empty() && cores.iter().all(|c| ok(c)),
+    }
+}
+
+fn score_theme(
+    rubric: &Rubric,
+    theme: &Theme,
+    index: &Bm25Index,
+    by_id: &BTreeMap<&str, &ScoringChunk>,
+    params: &ScoreParams,
+) -> ThemeResult {
+    let rules = &rubric.scoring;
+    let hits = index.search(&theme.query, params.k);
+    let ranked: Vec<&ScoringChunk> = hits.iter().filter_map(|h| by_id.get(h.chunk_id.as_str()).copied()).collect();
+    let retrieved: Vec<RetrievedChunk> = hits
+        .iter()
+        .zip(&ranked)
+        .enumerate()
+        .map(|(i, (h, c))| RetrievedChunk {
+            rank: i + 1,
+            chunk_id: h.chunk_id.clone(),
+            doc_id: c.doc_id.clone(),
+            page: c.chunk.page,
+            score: round_to(h.score, 4),
+        })
+        .collect();
+
+    // Quotes per criterion.
+    let mut found: Found = BTreeMap::new();
+    for stage in &theme.stages {
+        for c in &stage.criteria {
+            let q = collect(rubric, &theme.code, &c.id, stage.stage, &c.rule, &ranked, rules.max_quotes_per_criterion);
+            if !q.is_empty() {
+                found.insert(c.id.clone(), q);
+            }
+        }
+    }
+    let evidenced: BTreeSet<String> = found.keys().cloned().collect();
+    let satisfied = rubric.implied_closure(evidenced.iter().map(String::as_str));
+
+    // Ladder.
+    let cores = |s: u8| -> Vec<&str> {
+        theme.stages[usize::from(s)].criteria.iter().filter(|c| c.core).map(|c| c.id.as_str()).collect()
+    };
+    let rung_ok = |s: u8| core_ok(theme.stages[usize::from(s)].core_rule, &cores(s), |id| satisfied.contains(id));
+    let stage_quotes = |s: u8| -> Vec<&Evidence> {
+        theme.stages[usize::from(s)].criteria.iter().filter_map(|c| found.get(&c.id)).flatten().collect()
+    };
+    let mut ladder_stage = 0u8;
+    for s in (1..theme.stages.len() as u8).rev() {
+        let met = distinct_chunks(stage_quotes(s)) >= rules.min_quotes_per_stage && (1..=s).all(rung_ok);
+        if met {
+            ladder_stage = s;
+            break;
+        }
+    }
+
+    // Framework minimums.
+    let mut stage = ladder_stage;
+    let mut frameworks = Vec::new();
+    let mut framework_quotes: Vec<&Evidence> = Vec::new();
+    let mut info_quotes: Vec<&Evidence> = Vec::new();
+    for f in rubric.frameworks.iter().filter(|f| f.theme == theme.code) {
+        let groups_ok = f.requires.iter().all(|g| g.iter().any(|id| evidenced.contains(id)));
+        let quotes: Vec<&Evidence> = f.requires.iter().flatten().filter_map(|id| found.get(id)).flatten().collect();
+        if !groups_ok || distinct_chunks(quotes.iter().copied()) < rules.min_quotes_per_stage {
+            continue;
+        }
+        let raised = f.min_stage.is_some_and(|m| m > stage);
+        if let Some(m) = f.min_stage {
+            stage = stage.max(m);
+            framework_quotes.extend(quotes);
+        } else {
+            info_quotes.extend(quotes);
+        }
+        frameworks.push(FrameworkSignal {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            min_stage: f.min_stage,
+            supports: f.supports.clone(),
+            raised_stage: raised,
+        });
+    }
+    let pre_cap = stage;
+
+    // Negative caps.
+    let mut caps = Vec::new();
+    let mut cap_quotes: Vec<Evidence> = Vec::new();
+    for o in rubric.overrides.iter().filter(|o| o.themes.contains(&theme.code)) {
+        let q = collect(rubric, &theme.code, &o.id, o.cap, &o.rule, &ranked, rules.max_quotes_per_criterion);
+        if q.len() < o.min_quotes {
+            continue;
+        }
+        let lowered = stage > o.cap;
+        stage = stage.min(o.cap);
+        caps.push(CapApplied { id: o.id.clone(), description: o.description.clone(), cap: o.cap, lowered_stage: lowered });
+        cap_quotes.extend(q);
+    }
+
+    // Evidence shown: criteria at or below the pre-cap stage and frameworks
+    // with a minimum (these support the stage), then informational
+    // frameworks and overrides.
+    let mut evidence: Vec<Evidence> = Vec::new();
+    let mut seen_ids = BTreeSet::new();
+    let supporting: Vec<&Evidence> = theme
+        .stages
+        .iter()
+        .filter(|s| s.stage >= 1 && s.stage <= pre_cap)
+        .flat_map(|s| s.criteria.iter())
+        .filter_map(|c| found.get(&c.id))
+        .flatten()
+        .chain(framework_quotes.iter().copied())
+        .collect();
+    let supporting: Vec<&Evidence> = {
+        let mut ids = BTreeSet::new();
+        supporting.into_iter().filter(|e| ids.insert(e.evidence_id.as_str())).collect()
+    };
+    for e in supporting.iter().copied().chain(info_quotes.iter().copied()).chain(cap_quotes.iter()) {
+        if seen_ids.insert(e.evidence_id.clone()) {
+            evidence.push(e.clone());
+        }
+    }
+    evidence.sort_by(|a, b| {
+        (a.stage, &a.criterion, &a.doc_id, a.page, a.span, &a.evidence_id).cmp(&(
+            b.stage,
+            &b.criterion,
+            &b.doc_id,
+            b.page,
+            b.span,
+            &b.evidence_id,
+        ))
+    });
+
+    // Confidence.
+    let framework_criteria: BTreeSet<&str> =
+        rubric.frameworks.iter().flat_map(|f| f.requires.iter().flatten()).map(String::as_str).collect();
+    let n_chunks = distinct_chunks(supporting.iter().copied());
+    let specific = supporting
+        .iter()
+        .filter(|e| e.quote.chars().any(|c| c.is_ascii_digit()) || framework_criteria.contains(e.criterion.as_str()))
+        .count();
+    let specificity = if supporting.is_empty() { 0.0 } else { specific as f64 / supporting.len() as f64 };
+    let direct_rungs = (1..=pre_cap)
+        .filter(|&s| core_ok(theme.stages[usize::from(s)].core_rule, &cores(s), |id| evidenced.contains(id)))
+        .count();
+    let ladder_share = if pre_cap == 0 { 0.0 } else { direct_rungs as f64 / f64::from(pre_cap) };
+    let criteria_count = supporting.iter().map(|e| e.criterion.as_str()).collect::<BTreeSet<_>>().len();
+    let concurrence = (criteria_count.saturating_sub(1)).min(2) as f64 / 2.0;
+    let agreement = if caps.is_empty() { 0.5 * ladder_share + 0.5 * concurrence } else { 0.0 };
+    let newest_year = supporting.iter().map(|e| e.year).max();
+    let age_months = newest_year.map(|y| {
+        (i64::from(params.as_of_year) * 12 + i64::from(params.as_of_month))
+            - (i64::from(y) * 12 + i64::from(rules.freshness.assumed_publication_month))
+    });
+    let stale = age_months.is_some_and(|a| a > i64::from(rules.freshness.max_age_months));
+    let bands = &rules.confidence_bands;
+    let (lo, hi) = (bands[0].min_tenths(), bands[bands.len() - 1].max_tenths());
+    let mut conf_t = if pre_cap == 0 {
+        // Stage 0: weak, a notch higher when some (insufficient) evidence exists.
+        (lo + i64::from(!found.is_empty())).min(bands[0].max_tenths())
+    } else {
+        let count = (n_chunks.min(6)) as f64 / 6.0;
+        let quality = 0.4 * count + 0.3 * specificity + 0.3 * agreement;
+        let raw = (lo as f64 / 10.0) + quality * ((hi - lo) as f64 / 10.0);
+        tenths(raw)
+    };
+    if stale && pre_cap > 0 {
+        conf_t -= tenths(rules.freshness.confidence_penalty);
+    }
+    conf_t = conf_t.clamp(lo, hi);
+    // Snap into a band (down to the top of the band below when between bands).
+    if band_of(bands, conf_t).is_none() {
+        conf_t = bands.iter().rev().find(|b| b.max_tenths() < conf_t).map_or(lo, |b| b.max_tenths());
+    }
+    let confidence_band = band_of(bands, conf_t).map(|b| b.name.clone()).unwrap_or_default();
+
+    // Gaps of the next stage.
+    let next_stage_gaps: Vec<Gap> = theme
+        .stages
+        .get(usize::from(stage) + 1)
+        .map(|s| {
+            let mut g: Vec<Gap> = s
+                .criteria
+                .iter()
+                .filter(|c| !evidenced.contains(&c.id))
+                .map(|c| Gap { criterion: c.id.clone(), description: c.description.clone() })
+                .collect();
+            g.sort_by(|a, b| a.criterion.cmp(&b.criterion));
+            g
+        })
+        .unwrap_or_default();
+
+    let note = if stage > 0 {
+        None
+    } else if found.is_empty() && caps.is_empty() {
+        Some(format!(
+            "No evidence for {} in the top {} retrieved chunks: stage 0 with low confidence.",
+            theme.code, params.k
+        ))
+    } else if pre_cap > 0 {
+        Some(format!("Capped at stage 0 by a negative override (stage {pre_cap} before the cap)."))
+    } else {
+        Some(format!(
+            "Evidence found for {} but no stage has quotes from {} distinct chunks with its ladder satisfied: stage 0 with low confidence.",
+            evidenced.iter().cloned().collect::<Vec<_>>().join(", "),
+            rules.min_quotes_per_stage
+        ))
+    };
+
+    frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+    caps.sort_by(|a, b| a.id.cmp(&b.id));
+    let st = &theme.stages[usize::from(stage)];
+    ThemeResult {
+        theme: theme.code.clone(),
+        name: theme.name.clone(),
+        stage,
+        label: st.label.clone(),
+        stage_descriptor: st.descriptor.clone(),
+        confidence: conf_t as f64 / 10.0,
+        confidence_band,
+        confidence_detail: ConfidenceDetail {
+            distinct_chunks: n_chunks,
+            specificity: round_to(specificity, 2),
+            agreement: round_to(agreement, 2),
+            stale,
+            age_months,
+        },
+        evidence,
+        frameworks,
+        caps,
+        next_stage_gaps,
+        retrieved,
+        note,
+    }
+}

@@ -1,0 +1,116 @@
+//! Schema migrations, versioned in the code.
+//!
+//! `MIGRATIONS[i]` takes the schema from version `i` to version `i + 1`;
+//! `PRAGMA user_version` records the version a database is at. Migrations
+//! are append-only: never edit one that has shipped, add a new one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// The ordered migration scripts. Each runs in its own transaction, so a
+/// script must not contain `BEGIN`/`COMMIT`.
+const MIGRATIONS: &[&str] = &[
+    // 1: companies, documents, pages and chunks.
+    r#"
+CREATE TABLE companies (
+    id           INTEGER PRIMARY KEY,
+    key          TEXT    NOT NULL UNIQUE CHECK (key <> ''),
+    display_name TEXT    NOT NULL,
+    created_at   TEXT    NOT NULL
+);
+
+CREATE TABLE documents (
+    id            INTEGER PRIMARY KEY,
+    doc_id        TEXT    NOT NULL UNIQUE CHECK (doc_id <> ''),
+    company_id    INTEGER NOT NULL REFERENCES companies(id) ON DELETE RESTRICT,
+    year          INTEGER NOT NULL CHECK (year BETWEEN 1900 AND 2200),
+    filename      TEXT    NOT NULL,
+    media_type    TEXT    NOT NULL,
+    pages         INTEGER NOT NULL CHECK (pages >= 0),
+    chunks        INTEGER NOT NULL CHECK (chunks >= 0),
+    bytes         INTEGER NOT NULL CHECK (bytes >= 0),
+    virtual_pages INTEGER NOT NULL CHECK (virtual_pages IN (0, 1)),
+    warnings      TEXT    NOT NULL DEFAULT '[]',
+    ingested_at   TEXT    NOT NULL
+);
+-- Company/year lookups, and the listing order (company, year, filename, doc_id).
+CREATE INDEX documents_company_year ON documents(company_id, year, filename, doc_id);
+
+CREATE TABLE pages (
+    document   INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page       INTEGER NOT NULL CHECK (page >= 1),
+    text       TEXT    NOT NULL,
+    is_virtual INTEGER NOT NULL CHECK (is_virtual IN (0, 1)),
+    PRIMARY KEY (document, page)
+) WITHOUT ROWID;
+
+CREATE TABLE chunks (
+    chunk_id   TEXT    PRIMARY KEY,
+    document   INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page       INTEGER NOT NULL,
+    seq        INTEGER NOT NULL CHECK (seq >= 0),
+    char_start INTEGER NOT NULL CHECK (char_start >= 0),
+    char_end   INTEGER NOT NULL CHECK (char_end >= char_start),
+    text       TEXT    NOT NULL,
+    sha256     TEXT    NOT NULL,
+    words      INTEGER NOT NULL CHECK (words >= 0),
+    -- A chunk lies on a page of its own document.
+    FOREIGN KEY (document, page) REFERENCES pages(document, page) ON DELETE CASCADE
+);
+-- Chunk order within a document (and uniqueness of seq).
+CREATE UNIQUE INDEX chunks_document_seq ON chunks(document, seq);
+-- Child-key index for the (document, page) foreign key.
+CREATE INDEX chunks_document_page ON chunks(document, page);
+"#,
+];
+
+/// The schema version this program writes and reads: the number of
+/// migrations it knows.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Reads `PRAGMA user_version`.
+pub(crate) fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative schema version {v}")))
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`].
+///
+/// Safe when several processes open a fresh database at once: each step
+/// takes the write lock (`BEGIN IMMEDIATE`) and re-reads the version inside
+/// the transaction, so a migration another process already applied is
+/// skipped, never applied twice. Each migration commits on its own, so an
+/// interrupted run resumes where it stopped.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        // Fast path without the write lock: nothing to do, or too new.
+        let seen = current_version(conn)?;
+        check_not_too_new(seen)?;
+        if seen == SCHEMA_VERSION {
+            return Ok(());
+        }
+
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = current_version(&tx)?;
+        check_not_too_new(version)?;
+        if version == SCHEMA_VERSION {
+            return Ok(()); // another process finished first; tx rolls back (nothing written)
+        }
+        tx.execute_batch(MIGRATIONS[version as usize])?;
+        // user_version lives in the database header and is part of this transaction.
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}
+
+fn check_not_too_new(found: u32) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        })
+    } else {
+        Ok(())
+    }
+}

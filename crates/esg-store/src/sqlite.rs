@@ -1,0 +1,513 @@
+//! The embedded backend: one SQLite database file in WAL mode.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::migrations;
+use crate::{
+    Chunk, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument, Store,
+    StoreCounts, StoreError, StoredChunk, json, validate,
+};
+
+/// Name of the database file that [`SqliteStore::open_in_dir`] uses.
+pub const DB_FILE_NAME: &str = "esg.sqlite3";
+
+/// How long a statement waits for another connection's lock before failing.
+/// Writes are short (one document per transaction), so this is generous:
+/// several `esg` processes sharing a data dir queue up instead of failing
+/// with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The embedded [`Store`]: one SQLite database file.
+///
+/// Opened in WAL mode with foreign keys enforced and a busy timeout, so
+/// several processes (and several `SqliteStore`s in one process) can share
+/// the file: readers never block, writers queue. One connection is held
+/// behind a mutex, so a single `SqliteStore` may be shared between threads.
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to [`crate::SCHEMA_VERSION`].
+    ///
+    /// Fails with [`StoreError::SchemaTooNew`] if the database was written by
+    /// a newer program, with [`StoreError::Corrupt`] if the file is not a
+    /// SQLite database, and with [`StoreError::Unsupported`] if the file
+    /// cannot be put in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path).map_err(|e| match e {
+            StoreError::Sqlite(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+                ) =>
+            {
+                StoreError::Corrupt(format!("{}: {e}", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    fn open_inner(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Some lock waits (switching a fresh file to WAL, WAL recovery) can
+        // report SQLITE_BUSY without consulting the busy handler; retry
+        // those within the same overall budget.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        retry_busy(deadline, || configure(&conn))?;
+        retry_busy(deadline, || migrations::migrate(&mut conn))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Opens the store in a data directory, creating the directory if needed;
+    /// the database file is [`DB_FILE_NAME`] inside it.
+    pub fn open_in_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create data directory {}: {e}", data_dir.display()),
+            )
+        })?;
+        Self::open(&data_dir.join(DB_FILE_NAME))
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the database (`PRAGMA user_version`).
+    /// Equal to [`crate::SCHEMA_VERSION`] once [`SqliteStore::open`] succeeded,
+    /// unless a newer program has since migrated the file.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrations::current_version(&self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held cannot leave a transaction open:
+        // rusqlite rolls back when the `Transaction` is dropped on unwind.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Per-connection settings.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let fk: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    if !fk {
+        return Err(StoreError::Unsupported(
+            "SQLite was built without foreign key support".into(),
+        ));
+    }
+    // WAL: readers do not block the writer and vice versa, which is what lets
+    // several processes share one data dir. The mode is stored in the file.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unsupported(format!(
+            "journal_mode is {mode:?}, WAL is required (is the file on a network file system?)"
+        )));
+    }
+    // synchronous=NORMAL: in WAL mode this never corrupts the database; a
+    // power loss (not a process crash) may only roll back the last few
+    // commits. That is the right trade for ingest, which is idempotent and
+    // can be re-run, and it avoids an fsync on every commit.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Retries `f` while SQLite reports busy/locked, until `deadline`.
+fn retry_busy<T>(
+    deadline: Instant,
+    mut f: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(StoreError::Sqlite(e)) if is_busy(&e) && Instant::now() < deadline => {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn corrupt(what: &str, value: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what} has impossible value {value}"))
+}
+
+fn to_u32(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| corrupt(what, v))
+}
+
+fn to_i32(v: i64, what: &str) -> Result<i32, StoreError> {
+    i32::try_from(v).map_err(|_| corrupt(what, v))
+}
+
+fn saturating_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Columns of a document summary, in the order [`RawDoc::from_row`] reads them.
+const DOC_SELECT: &str = "SELECT d.doc_id, c.display_name, c.key, d.year, d.filename, d.media_type, \
+     d.pages, d.chunks, d.bytes, d.virtual_pages, d.warnings, d.ingested_at \
+     FROM documents d JOIN companies c ON c.id = d.company_id";
+
+/// A document row as SQLite types, before checking.
+struct RawDoc {
+    doc_id: String,
+    company: String,
+    company_key: String,
+    year: i64,
+    filename: String,
+    media_type: String,
+    pages: i64,
+    chunks: i64,
+    bytes: i64,
+    virtual_pages: i64,
+    warnings: String,
+    ingested_at: String,
+}
+
+impl RawDoc {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawDoc {
+            doc_id: r.get(0)?,
+            company: r.get(1)?,
+            company_key: r.get(2)?,
+            year: r.get(3)?,
+            filename: r.get(4)?,
+            media_type: r.get(5)?,
+            pages: r.get(6)?,
+            chunks: r.get(7)?,
+            bytes: r.get(8)?,
+            virtual_pages: r.get(9)?,
+            warnings: r.get(10)?,
+            ingested_at: r.get(11)?,
+        })
+    }
+
+    fn into_summary(self) -> Result<DocumentSummary, StoreError> {
+        let media_type = MediaType::from_mime(&self.media_type)
+            .ok_or_else(|| corrupt("documents.media_type", &self.media_type))?;
+        let warnings = json::decode_strings(&self.warnings).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "documents.warnings of {} is not a JSON array of strings: {e}",
+                self.doc_id
+            ))
+        })?;
+        Ok(DocumentSummary {
+            sha256: self.doc_id.clone(),
+            doc_id: self.doc_id,
+            company: self.company,
+            company_key: self.company_key,
+            year: to_i32(self.year, "documents.year")?,
+            filename: self.filename,
+            media_type,
+            pages: to_u32(self.pages, "documents.pages")?,
+            chunks: to_u32(self.chunks, "documents.chunks")?,
+            bytes: u64::try_from(self.bytes).map_err(|_| corrupt("documents.bytes", self.bytes))?,
+            virtual_pages: self.virtual_pages != 0,
+            warnings,
+            ingested_at: self.ingested_at,
+        })
+    }
+}
+
+fn query_document(conn: &Connection, doc_id: &str) -> Result<Option<DocumentSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{DOC_SELECT} WHERE d.doc_id = ?1"))?;
+    let raw = stmt.query_row([doc_id], RawDoc::from_row).optional()?;
+    raw.map(RawDoc::into_summary).transpose()
+}
+
+/// Totals per company; `key = None` lists all companies.
+fn query_companies(
+    conn: &Connection,
+    key: Option<&str>,
+) -> Result<Vec<CompanySummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.key, c.display_name, COUNT(d.id), COALESCE(SUM(d.pages), 0), \
+                COALESCE(SUM(d.chunks), 0), COALESCE(GROUP_CONCAT(DISTINCT d.year), '') \
+         FROM companies c LEFT JOIN documents d ON d.company_id = c.id \
+         WHERE ?1 IS NULL OR c.key = ?1 \
+         GROUP BY c.id ORDER BY c.key",
+    )?;
+    let rows = stmt.query_map([key], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, name, documents, pages, chunks, years) = row?;
+        let mut years = years
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<i32>().map_err(|_| corrupt("documents.year", s)))
+            .collect::<Result<Vec<_>, _>>()?;
+        years.sort_unstable();
+        years.dedup();
+        out.push(CompanySummary {
+            key,
+            name,
+            years,
+            documents: saturating_u32(documents),
+            pages: saturating_u32(pages),
+            chunks: saturating_u32(chunks),
+        });
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn put_document(&self, doc: &NewDocument) -> Result<IngestOutcome, StoreError> {
+        let key = validate(doc)?;
+        let mut conn = self.lock();
+        // IMMEDIATE takes the write lock up front: the existence check and
+        // the inserts see the same state, so two writers of the same
+        // document serialise into one Ingested and one AlreadyIngested.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(existing) = query_document(&tx, &doc.doc_id)? {
+            return Ok(IngestOutcome::AlreadyIngested(existing)); // tx rolls back: nothing written
+        }
+
+        let now = now_rfc3339();
+        tx.prepare_cached(
+            "INSERT INTO companies (key, display_name, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key) DO NOTHING",
+        )?
+        .execute(params![key, doc.company.trim(), now])?;
+        let company_id: i64 = tx
+            .prepare_cached("SELECT id FROM companies WHERE key = ?1")?
+            .query_row([&key], |r| r.get(0))?;
+
+        tx.prepare_cached(
+            "INSERT INTO documents (doc_id, company_id, year, filename, media_type, pages, \
+                 chunks, bytes, virtual_pages, warnings, ingested_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            doc.doc_id,
+            company_id,
+            doc.year,
+            doc.filename,
+            doc.media_type.mime(),
+            doc.pages.len() as i64,
+            doc.chunks.len() as i64,
+            doc.byte_len as i64, // validated to fit
+            doc.pages.iter().any(|p| p.is_virtual),
+            json::encode_strings(&doc.warnings),
+            now,
+        ])?;
+        let document = tx.last_insert_rowid();
+
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO pages (document, page, text, is_virtual) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in &doc.pages {
+                stmt.execute(params![document, p.number, p.text, p.is_virtual])?;
+            }
+        }
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO chunks (chunk_id, document, page, seq, char_start, char_end, text, \
+                     sha256, words) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for c in &doc.chunks {
+                stmt.execute(params![
+                    c.chunk_id,
+                    document,
+                    c.page,
+                    c.seq,
+                    c.char_start,
+                    c.char_end,
+                    c.text,
+                    c.sha256,
+                    c.words
+                ])?;
+            }
+        }
+
+        let summary = query_document(&tx, &doc.doc_id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("document {} not readable after insert", doc.doc_id))
+        })?;
+        tx.commit()?;
+        Ok(IngestOutcome::Ingested(summary))
+    }
+
+    fn document(&self, doc_id: &str) -> Result<Option<DocumentSummary>, StoreError> {
+        query_document(&self.lock(), doc_id)
+    }
+
+    fn companies(&self) -> Result<Vec<CompanySummary>, StoreError> {
+        query_companies(&self.lock(), None)
+    }
+
+    fn company(&self, name: &str) -> Result<Option<CompanySummary>, StoreError> {
+        let key = esg_core::company_key(name);
+        if key.is_empty() {
+            return Ok(None);
+        }
+        Ok(query_companies(&self.lock(), Some(&key))?
+            .into_iter()
+            .next())
+    }
+
+    fn documents(&self, company: Option<&str>) -> Result<Vec<DocumentSummary>, StoreError> {
+        let key = company.map(esg_core::company_key);
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{DOC_SELECT} WHERE ?1 IS NULL OR c.key = ?1 \
+             ORDER BY c.key, d.year, d.filename, d.doc_id"
+        ))?;
+        let rows = stmt.query_map([key], RawDoc::from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.into_summary()?);
+        }
+        Ok(out)
+    }
+
+    fn chunks(&self, company: &str, year: Option<i32>) -> Result<Vec<StoredChunk>, StoreError> {
+        let key = esg_core::company_key(company);
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.doc_id, d.year, ch.chunk_id, ch.page, ch.seq, ch.char_start, ch.char_end, \
+                    ch.text, ch.sha256, ch.words \
+             FROM chunks ch \
+             JOIN documents d ON d.id = ch.document \
+             JOIN companies c ON c.id = d.company_id \
+             WHERE c.key = ?1 AND (?2 IS NULL OR d.year = ?2) \
+             ORDER BY d.doc_id, ch.seq",
+        )?;
+        let rows = stmt.query_map(params![key, year], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc_id, year, chunk_id, page, seq, char_start, char_end, text, sha256, words) =
+                row?;
+            out.push(StoredChunk {
+                doc_id,
+                year: to_i32(year, "documents.year")?,
+                chunk: Chunk {
+                    chunk_id,
+                    page: to_u32(page, "chunks.page")?,
+                    seq: to_u32(seq, "chunks.seq")?,
+                    char_start: to_u32(char_start, "chunks.char_start")?,
+                    char_end: to_u32(char_end, "chunks.char_end")?,
+                    text,
+                    sha256,
+                    words: to_u32(words, "chunks.words")?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn page_text(&self, doc_id: &str, page: u32) -> Result<Option<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.text FROM pages p JOIN documents d ON d.id = p.document \
+             WHERE d.doc_id = ?1 AND p.page = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![doc_id, page], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        let conn = self.lock();
+        let (companies, documents, pages, chunks) = conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM companies), (SELECT COUNT(*) FROM documents), \
+                    (SELECT COUNT(*) FROM pages), (SELECT COUNT(*) FROM chunks)",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
+        )?;
+        let n = |v: i64| u64::try_from(v).map_err(|_| corrupt("a row count", v));
+        Ok(StoreCounts {
+            companies: n(companies)?,
+            documents: n(documents)?,
+            pages: n(pages)?,
+            chunks: n(chunks)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_is_send_sync_and_object_safe() {
+        assert_send_sync::<SqliteStore>();
+        let _: Option<&dyn Store> = None;
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_seconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), "2025-01-01T00:00:00Z".len(), "{t}");
+        assert!(t.ends_with('Z'), "{t}");
+        assert!(chrono::DateTime::parse_from_rfc3339(&t).is_ok(), "{t}");
+    }
+}

@@ -1,0 +1,748 @@
+//! Behaviour of the SQLite store on real database files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use esg_core::sha256_hex;
+use esg_store::{
+    Chunk, CleanedPage, IngestOutcome, MediaType, NewDocument, SCHEMA_VERSION, SqliteStore, Store,
+    StoreCounts, StoreError,
+};
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+/// A document with `n_pages` pages and two chunks per page, all derived from
+/// `seed` so that different seeds give different ids.
+fn make_doc(seed: &str, company: &str, year: i32, n_pages: u32) -> NewDocument {
+    let doc_id = sha256_hex(format!("source bytes of {seed}"));
+    let mut pages = Vec::new();
+    let mut chunks = Vec::new();
+    for n in 1..=n_pages {
+        let first = format!("Page {n} of {seed}: our Scope 1 and 2 emissions fell 12%.");
+        let second = "Naïve “quotes” — and ünïcode stay exact; SBTi validated our targets.";
+        let text = format!("{first}\n{second}");
+        let spans = [
+            (0, first.chars().count()),
+            (first.chars().count() + 1, text.chars().count()),
+        ];
+        for (start, end) in spans {
+            let chunk_text: String = text.chars().skip(start).take(end - start).collect();
+            let seq = chunks.len() as u32;
+            chunks.push(Chunk {
+                chunk_id: sha256_hex(format!("{doc_id}:{n}:{start}:{end}"))[..32].to_string(),
+                page: n,
+                seq,
+                char_start: start as u32,
+                char_end: end as u32,
+                sha256: sha256_hex(&chunk_text),
+                words: chunk_text.split_whitespace().count() as u32,
+                text: chunk_text,
+            });
+        }
+        pages.push(CleanedPage {
+            number: n,
+            text,
+            is_virtual: false,
+        });
+    }
+    NewDocument {
+        doc_id,
+        company: company.to_string(),
+        year,
+        filename: format!("{seed}.pdf"),
+        media_type: MediaType::Pdf,
+        byte_len: 1000 + u64::from(n_pages),
+        pages,
+        chunks,
+        warnings: vec![
+            "page 3: \"odd\" glyphs\tignored".to_string(),
+            "ünïcode \\ path".to_string(),
+        ],
+    }
+}
+
+fn counts(store: &dyn Store) -> StoreCounts {
+    store.counts().expect("counts")
+}
+
+fn zero() -> StoreCounts {
+    StoreCounts::default()
+}
+
+fn raw(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("raw open");
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    conn
+}
+
+fn assert_sound(path: &Path) {
+    let conn = raw(path);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk_violations: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk_violations, 0);
+}
+
+fn new_store() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).expect("open");
+    (dir, store)
+}
+
+#[test]
+fn fresh_store_is_migrated_in_wal_mode() {
+    let (dir, store) = new_store();
+    assert_eq!(store.path(), dir.path().join("esg.sqlite3"));
+    const { assert!(SCHEMA_VERSION >= 1) };
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(counts(&store), zero());
+    assert_sound(store.path());
+    let conn = raw(store.path());
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["chunks", "companies", "documents", "pages"]);
+}
+
+#[test]
+fn empty_store_answers_with_nothing() {
+    let (_dir, store) = new_store();
+    assert!(store.companies().unwrap().is_empty());
+    assert!(store.company("Headlam").unwrap().is_none());
+    assert!(store.company("...").unwrap().is_none());
+    assert!(store.documents(None).unwrap().is_empty());
+    assert!(store.documents(Some("Headlam")).unwrap().is_empty());
+    assert!(store.chunks("Headlam", None).unwrap().is_empty());
+    assert!(store.document("abc").unwrap().is_none());
+    assert!(store.page_text("abc", 1).unwrap().is_none());
+}
+
+#[test]
+fn document_round_trips_exactly() {
+    let (_dir, store) = new_store();
+    let doc = make_doc("report-a", "  Headlam Group PLC ", 2024, 3);
+    let before = chrono::Utc::now().timestamp();
+    let outcome = store.put_document(&doc).unwrap();
+    let after = chrono::Utc::now().timestamp();
+    assert!(outcome.is_new());
+    let IngestOutcome::Ingested(summary) = outcome else {
+        panic!("expected Ingested");
+    };
+
+    assert_eq!(summary.doc_id, doc.doc_id);
+    assert_eq!(summary.sha256, doc.doc_id);
+    assert_eq!(summary.company, "Headlam Group PLC");
+    assert_eq!(summary.company_key, "headlam group plc");
+    assert_eq!(summary.year, 2024);
+    assert_eq!(summary.filename, "report-a.pdf");
+    assert_eq!(summary.media_type, MediaType::Pdf);
+    assert_eq!(summary.pages, 3);
+    assert_eq!(summary.chunks, 6);
+    assert_eq!(summary.bytes, 1003);
+    assert!(!summary.virtual_pages);
+    assert_eq!(summary.warnings, doc.warnings);
+    let t = &summary.ingested_at;
+    assert!(t.ends_with('Z') && t.len() == 20, "{t}");
+    let ts = chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
+    assert!((before..=after).contains(&ts), "{t}");
+
+    assert_eq!(store.document(&doc.doc_id).unwrap(), Some(summary.clone()));
+    for p in &doc.pages {
+        assert_eq!(
+            store.page_text(&doc.doc_id, p.number).unwrap().as_deref(),
+            Some(p.text.as_str())
+        );
+    }
+    assert_eq!(store.page_text(&doc.doc_id, 4).unwrap(), None);
+    assert_eq!(store.page_text(&doc.doc_id, 0).unwrap(), None);
+
+    let stored = store.chunks("headlam group plc", None).unwrap();
+    assert_eq!(stored.len(), doc.chunks.len());
+    for (s, c) in stored.iter().zip(&doc.chunks) {
+        assert_eq!(s.doc_id, doc.doc_id);
+        assert_eq!(s.year, 2024);
+        assert_eq!(&s.chunk, c);
+    }
+    assert_eq!(
+        store.chunks("headlam group plc", Some(2023)).unwrap(),
+        vec![]
+    );
+
+    assert_eq!(
+        counts(&store),
+        StoreCounts {
+            companies: 1,
+            documents: 1,
+            pages: 3,
+            chunks: 6
+        }
+    );
+    let company = store.company("Headlam Group PLC").unwrap().unwrap();
+    assert_eq!(company.key, "headlam group plc");
+    assert_eq!(company.name, "Headlam Group PLC");
+    assert_eq!(company.years, vec![2024]);
+    assert_eq!(
+        (company.documents, company.pages, company.chunks),
+        (1, 3, 6)
+    );
+}
+
+#[test]
+fn virtual_pages_and_empty_warnings_round_trip() {
+    let (_dir, store) = new_store();
+    let mut doc = make_doc("plain", "Acme", 2022, 2);
+    doc.media_type = MediaType::Text;
+    doc.warnings.clear();
+    for p in &mut doc.pages {
+        p.is_virtual = true;
+    }
+    let summary = store.put_document(&doc).unwrap().into_summary();
+    assert!(summary.virtual_pages);
+    assert!(summary.warnings.is_empty());
+    assert_eq!(summary.media_type, MediaType::Text);
+    assert_eq!(store.document(&doc.doc_id).unwrap(), Some(summary));
+}
+
+#[test]
+fn re_put_is_a_no_op_that_says_so() {
+    let (_dir, store) = new_store();
+    let doc = make_doc("report-a", "Headlam Group PLC", 2024, 2);
+    let first = store.put_document(&doc).unwrap();
+    let IngestOutcome::Ingested(first) = first else {
+        panic!("expected Ingested");
+    };
+    let before = counts(&store);
+
+    let again = store.put_document(&doc).unwrap();
+    assert_eq!(again, IngestOutcome::AlreadyIngested(first.clone()));
+    assert!(!again.is_new());
+
+    // Same bytes offered under another company, year and name: still the
+    // stored document, and nothing new on file.
+    let mut other = doc.clone();
+    other.company = "Somebody Else Ltd".into();
+    other.year = 2020;
+    other.filename = "renamed.pdf".into();
+    let again = store.put_document(&other).unwrap();
+    assert_eq!(again, IngestOutcome::AlreadyIngested(first));
+    assert_eq!(counts(&store), before);
+    assert!(store.company("Somebody Else Ltd").unwrap().is_none());
+}
+
+#[test]
+fn company_lookup_ignores_case_and_punctuation() {
+    let (_dir, store) = new_store();
+    let a = make_doc("headlam-2024", "Headlam Group PLC", 2024, 2);
+    let b = make_doc("headlam-2023", "headlam group plc.", 2023, 1);
+    store.put_document(&a).unwrap();
+    store.put_document(&b).unwrap();
+
+    let companies = store.companies().unwrap();
+    assert_eq!(companies.len(), 1, "{companies:?}");
+    let c = &companies[0];
+    assert_eq!(c.key, "headlam group plc");
+    assert_eq!(c.name, "Headlam Group PLC", "first display name wins");
+    assert_eq!(c.years, vec![2023, 2024]);
+    assert_eq!((c.documents, c.pages, c.chunks), (2, 3, 6));
+
+    for spelling in [
+        "headlam group plc.",
+        "HEADLAM  GROUP, PLC",
+        "Headlam-Group Plc",
+    ] {
+        assert_eq!(store.company(spelling).unwrap().as_ref(), Some(c));
+        assert_eq!(store.documents(Some(spelling)).unwrap().len(), 2);
+    }
+    let docs_2023 = store.chunks("Headlam Group, plc", Some(2023)).unwrap();
+    assert_eq!(docs_2023.len(), 2);
+    assert!(
+        docs_2023
+            .iter()
+            .all(|s| s.doc_id == b.doc_id && s.year == 2023)
+    );
+    assert_eq!(store.chunks("headlam group plc.", None).unwrap().len(), 6);
+    assert!(store.company("Headlam").unwrap().is_none());
+}
+
+#[test]
+fn lists_are_sorted_by_stable_keys() {
+    let (_dir, store) = new_store();
+    let docs = [
+        make_doc("z1", "Zeta Corp", 2021, 1),
+        make_doc("a2", "Alpha plc", 2023, 1),
+        make_doc("a1", "Alpha plc", 2023, 1),
+        make_doc("a0", "Alpha plc", 2020, 1),
+        make_doc("m1", "Mu & Partners", 2022, 1),
+    ];
+    for d in &docs {
+        store.put_document(d).unwrap();
+    }
+    let keys: Vec<_> = store
+        .companies()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(keys, ["alpha plc", "mu and partners", "zeta corp"]);
+
+    let listed: Vec<_> = store
+        .documents(None)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.company_key, d.year, d.filename))
+        .collect();
+    let expected = [
+        ("alpha plc", 2020, "a0.pdf"),
+        ("alpha plc", 2023, "a1.pdf"),
+        ("alpha plc", 2023, "a2.pdf"),
+        ("mu and partners", 2022, "m1.pdf"),
+        ("zeta corp", 2021, "z1.pdf"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(k, y, f)| (k.to_string(), *y, f.to_string()))
+        .collect();
+    assert_eq!(listed, expected);
+
+    let chunks = store.chunks("alpha plc", None).unwrap();
+    let order: Vec<_> = chunks
+        .iter()
+        .map(|c| (c.doc_id.clone(), c.chunk.seq))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert_eq!(chunks.len(), 6);
+}
+
+#[test]
+fn invalid_documents_are_rejected_before_writing() {
+    let (_dir, store) = new_store();
+    let base = make_doc("bad", "Acme", 2024, 2);
+    let mut cases: Vec<(&str, NewDocument)> = Vec::new();
+
+    let mut d = base.clone();
+    d.year = 1899;
+    cases.push(("year too early", d));
+    let mut d = base.clone();
+    d.year = 2201;
+    cases.push(("year too late", d));
+    let mut d = base.clone();
+    d.company = " .,- ".into();
+    cases.push(("empty company key", d));
+    let mut d = base.clone();
+    d.doc_id = String::new();
+    cases.push(("empty doc_id", d));
+    let mut d = base.clone();
+    d.chunks[1].page = 7;
+    cases.push(("chunk on missing page", d));
+    let mut d = base.clone();
+    d.pages[1].number = 1;
+    for c in &mut d.chunks {
+        c.page = 1;
+    }
+    cases.push(("duplicate page number", d));
+    let mut d = base.clone();
+    d.pages[0].number = 0;
+    cases.push(("page zero", d));
+    let mut d = base.clone();
+    d.chunks[2].chunk_id = d.chunks[0].chunk_id.clone();
+    cases.push(("duplicate chunk_id", d));
+    let mut d = base.clone();
+    d.chunks[2].seq = 0;
+    cases.push(("duplicate seq", d));
+
+    for (what, doc) in cases {
+        match store.put_document(&doc) {
+            Err(StoreError::Invalid(msg)) => assert!(!msg.is_empty(), "{what}"),
+            other => panic!("{what}: expected Invalid, got {other:?}"),
+        }
+        assert_eq!(counts(&store), zero(), "{what}");
+    }
+    // The edges of the year range are fine.
+    for year in [1900, 2200] {
+        let d = make_doc(&format!("edge-{year}"), "Acme", year, 1);
+        assert!(store.put_document(&d).unwrap().is_new());
+    }
+}
+
+#[test]
+fn failure_midway_leaves_nothing_behind() {
+    let (_dir, store) = new_store();
+    // Another connection installs a trigger that aborts the 3rd chunk insert.
+    raw(store.path())
+        .execute_batch(
+            "CREATE TRIGGER fail_third_chunk BEFORE INSERT ON chunks
+             WHEN (SELECT COUNT(*) FROM chunks WHERE document = NEW.document) = 2
+             BEGIN SELECT RAISE(ABORT, 'injected failure on 3rd chunk'); END;",
+        )
+        .unwrap();
+
+    let doc = make_doc("doomed", "Brand New Company Ltd", 2024, 3);
+    match store.put_document(&doc) {
+        Err(StoreError::Sqlite(e)) => {
+            assert!(e.to_string().contains("injected failure"), "{e}")
+        }
+        other => panic!("expected a Sqlite error, got {other:?}"),
+    }
+    assert_eq!(counts(&store), zero());
+    assert!(store.company("Brand New Company Ltd").unwrap().is_none());
+    assert!(store.companies().unwrap().is_empty());
+    assert!(store.document(&doc.doc_id).unwrap().is_none());
+    assert!(store.page_text(&doc.doc_id, 1).unwrap().is_none());
+    assert_sound(store.path());
+
+    // The store keeps working, and the document can be stored once the
+    // fault is gone.
+    raw(store.path())
+        .execute_batch("DROP TRIGGER fail_third_chunk")
+        .unwrap();
+    assert!(store.put_document(&doc).unwrap().is_new());
+    assert_eq!(
+        counts(&store),
+        StoreCounts {
+            companies: 1,
+            documents: 1,
+            pages: 3,
+            chunks: 6
+        }
+    );
+}
+
+#[test]
+fn chunk_id_clash_with_another_document_rolls_back_everything() {
+    let (_dir, store) = new_store();
+    let first = make_doc("first", "Old Co", 2024, 2);
+    store.put_document(&first).unwrap();
+    let before = counts(&store);
+
+    // A new company's document whose 3rd chunk reuses an id already on file:
+    // only the database can notice, midway through the transaction.
+    let mut clash = make_doc("clash", "New Co", 2024, 2);
+    clash.chunks[2].chunk_id = first.chunks[0].chunk_id.clone();
+    match store.put_document(&clash) {
+        Err(StoreError::Sqlite(_)) => {}
+        other => panic!("expected a Sqlite error, got {other:?}"),
+    }
+    assert_eq!(counts(&store), before);
+    assert!(store.company("New Co").unwrap().is_none());
+    assert!(store.document(&clash.doc_id).unwrap().is_none());
+    assert_eq!(store.chunks("Old Co", None).unwrap().len(), 4);
+}
+
+#[test]
+fn schema_too_new_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esg.sqlite3");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .put_document(&make_doc("kept", "Acme", 2024, 1))
+            .unwrap();
+    }
+    let newer = SCHEMA_VERSION + 3;
+    raw(&path)
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+
+    match SqliteStore::open(&path) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, SCHEMA_VERSION));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    let err = SqliteStore::open_in_dir(dir.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&newer.to_string()) && msg.contains(&SCHEMA_VERSION.to_string()),
+        "{msg}"
+    );
+    let conn = raw(&path);
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, newer);
+    let docs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(docs, 1);
+}
+
+#[test]
+fn reopening_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("nested").join("data");
+    let doc = make_doc("persist", "Headlam Group PLC", 2024, 2);
+    let summary = {
+        let store = SqliteStore::open_in_dir(&data_dir).unwrap();
+        store.put_document(&doc).unwrap().into_summary()
+    };
+    assert!(data_dir.join("esg.sqlite3").is_file());
+
+    let store = SqliteStore::open_in_dir(&data_dir).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.document(&doc.doc_id).unwrap(), Some(summary.clone()));
+    assert_eq!(
+        store.put_document(&doc).unwrap(),
+        IngestOutcome::AlreadyIngested(summary)
+    );
+    assert_eq!(
+        store.page_text(&doc.doc_id, 2).unwrap(),
+        Some(doc.pages[1].text.clone())
+    );
+    assert_eq!(
+        store.chunks("Headlam Group PLC", Some(2024)).unwrap().len(),
+        4
+    );
+    assert_sound(store.path());
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esg.sqlite3");
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    match SqliteStore::open(&path) {
+        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("esg.sqlite3"), "{msg}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn open_in_dir_reports_io_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    match SqliteStore::open_in_dir(&file.join("data")) {
+        Err(StoreError::Io(e)) => assert!(e.to_string().contains("not-a-dir"), "{e}"),
+        other => panic!("expected Io, got {other:?}"),
+    }
+}
+
+/// Documents every worker of a concurrency test stores.
+const SHARED_DOCS: usize = 12;
+
+/// The documents the concurrency tests race on, in the order worker `worker`
+/// stores them: the shared ones (all workers, same order, to make them
+/// collide), one of two half-shared ones, and its own.
+fn racing_docs(worker: usize) -> Vec<NewDocument> {
+    // Company spellings vary between workers; all share one key.
+    let spelling = ["Race Co", "race co.", "RACE CO", "Race-Co"][worker % 4];
+    let mut docs: Vec<_> = (0..SHARED_DOCS)
+        .map(|i| make_doc(&format!("shared-{i}"), spelling, 2024, 1 + i as u32 % 3))
+        .collect();
+    docs.push(make_doc(
+        &format!("half-{}", worker % 2),
+        "Half & Half plc",
+        2023,
+        2,
+    ));
+    docs.push(make_doc(
+        &format!("own-{worker}"),
+        &format!("Own {worker} Ltd"),
+        2022,
+        1,
+    ));
+    docs
+}
+
+/// Every document offered was stored exactly once, and the totals are those
+/// of the distinct documents.
+fn check_race_results(path: &Path, workers: usize, outcomes: &[(String, bool)]) {
+    let mut expected_docs: HashMap<String, NewDocument> = HashMap::new();
+    let mut offered = 0;
+    for w in 0..workers {
+        for d in racing_docs(w) {
+            offered += 1;
+            expected_docs.entry(d.doc_id.clone()).or_insert(d);
+        }
+    }
+    assert_eq!(outcomes.len(), offered, "every put answered");
+    let mut ingested: HashMap<&str, usize> = HashMap::new();
+    for (doc_id, new) in outcomes {
+        *ingested.entry(doc_id).or_default() += usize::from(*new);
+    }
+    assert_eq!(ingested.len(), expected_docs.len());
+    for (doc_id, n) in &ingested {
+        assert_eq!(*n, 1, "{doc_id} reported Ingested {n} times");
+    }
+
+    let keys: std::collections::HashSet<_> = expected_docs
+        .values()
+        .map(|d| esg_core::company_key(&d.company))
+        .collect();
+    let store = SqliteStore::open(path).unwrap();
+    assert_eq!(
+        counts(&store),
+        StoreCounts {
+            companies: keys.len() as u64,
+            documents: expected_docs.len() as u64,
+            pages: expected_docs.values().map(|d| d.pages.len() as u64).sum(),
+            chunks: expected_docs.values().map(|d| d.chunks.len() as u64).sum(),
+        }
+    );
+    let race = store.company("race co").unwrap().unwrap();
+    assert_eq!(race.documents, SHARED_DOCS as u32);
+    for d in expected_docs.values() {
+        let stored = store.chunks(&d.company, Some(d.year)).unwrap();
+        let mine: Vec<_> = stored
+            .into_iter()
+            .filter(|c| c.doc_id == d.doc_id)
+            .map(|c| c.chunk)
+            .collect();
+        assert_eq!(mine, d.chunks);
+    }
+    assert_sound(path);
+}
+
+#[test]
+fn concurrent_puts_from_threads_with_their_own_stores() {
+    const WORKERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esg.sqlite3");
+    let barrier = Arc::new(Barrier::new(WORKERS));
+    let handles: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let path = path.clone();
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                let docs = racing_docs(w);
+                // Open concurrently too: several connections race to create
+                // the schema of a fresh file.
+                barrier.wait();
+                let store = SqliteStore::open(&path).expect("open");
+                barrier.wait();
+                docs.iter()
+                    .map(|d| {
+                        let outcome = store.put_document(d).expect("put");
+                        assert_eq!(outcome.summary().doc_id, d.doc_id);
+                        (d.doc_id.clone(), outcome.is_new())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("worker panicked"))
+        .collect();
+    check_race_results(&path, WORKERS, &outcomes);
+}
+
+#[test]
+fn one_store_shared_between_threads() {
+    let (_dir, store) = new_store();
+    let store = Arc::new(store);
+    let doc = Arc::new(make_doc("same", "Shared plc", 2024, 2));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let doc = Arc::clone(&doc);
+            thread::spawn(move || store.put_document(&doc).unwrap().is_new())
+        })
+        .collect();
+    let new = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&n| n)
+        .count();
+    assert_eq!(new, 1);
+    assert_eq!(counts(store.as_ref()).documents, 1);
+}
+
+const CHILD_DB: &str = "ESG_STORE_TEST_CHILD_DB";
+const CHILD_WORKER: &str = "ESG_STORE_TEST_CHILD_WORKER";
+const CHILD_GO: &str = "ESG_STORE_TEST_CHILD_GO";
+
+/// Body of a child process in `concurrent_puts_from_processes`; a no-op in
+/// an ordinary test run.
+#[test]
+fn child_process_worker() {
+    let (Ok(db), Ok(worker), Ok(go)) = (
+        std::env::var(CHILD_DB),
+        std::env::var(CHILD_WORKER),
+        std::env::var(CHILD_GO),
+    ) else {
+        return;
+    };
+    let worker: usize = worker.parse().unwrap();
+    let docs = racing_docs(worker);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !Path::new(&go).exists() {
+        assert!(Instant::now() < deadline, "never told to go");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let store = SqliteStore::open(Path::new(&db)).expect("open");
+    for d in &docs {
+        let outcome = store.put_document(d).expect("put");
+        let word = if outcome.is_new() { "new" } else { "already" };
+        println!("OUTCOME {} {word}", d.doc_id);
+    }
+}
+
+#[test]
+fn concurrent_puts_from_processes() {
+    const WORKERS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esg.sqlite3");
+    let go: PathBuf = dir.path().join("go");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            Command::new(&exe)
+                .args([
+                    "child_process_worker",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(CHILD_DB, &path)
+                .env(CHILD_WORKER, w.to_string())
+                .env(CHILD_GO, &go)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn child")
+        })
+        .collect();
+    std::fs::write(&go, b"go").unwrap();
+    let mut outcomes = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in stdout.lines() {
+            // libtest prints "test child_process_worker ... " without a
+            // newline before the body runs, so look inside the line.
+            if let Some(rest) = line.find("OUTCOME ").map(|i| &line[i + 8..]) {
+                let mut words = rest.split_whitespace();
+                let doc_id = words.next().unwrap().to_string();
+                outcomes.push((doc_id, words.next() == Some("new")));
+            }
+        }
+    }
+    check_race_results(&path, WORKERS, &outcomes);
+}
