@@ -64,7 +64,7 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             bar.suspend(|| println!("{}", serde_json::to_string(&report).unwrap_or_default()));
         } else {
-            bar.println(human_line(&report));
+            bar.suspend(|| println!("{}", human_line(&report)));
         }
         bar.inc(1);
     }

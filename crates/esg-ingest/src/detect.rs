@@ -46,6 +46,12 @@ pub fn detect(bytes: &[u8]) -> Result<MediaType, IngestError> {
             ));
         }
     }
+    if looks_like_headless_pdf(bytes) {
+        return Err(IngestError::new(
+            ErrorCode::PdfDamaged,
+            "the file has PDF objects but no %PDF- header: it is a damaged PDF and cannot be read",
+        ));
+    }
     let text = crate::text::decode(bytes).ok_or_else(|| {
         IngestError::new(
             ErrorCode::UnsupportedFormat,
@@ -57,6 +63,15 @@ pub fn detect(bytes: &[u8]) -> Result<MediaType, IngestError> {
     } else {
         Ok(MediaType::Text)
     }
+}
+
+/// PDF syntax (`obj` with `xref`/`trailer`/`endobj`) in a file without a header.
+fn looks_like_headless_pdf(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    memfind(head, b" obj").is_some()
+        && [&b"endobj"[..], b"xref", b"trailer", b"startxref"]
+            .iter()
+            .any(|k| memfind(head, k).is_some())
 }
 
 fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {

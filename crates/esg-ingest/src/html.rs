@@ -296,7 +296,10 @@ pub fn extract_html(bytes: &[u8]) -> Result<Vec<RawPage>, IngestError> {
         .iter()
         .map(|p| p.text.split_whitespace().count())
         .sum();
-    if let Some(t) = title.as_deref().filter(|t| words < ERROR_PAGE_MAX_WORDS && looks_like_error_title(t)) {
+    if let Some(t) = title
+        .as_deref()
+        .filter(|t| words < ERROR_PAGE_MAX_WORDS && looks_like_error_title(t))
+    {
         return Err(IngestError::new(
             ErrorCode::HtmlErrorPage,
             format!(

@@ -132,6 +132,8 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Own process group, so a timeout kills the worker and anything it started.
+        cmd.process_group(0);
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -187,6 +189,8 @@ impl Sandbox {
                     Ok(Some(st)) => break Ok(st),
                     Ok(None) if started.elapsed() >= self.timeout => {
                         timed_out = true;
+                        // SAFETY: plain syscall; the group id is the child's pid (process_group(0)).
+                        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
                         let _ = child.kill();
                         break child.wait();
                     }

@@ -60,7 +60,11 @@ fn main() -> ExitCode {
         eprintln!("error: {csv_path} is empty");
         return ExitCode::FAILURE;
     };
-    let col = |name: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let (Some(ti), Some(li)) = (col("text"), col("label")) else {
         eprintln!("error: {csv_path} needs `text` and `label` columns");
         return ExitCode::FAILURE;
@@ -72,8 +76,16 @@ fn main() -> ExitCode {
         .collect();
     let dev: Vec<(String, String)> = rows.iter().step_by(2).cloned().collect();
     let held: Vec<(String, String)> = rows.iter().skip(1).step_by(2).cloned().collect();
-    println!("rubric {} (sha256 {})", rubric.version, &rubric.sha256()[..12]);
-    for (name, part) in [("all rows", &rows), ("dev (even rows)", &dev), ("held-out (odd rows)", &held)] {
+    println!(
+        "rubric {} (sha256 {})",
+        rubric.version,
+        &rubric.sha256()[..12]
+    );
+    for (name, part) in [
+        ("all rows", &rows),
+        ("dev (even rows)", &dev),
+        ("held-out (odd rows)", &held),
+    ] {
         println!("\n== {name} ==");
         print!("{}", evaluate_labels(&rubric, part).to_table());
     }

@@ -33,7 +33,10 @@ pub enum RubricError {
 impl RubricError {
     /// Builds an [`RubricError::Invalid`].
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
-        RubricError::Invalid { path: path.into(), message: message.into() }
+        RubricError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// The path of the offending field, for validation errors.

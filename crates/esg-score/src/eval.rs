@@ -44,7 +44,11 @@ use std::fmt::Write as _;
 
 /// Themes a TCFD disclosure label maps to (see the module docs); empty for unknown labels.
 pub fn tcfd_label_themes(label: &str) -> &'static [&'static str] {
-    let l: String = label.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let l: String = label
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     match l.trim_end_matches(')') {
         "governance a" | "governance b" => &["OSP"],
         "strategy a" | "strategy b" => &["RMM"],
@@ -80,7 +84,11 @@ impl Prf {
     /// Harmonic mean of precision and recall.
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
     fn add(&mut self, pred: bool, gold: bool) {
         match (pred, gold) {
@@ -137,7 +145,11 @@ impl EvalReport {
     /// A plain-text table of the report.
     pub fn to_table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "rows evaluated: {}  (skipped, unmapped label: {})", self.rows, self.unmapped);
+        let _ = writeln!(
+            s,
+            "rows evaluated: {}  (skipped, unmapped label: {})",
+            self.rows, self.unmapped
+        );
         let _ = writeln!(
             s,
             "{:<6} {:>5} {:>5} | {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>3}",
@@ -146,7 +158,11 @@ impl EvalReport {
         let _ = writeln!(s, "{}", "-".repeat(74));
         for t in &self.themes {
             if t.gold == 0 {
-                let _ = writeln!(s, "{:<6} {:>5} {:>5} | {:>20} | {:>26}", t.theme, 0, t.predicted, "n/a (no gold)", "n/a");
+                let _ = writeln!(
+                    s,
+                    "{:<6} {:>5} {:>5} | {:>20} | {:>26}",
+                    t.theme, 0, t.predicted, "n/a (no gold)", "n/a"
+                );
                 continue;
             }
             let _ = writeln!(
@@ -185,7 +201,11 @@ impl EvalReport {
 
 /// Themes whose criteria hit `text`.
 pub fn predict_themes(rubric: &Rubric, text: &str) -> BTreeSet<String> {
-    rubric.match_text(text).into_iter().map(|h| h.theme).collect()
+    rubric
+        .match_text(text)
+        .into_iter()
+        .map(|h| h.theme)
+        .collect()
 }
 
 /// Per theme, how many tokens of `text` are terms of the theme's query.
@@ -196,7 +216,10 @@ pub fn keyword_counts(rubric: &Rubric, text: &str) -> BTreeMap<String, usize> {
         .iter()
         .map(|t| {
             let terms: BTreeSet<String> = tokenize(&t.query).into_iter().collect();
-            (t.code.clone(), tokens.iter().filter(|x| terms.contains(*x)).count())
+            (
+                t.code.clone(),
+                tokens.iter().filter(|x| terms.contains(*x)).count(),
+            )
         })
         .collect()
 }
@@ -213,7 +236,11 @@ pub fn evaluate_labels(rubric: &Rubric, rows: &[(String, String)]) -> EvalReport
             unmapped += 1;
             continue;
         }
-        scored.push((gold, predict_themes(rubric, text), keyword_counts(rubric, text)));
+        scored.push((
+            gold,
+            predict_themes(rubric, text),
+            keyword_counts(rubric, text),
+        ));
     }
     let mut themes = Vec::new();
     let (mut micro_rubric, mut micro_baseline) = (Prf::default(), Prf::default());
@@ -234,7 +261,10 @@ pub fn evaluate_labels(rubric: &Rubric, rows: &[(String, String)]) -> EvalReport
         for th in THRESHOLDS {
             let mut b = Prf::default();
             for (gold, _, counts) in &scored {
-                b.add(counts.get(code).copied().unwrap_or(0) >= th, gold.contains(code));
+                b.add(
+                    counts.get(code).copied().unwrap_or(0) >= th,
+                    gold.contains(code),
+                );
             }
             if b.f1() > best_f1 {
                 best_f1 = b.f1();
@@ -254,7 +284,13 @@ pub fn evaluate_labels(rubric: &Rubric, rows: &[(String, String)]) -> EvalReport
             baseline_threshold: best.1,
         });
     }
-    EvalReport { rows: scored.len(), unmapped, themes, micro_rubric, micro_baseline }
+    EvalReport {
+        rows: scored.len(),
+        unmapped,
+        themes,
+        micro_rubric,
+        micro_baseline,
+    }
 }
 
 /// Parses CSV text (RFC 4180): comma-separated fields, double-quoted fields
@@ -295,7 +331,9 @@ pub fn parse_csv(input: &str) -> Result<Vec<Vec<String>>, CsvError> {
                 }
                 match chars.peek() {
                     None | Some(',') | Some('\n') | Some('\r') => {}
-                    Some(&other) => return Err(CsvError::TrailingAfterQuote { line, found: other }),
+                    Some(&other) => {
+                        return Err(CsvError::TrailingAfterQuote { line, found: other });
+                    }
                 }
                 at_field_start = false;
             }
@@ -333,10 +371,19 @@ mod tests {
         let t = "question,text,label\r\n\"Q, one\",\"He said \"\"hi\"\"\nthen left\",Governance a)\nq2,plain,Strategy b)\n";
         let rows = parse_csv(t).unwrap();
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[1], vec!["Q, one", "He said \"hi\"\nthen left", "Governance a)"]);
+        assert_eq!(
+            rows[1],
+            vec!["Q, one", "He said \"hi\"\nthen left", "Governance a)"]
+        );
         assert_eq!(rows[2], vec!["q2", "plain", "Strategy b)"]);
-        assert_eq!(parse_csv("a,\"b").unwrap_err(), CsvError::UnterminatedQuote { line: 1 });
-        assert!(matches!(parse_csv("\"a\"b,c"), Err(CsvError::TrailingAfterQuote { .. })));
+        assert_eq!(
+            parse_csv("a,\"b").unwrap_err(),
+            CsvError::UnterminatedQuote { line: 1 }
+        );
+        assert!(matches!(
+            parse_csv("\"a\"b,c"),
+            Err(CsvError::TrailingAfterQuote { .. })
+        ));
         assert_eq!(parse_csv("a,,b").unwrap(), vec![vec!["a", "", "b"]]);
         assert!(parse_csv("").unwrap().is_empty());
     }
@@ -366,7 +413,11 @@ mod tests {
 
     #[test]
     fn prf_arithmetic() {
-        let p = Prf { tp: 3, fp: 1, fn_: 3 };
+        let p = Prf {
+            tp: 3,
+            fp: 1,
+            fn_: 3,
+        };
         assert!((p.precision() - 0.75).abs() < 1e-12);
         assert!((p.recall() - 0.5).abs() < 1e-12);
         assert!((p.f1() - 0.6).abs() < 1e-12);
@@ -377,9 +428,20 @@ mod tests {
     fn evaluation_counts_predictions_and_baseline() {
         let r = Rubric::builtin();
         let rows: Vec<(String, String)> = vec![
-            ("The Board oversees climate-related risks through its Sustainability Committee.".into(), "Governance a)".into()),
-            ("We aim to reduce Scope 1 and 2 emissions by 50% by 2030 against a 2019 baseline.".into(), "Metrics and Targets c)".into()),
-            ("Unrelated sentence about cafeteria menus.".into(), "Strategy a)".into()),
+            (
+                "The Board oversees climate-related risks through its Sustainability Committee."
+                    .into(),
+                "Governance a)".into(),
+            ),
+            (
+                "We aim to reduce Scope 1 and 2 emissions by 50% by 2030 against a 2019 baseline."
+                    .into(),
+                "Metrics and Targets c)".into(),
+            ),
+            (
+                "Unrelated sentence about cafeteria menus.".into(),
+                "Strategy a)".into(),
+            ),
             ("Something".into(), "Not a TCFD label".into()),
         ];
         let rep = evaluate_labels(&r, &rows);

@@ -39,8 +39,11 @@ pub use error::{CsvError, RubricError, ScoreError};
 pub use eval::{EvalReport, Prf, ThemeEval, evaluate_labels, parse_csv, tcfd_label_themes};
 pub use matcher::{MatchRule, NegationGuard, Proximity};
 pub use retrieve::{Bm25Index, Bm25Params, SearchHit, tokenize};
-pub use rubric::{BUILTIN_RUBRIC_JSON, Band, CoreRule, Criterion, Framework, Override, Rubric, Stage, Theme};
+pub use rubric::{
+    BUILTIN_RUBRIC_JSON, Band, CoreRule, Criterion, Framework, Override, Rubric, Stage, Theme,
+};
 pub use score::{
-    CapApplied, ConfidenceDetail, DEFAULT_K, DocumentUsed, Evidence, FrameworkSignal, Gap, Overall, Parity,
-    RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult, score,
+    CapApplied, ConfidenceDetail, DEFAULT_K, DocumentUsed, Evidence, FrameworkSignal, Gap, Overall,
+    Parity, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult,
+    retrieve_theme, score,
 };

@@ -43,7 +43,7 @@ pub fn compile_terms(patterns: &[String]) -> Result<Option<Regex>, (usize, Strin
         if p.trim().is_empty() {
             return Err((i, "must not be empty".into()));
         }
-        let body = p.trim().replace(' ', r"\s+");
+        let body = spaces_to_regex(p.trim());
         let single = Regex::new(&format!(r"(?i)\b{{start-half}}(?:{body})\b{{end-half}}"))
             .map_err(|e| (i, format!("invalid regex: {}", first_line(&e.to_string()))))?;
         if single.is_match("") || Regex::new(&format!("(?:{body})")).is_ok_and(|r| r.is_match("")) {
@@ -52,7 +52,15 @@ pub fn compile_terms(patterns: &[String]) -> Result<Option<Regex>, (usize, Strin
         parts.push(format!("(?:{body})"));
     }
     let all = format!(r"(?i)\b{{start-half}}(?:{})\b{{end-half}}", parts.join("|"));
-    Regex::new(&all).map(Some).map_err(|e| (0, format!("patterns do not compile together: {}", first_line(&e.to_string()))))
+    Regex::new(&all).map(Some).map_err(|e| {
+        (
+            0,
+            format!(
+                "patterns do not compile together: {}",
+                first_line(&e.to_string())
+            ),
+        )
+    })
 }
 
 /// Compiles raw (not word-bounded) case-insensitive patterns, used for
@@ -69,16 +77,67 @@ pub fn compile_raw(patterns: &[String]) -> Result<Option<Regex>, (usize, String)
         if p.trim().is_empty() {
             return Err((i, "must not be empty".into()));
         }
-        Regex::new(&format!("(?i){p}")).map_err(|e| (i, format!("invalid regex: {}", first_line(&e.to_string()))))?;
+        Regex::new(&format!("(?i){p}"))
+            .map_err(|e| (i, format!("invalid regex: {}", first_line(&e.to_string()))))?;
         parts.push(format!("(?:{p})"));
     }
     Regex::new(&format!("(?i){}", parts.join("|")))
         .map(Some)
-        .map_err(|e| (0, format!("patterns do not compile together: {}", first_line(&e.to_string()))))
+        .map_err(|e| {
+            (
+                0,
+                format!(
+                    "patterns do not compile together: {}",
+                    first_line(&e.to_string())
+                ),
+            )
+        })
+}
+
+/// Turns each literal space of a pattern into a white-space matcher: `\s+`,
+/// or `\s` when a quantifier follows (so `ISO ?14001` keeps meaning "an
+/// optional space"). Spaces inside character classes and escaped spaces
+/// are left alone.
+pub fn spaces_to_regex(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    let mut class_depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '[' => {
+                class_depth += 1;
+                out.push(c);
+            }
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                out.push(c);
+            }
+            ' ' if class_depth == 0 => {
+                if matches!(chars.peek(), Some('?' | '*' | '+' | '{')) {
+                    out.push_str(r"\s");
+                } else {
+                    out.push_str(r"\s+");
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 /// "`terms` within `within` words of `near`", inside one sentence.
@@ -133,12 +192,20 @@ impl NegationGuard {
     }
 
     fn is_ignored_sentence(&self, sentence: &str) -> bool {
-        self.ignore_re.as_ref().is_some_and(|r| r.is_match(sentence.trim()))
+        self.ignore_re
+            .as_ref()
+            .is_some_and(|r| r.is_match(sentence.trim()))
     }
 
     /// `true` when `re` matches inside `window` (absolute byte range of
     /// `text`) other than within an exception phrase of the sentence.
-    fn negation_in(&self, re: &Option<Regex>, text: &str, sentence: &Range<usize>, window: Range<usize>) -> bool {
+    fn negation_in(
+        &self,
+        re: &Option<Regex>,
+        text: &str,
+        sentence: &Range<usize>,
+        window: Range<usize>,
+    ) -> bool {
         let Some(re) = re else { return false };
         if window.start >= window.end {
             return false;
@@ -146,11 +213,17 @@ impl NegationGuard {
         let exceptions: Vec<Range<usize>> = self
             .exceptions_re
             .as_ref()
-            .map(|e| e.find_iter(&text[sentence.clone()]).map(|m| (sentence.start + m.start())..(sentence.start + m.end())).collect())
+            .map(|e| {
+                e.find_iter(&text[sentence.clone()])
+                    .map(|m| (sentence.start + m.start())..(sentence.start + m.end()))
+                    .collect()
+            })
             .unwrap_or_default();
         re.find_iter(&text[window.clone()]).any(|m| {
             let (s, e) = (window.start + m.start(), window.start + m.end());
-            !exceptions.iter().any(|x| x.start <= s && e <= x.end || (s < x.end && x.start < e))
+            !exceptions
+                .iter()
+                .any(|x| x.start <= s && e <= x.end || (s < x.end && x.start < e))
         })
     }
 
@@ -172,9 +245,13 @@ impl NegationGuard {
         }
         // After: up to `after_words` words, within the clause.
         let tail = &text[hit.end..sentence.end];
-        let clause_end = tail.find(CLAUSE_BREAKS).map_or(sentence.end, |i| hit.end + i);
+        let clause_end = tail
+            .find(CLAUSE_BREAKS)
+            .map_or(sentence.end, |i| hit.end + i);
         let words = word_spans(text, hit.end..clause_end);
-        let to = words.get(self.after_words.min(words.len()).saturating_sub(1)).map_or(hit.end, |w| w.end);
+        let to = words
+            .get(self.after_words.min(words.len()).saturating_sub(1))
+            .map_or(hit.end, |w| w.end);
         self.negation_in(&self.after_re, text, sentence, hit.end..to)
     }
 }
@@ -214,7 +291,11 @@ impl MatchRule {
                     continue;
                 }
             }
-            if self.negations_re.as_ref().is_some_and(|n| n.is_match(s_text)) {
+            if self
+                .negations_re
+                .as_ref()
+                .is_some_and(|n| n.is_match(s_text))
+            {
                 continue;
             }
             let mut hits: Vec<Range<usize>> = Vec::new();
@@ -260,15 +341,26 @@ impl MatchRule {
 impl Proximity {
     /// Hits of this rule inside one sentence: for every `terms` match, the
     /// nearest `near` match within `within` words, as one covering range.
-    fn hits(&self, text: &str, sentence: &Range<usize>, words: &[Range<usize>]) -> Vec<Range<usize>> {
+    fn hits(
+        &self,
+        text: &str,
+        sentence: &Range<usize>,
+        words: &[Range<usize>],
+    ) -> Vec<Range<usize>> {
         let s_text = &text[sentence.clone()];
-        let a: Vec<Range<usize>> =
-            self.terms_re.find_iter(s_text).map(|m| (sentence.start + m.start())..(sentence.start + m.end())).collect();
+        let a: Vec<Range<usize>> = self
+            .terms_re
+            .find_iter(s_text)
+            .map(|m| (sentence.start + m.start())..(sentence.start + m.end()))
+            .collect();
         if a.is_empty() {
             return Vec::new();
         }
-        let b: Vec<Range<usize>> =
-            self.near_re.find_iter(s_text).map(|m| (sentence.start + m.start())..(sentence.start + m.end())).collect();
+        let b: Vec<Range<usize>> = self
+            .near_re
+            .find_iter(s_text)
+            .map(|m| (sentence.start + m.start())..(sentence.start + m.end()))
+            .collect();
         let mut out = Vec::new();
         for x in &a {
             let wx = word_index_at(words, x.start);
@@ -341,7 +433,11 @@ mod tests {
 
     #[test]
     fn negation_windows() {
-        let r = rule(&["set (?:[\\w-]+ ){0,3}targets?", "net zero", "external assurance"]);
+        let r = rule(&[
+            "set (?:[\\w-]+ ){0,3}targets?",
+            "net zero",
+            "external assurance",
+        ]);
         let g = guard();
         assert!(r.is_match("In 2021 we set science-based targets.", &g));
         assert!(!r.is_match("We have not yet set targets.", &g));
@@ -349,13 +445,19 @@ mod tests {
         assert!(!r.is_match("No external assurance was obtained.", &g));
         assert!(r.is_match("We will reach net zero no later than 2040.", &g));
         // A negation in another clause does not count.
-        assert!(r.is_match("Although we have no coal assets, we set reduction targets in 2020.", &g));
+        assert!(r.is_match(
+            "Although we have no coal assets, we set reduction targets in 2020.",
+            &g
+        ));
         // After-window.
         let a = rule(&["external assurance"]);
         assert!(!a.is_match("External assurance was not obtained for 2021.", &g));
         // Boilerplate prompts are ignored.
         let b = rule(&["board"]);
-        assert!(!b.is_match("a) Describe the board’s oversight of climate-related risks.", &g));
+        assert!(!b.is_match(
+            "a) Describe the board’s oversight of climate-related risks.",
+            &g
+        ));
         assert!(b.is_match("The board oversees climate-related risks.", &g));
     }
 
@@ -375,8 +477,27 @@ mod tests {
         let hits = r.find(t, &g);
         assert_eq!(hits.len(), 1);
         assert_eq!(&t[hits[0].clone()], "limited level of assurance");
-        assert!(!r.is_match("A limited number of sites. Assurance was provided by EY.", &g));
-        assert!(!r.is_match("Supply is limited in several markets and we rely on partners for assurance.", &g));
+        assert!(!r.is_match(
+            "A limited number of sites. Assurance was provided by EY.",
+            &g
+        ));
+        assert!(!r.is_match(
+            "Supply is limited in several markets and we rely on partners for assurance.",
+            &g
+        ));
+    }
+
+    #[test]
+    fn spaces_become_whitespace_matchers() {
+        assert_eq!(spaces_to_regex("scope 3"), r"scope\s+3");
+        assert_eq!(spaces_to_regex("ISO ?14001"), r"ISO\s?14001");
+        assert_eq!(spaces_to_regex("(?:\\w+ ){0,3}x"), r"(?:\w+\s+){0,3}x");
+        assert_eq!(spaces_to_regex("[a ]b\\ c"), r"[a ]b\ c");
+        let r = rule(&["ISO ?14001", r"(?:1\.5|2) ?° ?C scenarios?"]);
+        let g = NegationGuard::none();
+        assert!(r.is_match("certified to ISO 14001 and ISO14001:2015", &g));
+        assert!(r.is_match("under a 2°C scenario", &g));
+        assert!(r.is_match("the 1.5 °C scenario", &g));
     }
 
     #[test]
@@ -384,8 +505,18 @@ mod tests {
         let bad = vec!["ok".to_string(), "(unclosed".to_string()];
         assert_eq!(compile_terms(&bad).unwrap_err().0, 1);
         let empty = vec!["a?".to_string()];
-        assert!(compile_terms(&empty).unwrap_err().1.contains("empty string"));
+        assert!(
+            compile_terms(&empty)
+                .unwrap_err()
+                .1
+                .contains("empty string")
+        );
         let blank = vec![" ".to_string()];
-        assert!(compile_terms(&blank).unwrap_err().1.contains("must not be empty"));
+        assert!(
+            compile_terms(&blank)
+                .unwrap_err()
+                .1
+                .contains("must not be empty")
+        );
     }
 }

@@ -15,9 +15,16 @@ pub fn quote_range(text: &str, hit: Range<usize>, max_words: usize) -> Option<Ra
     if hit.start >= hit.end || hit.end > text.len() || max_words == 0 {
         return None;
     }
+    let hit = crate::text::trim_range(text, hit);
+    if hit.is_empty() {
+        return None;
+    }
     // The sentence(s) the hit touches.
     let sentences = sentence_spans(text);
-    let touching: Vec<&Range<usize>> = sentences.iter().filter(|s| s.start < hit.end && hit.start < s.end).collect();
+    let touching: Vec<&Range<usize>> = sentences
+        .iter()
+        .filter(|s| s.start < hit.end && hit.start < s.end)
+        .collect();
     let outer = match (touching.first(), touching.last()) {
         (Some(f), Some(l)) => f.start.min(hit.start)..l.end.max(hit.end),
         _ => hit.clone(),
@@ -81,7 +88,10 @@ mod tests {
 
     #[test]
     fn too_long_hits_are_refused() {
-        let t = (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        let t = (0..40)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(quote_range(&t, 0..t.len(), 30).is_none());
         assert!(quote_range(&t, 0..0, 30).is_none());
     }

@@ -17,10 +17,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Small English stop-word list used by [`tokenize`].
 pub const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "for", "from", "has", "have", "he", "her", "his",
-    "i", "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "she", "so", "such", "than", "that", "the",
-    "their", "them", "then", "there", "these", "they", "this", "those", "to", "us", "was", "we", "were", "which",
-    "while", "who", "will", "with", "you", "your",
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "for", "from", "has", "have",
+    "he", "her", "his", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "she",
+    "so", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+    "those", "to", "us", "was", "we", "were", "which", "while", "who", "will", "with", "you",
+    "your",
 ];
 
 /// Lowercased alphanumeric tokens of `text`, stop words removed.
@@ -79,7 +80,9 @@ impl Bm25Index {
     {
         let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (id, text) in docs {
-            by_id.entry(id.into()).or_insert_with(|| tokenize(text.as_ref()));
+            by_id
+                .entry(id.into())
+                .or_insert_with(|| tokenize(text.as_ref()));
         }
         let mut ids = Vec::with_capacity(by_id.len());
         let mut lengths = Vec::with_capacity(by_id.len());
@@ -96,13 +99,28 @@ impl Bm25Index {
             lengths.push(tokens.len() as u32);
         }
         let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
-        let avgdl = if ids.is_empty() { 0.0 } else { total as f64 / ids.len() as f64 };
-        Bm25Index { params, ids, lengths, avgdl, postings }
+        let avgdl = if ids.is_empty() {
+            0.0
+        } else {
+            total as f64 / ids.len() as f64
+        };
+        Bm25Index {
+            params,
+            ids,
+            lengths,
+            avgdl,
+            postings,
+        }
     }
 
     /// Builds an index over chunks with the default parameters.
     pub fn from_chunks(chunks: &[Chunk]) -> Self {
-        Bm25Index::new(Bm25Params::default(), chunks.iter().map(|c| (c.chunk_id.as_str(), c.text.as_str())))
+        Bm25Index::new(
+            Bm25Params::default(),
+            chunks
+                .iter()
+                .map(|c| (c.chunk_id.as_str(), c.text.as_str())),
+        )
     }
 
     /// Number of indexed passages.
@@ -128,22 +146,39 @@ impl Bm25Index {
             if !seen.insert(term.clone()) {
                 continue;
             }
-            let Some(post) = self.postings.get(&term) else { continue };
+            let Some(post) = self.postings.get(&term) else {
+                continue;
+            };
             let df = post.len() as f64;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
             for &(doc, tf) in post {
                 let d = doc as usize;
                 let tf = f64::from(tf);
-                let norm = if self.avgdl > 0.0 { f64::from(self.lengths[d]) / self.avgdl } else { 1.0 };
+                let norm = if self.avgdl > 0.0 {
+                    f64::from(self.lengths[d]) / self.avgdl
+                } else {
+                    1.0
+                };
                 let denom = tf + self.params.k1 * (1.0 - self.params.b + self.params.b * norm);
                 scores[d] += idf * tf * (self.params.k1 + 1.0) / denom;
                 touched[d] = true;
             }
         }
-        let mut hits: Vec<(usize, f64)> = (0..self.ids.len()).filter(|&d| touched[d] && scores[d] > 0.0).map(|d| (d, scores[d])).collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| self.ids[a.0].cmp(&self.ids[b.0])));
+        let mut hits: Vec<(usize, f64)> = (0..self.ids.len())
+            .filter(|&d| touched[d] && scores[d] > 0.0)
+            .map(|d| (d, scores[d]))
+            .collect();
+        hits.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| self.ids[a.0].cmp(&self.ids[b.0]))
+        });
         hits.truncate(k);
-        hits.into_iter().map(|(d, score)| SearchHit { chunk_id: self.ids[d].clone(), score }).collect()
+        hits.into_iter()
+            .map(|(d, score)| SearchHit {
+                chunk_id: self.ids[d].clone(),
+                score,
+            })
+            .collect()
     }
 }
 
@@ -153,7 +188,10 @@ mod tests {
 
     #[test]
     fn tokenizer_lowercases_and_drops_stopwords() {
-        assert_eq!(tokenize("The Board oversees Scope 1-2 (CO2e) emissions."), vec!["board", "oversees", "scope", "1", "2", "co2e", "emissions"]);
+        assert_eq!(
+            tokenize("The Board oversees Scope 1-2 (CO2e) emissions."),
+            vec!["board", "oversees", "scope", "1", "2", "co2e", "emissions"]
+        );
         assert!(tokenize("of the and").is_empty());
     }
 
@@ -174,7 +212,10 @@ mod tests {
         // Input order does not matter.
         let mut rev = docs;
         rev.reverse();
-        assert_eq!(Bm25Index::new(Bm25Params::default(), rev).search("energy consumption", 10), hits);
+        assert_eq!(
+            Bm25Index::new(Bm25Params::default(), rev).search("energy consumption", 10),
+            hits
+        );
         assert_eq!(idx.search("energy consumption", 1).len(), 1);
         assert!(idx.search("", 5).is_empty());
         assert!(idx.search("energy", 0).is_empty());
@@ -183,7 +224,10 @@ mod tests {
     #[test]
     fn score_matches_hand_computation() {
         // N = 2, df(energy) = 1, one doc of 2 tokens, avgdl = 2.
-        let idx = Bm25Index::new(Bm25Params::default(), vec![("x", "energy energy"), ("y", "board risk")]);
+        let idx = Bm25Index::new(
+            Bm25Params::default(),
+            vec![("x", "energy energy"), ("y", "board risk")],
+        );
         let hits = idx.search("energy", 5);
         let idf = (1.0f64 + (2.0 - 1.0 + 0.5) / (1.0 + 0.5)).ln();
         let expect = idf * 2.0 * 2.2 / (2.0 + 1.2);

@@ -154,6 +154,8 @@ pub struct Stage {
     pub descriptor: String,
     /// How core criteria combine for the ladder.
     pub core_rule: CoreRule,
+    /// Optional extra retrieval query for this stage's evidence, fused with the theme query.
+    pub query: Option<String>,
     /// Criteria that support this stage.
     pub criteria: Vec<Criterion>,
 }
@@ -258,7 +260,10 @@ impl Rubric {
     /// [`Rubric::from_json_str`].
     pub fn from_path(path: impl AsRef<Path>) -> Result<Rubric, RubricError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| RubricError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RubricError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Rubric::from_json_str(&text)
     }
 
@@ -331,7 +336,11 @@ impl Rubric {
 type R<T> = Result<T, RubricError>;
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// A JSON object being read field by field, remembering which fields were used.
@@ -344,8 +353,15 @@ struct Obj<'a> {
 impl<'a> Obj<'a> {
     fn new(v: &'a Value, path: &str) -> R<Self> {
         match v {
-            Value::Object(map) => Ok(Obj { path: path.to_string(), map, used: Vec::new() }),
-            _ => Err(RubricError::invalid(if path.is_empty() { "$" } else { path }, "expected an object")),
+            Value::Object(map) => Ok(Obj {
+                path: path.to_string(),
+                map,
+                used: Vec::new(),
+            }),
+            _ => Err(RubricError::invalid(
+                if path.is_empty() { "$" } else { path },
+                "expected an object",
+            )),
         }
     }
 
@@ -359,12 +375,15 @@ impl<'a> Obj<'a> {
     }
 
     fn req(&mut self, key: &'static str) -> R<&'a Value> {
-        self.get(key).ok_or_else(|| RubricError::invalid(self.at(key), "is required"))
+        self.get(key)
+            .ok_or_else(|| RubricError::invalid(self.at(key), "is required"))
     }
 
     fn string(&mut self, key: &'static str) -> R<String> {
         let v = self.req(key)?;
-        let s = v.as_str().ok_or_else(|| RubricError::invalid(self.at(key), "expected a string"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| RubricError::invalid(self.at(key), "expected a string"))?;
         if s.trim().is_empty() {
             return Err(RubricError::invalid(self.at(key), "must not be empty"));
         }
@@ -374,15 +393,23 @@ impl<'a> Obj<'a> {
     fn opt_string(&mut self, key: &'static str) -> R<String> {
         match self.get(key) {
             None => Ok(String::new()),
-            Some(v) => v.as_str().map(str::to_string).ok_or_else(|| RubricError::invalid(self.at(key), "expected a string")),
+            Some(v) => v
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| RubricError::invalid(self.at(key), "expected a string")),
         }
     }
 
     fn uint(&mut self, key: &'static str, lo: u64, hi: u64) -> R<u64> {
         let v = self.req(key)?;
-        let n = v.as_u64().ok_or_else(|| RubricError::invalid(self.at(key), "expected a non-negative integer"))?;
+        let n = v
+            .as_u64()
+            .ok_or_else(|| RubricError::invalid(self.at(key), "expected a non-negative integer"))?;
         if n < lo || n > hi {
-            return Err(RubricError::invalid(self.at(key), format!("must be between {lo} and {hi}, found {n}")));
+            return Err(RubricError::invalid(
+                self.at(key),
+                format!("must be between {lo} and {hi}, found {n}"),
+            ));
         }
         Ok(n)
     }
@@ -397,9 +424,14 @@ impl<'a> Obj<'a> {
 
     fn number(&mut self, key: &'static str, lo: f64, hi: f64) -> R<f64> {
         let v = self.req(key)?;
-        let n = v.as_f64().ok_or_else(|| RubricError::invalid(self.at(key), "expected a number"))?;
+        let n = v
+            .as_f64()
+            .ok_or_else(|| RubricError::invalid(self.at(key), "expected a number"))?;
         if !(lo..=hi).contains(&n) {
-            return Err(RubricError::invalid(self.at(key), format!("must be between {lo} and {hi}, found {n}")));
+            return Err(RubricError::invalid(
+                self.at(key),
+                format!("must be between {lo} and {hi}, found {n}"),
+            ));
         }
         Ok(n)
     }
@@ -407,7 +439,9 @@ impl<'a> Obj<'a> {
     fn boolean(&mut self, key: &'static str, default: bool) -> R<bool> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| RubricError::invalid(self.at(key), "expected true or false")),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| RubricError::invalid(self.at(key), "expected true or false")),
         }
     }
 
@@ -418,15 +452,25 @@ impl<'a> Obj<'a> {
             None => return Ok(Vec::new()),
             Some(v) => v,
         };
-        let items = v.as_array().ok_or_else(|| RubricError::invalid(path.clone(), "expected an array"))?;
-        Ok(items.iter().enumerate().map(|(i, v)| (format!("{path}[{i}]"), v)).collect())
+        let items = v
+            .as_array()
+            .ok_or_else(|| RubricError::invalid(path.clone(), "expected an array"))?;
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{path}[{i}]"), v))
+            .collect())
     }
 
     fn strings(&mut self, key: &'static str, required: bool) -> R<Vec<String>> {
         let items = self.array(key, required)?;
         items
             .into_iter()
-            .map(|(p, v)| v.as_str().map(str::to_string).ok_or_else(|| RubricError::invalid(p, "expected a string")))
+            .map(|(p, v)| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| RubricError::invalid(p, "expected a string"))
+            })
             .collect()
     }
 
@@ -454,7 +498,10 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
 
     let theme_items = o.array("themes", true)?;
     if theme_items.len() != THEME_COUNT {
-        return Err(RubricError::invalid("themes", format!("expected {THEME_COUNT} themes, found {}", theme_items.len())));
+        return Err(RubricError::invalid(
+            "themes",
+            format!("expected {THEME_COUNT} themes, found {}", theme_items.len()),
+        ));
     }
     let mut themes = Vec::with_capacity(THEME_COUNT);
     let mut seen_codes: BTreeMap<String, String> = BTreeMap::new();
@@ -463,7 +510,10 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
         if let Some(first) = seen_codes.insert(theme.code.clone(), path.clone()) {
             return Err(RubricError::invalid(
                 format!("{path}.code"),
-                format!("duplicate theme code \"{}\" (first used at {first})", theme.code),
+                format!(
+                    "duplicate theme code \"{}\" (first used at {first})",
+                    theme.code
+                ),
             ));
         }
         themes.push(theme);
@@ -477,7 +527,13 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
             for (ci, c) in s.criteria.iter().enumerate() {
                 let path = format!("themes[{ti}].stages[{}].criteria[{ci}].id", s.stage);
                 if let Some(first) = paths.get(&c.id) {
-                    return Err(RubricError::invalid(path, format!("duplicate criterion id \"{}\" (first used at {first})", c.id)));
+                    return Err(RubricError::invalid(
+                        path,
+                        format!(
+                            "duplicate criterion id \"{}\" (first used at {first})",
+                            c.id
+                        ),
+                    ));
                 }
                 paths.insert(c.id.clone(), path);
                 index.insert(c.id.clone(), (ti, s.stage, ci));
@@ -488,20 +544,34 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
         for s in &t.stages {
             for (ci, c) in s.criteria.iter().enumerate() {
                 for (ii, target) in c.implies.iter().enumerate() {
-                    let path = format!("themes[{ti}].stages[{}].criteria[{ci}].implies[{ii}]", s.stage);
+                    let path = format!(
+                        "themes[{ti}].stages[{}].criteria[{ci}].implies[{ii}]",
+                        s.stage
+                    );
                     let Some(&(tt, ts, _)) = index.get(target) else {
-                        return Err(RubricError::invalid(path, format!("unknown criterion \"{target}\"")));
+                        return Err(RubricError::invalid(
+                            path,
+                            format!("unknown criterion \"{target}\""),
+                        ));
                     };
                     if target == &c.id {
-                        return Err(RubricError::invalid(path, "a criterion must not imply itself"));
+                        return Err(RubricError::invalid(
+                            path,
+                            "a criterion must not imply itself",
+                        ));
                     }
                     if tt != ti {
-                        return Err(RubricError::invalid(path, format!("\"{target}\" belongs to another theme")));
+                        return Err(RubricError::invalid(
+                            path,
+                            format!("\"{target}\" belongs to another theme"),
+                        ));
                     }
                     if ts > s.stage {
                         return Err(RubricError::invalid(
                             path,
-                            format!("\"{target}\" is at stage {ts}; a criterion may only imply criteria at its own or a lower stage"),
+                            format!(
+                                "\"{target}\" is at stage {ts}; a criterion may only imply criteria at its own or a lower stage"
+                            ),
                         ));
                     }
                 }
@@ -515,7 +585,10 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
     for (path, fv) in o.array("frameworks", false)? {
         let f = parse_framework(fv, &path, &codes, &index, &themes)?;
         if !fw_ids.insert(f.id.clone()) {
-            return Err(RubricError::invalid(format!("{path}.id"), format!("duplicate framework id \"{}\"", f.id)));
+            return Err(RubricError::invalid(
+                format!("{path}.id"),
+                format!("duplicate framework id \"{}\"", f.id),
+            ));
         }
         frameworks.push(f);
     }
@@ -524,7 +597,10 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
     for (path, ov) in o.array("overrides", false)? {
         let x = parse_override(ov, &path, &codes)?;
         if !ov_ids.insert(x.id.clone()) || index.contains_key(&x.id) {
-            return Err(RubricError::invalid(format!("{path}.id"), format!("duplicate id \"{}\"", x.id)));
+            return Err(RubricError::invalid(
+                format!("{path}.id"),
+                format!("duplicate id \"{}\"", x.id),
+            ));
         }
         overrides.push(x);
     }
@@ -582,21 +658,36 @@ fn parse_bands(o: &mut Obj<'_>, key: &'static str, lo: f64, hi: f64, cover: bool
     let mut bands: Vec<Band> = Vec::new();
     for (p, bv) in items {
         let mut b = Obj::new(bv, &p)?;
-        let band = Band { name: b.string("name")?, min: b.number("min", lo, hi)?, max: b.number("max", lo, hi)? };
+        let band = Band {
+            name: b.string("name")?,
+            min: b.number("min", lo, hi)?,
+            max: b.number("max", lo, hi)?,
+        };
         b.finish()?;
         for (field, x) in [("min", band.min), ("max", band.max)] {
             if ((x * 10.0).round() - x * 10.0).abs() > 1e-9 {
-                return Err(RubricError::invalid(format!("{p}.{field}"), "must be a multiple of 0.1"));
+                return Err(RubricError::invalid(
+                    format!("{p}.{field}"),
+                    "must be a multiple of 0.1",
+                ));
             }
         }
         if band.min_tenths() > band.max_tenths() {
-            return Err(RubricError::invalid(format!("{p}.max"), "must not be below min"));
+            return Err(RubricError::invalid(
+                format!("{p}.max"),
+                "must not be below min",
+            ));
         }
         if let Some(prev) = bands.last() {
             if band.min_tenths() != prev.max_tenths() + 1 {
                 return Err(RubricError::invalid(
                     format!("{p}.min"),
-                    format!("bands must be contiguous: expected {:.1} after \"{}\" ends at {:.1}", prev.max + 0.1, prev.name, prev.max),
+                    format!(
+                        "bands must be contiguous: expected {:.1} after \"{}\" ends at {:.1}",
+                        prev.max + 0.1,
+                        prev.name,
+                        prev.max
+                    ),
                 ));
             }
         }
@@ -605,7 +696,10 @@ fn parse_bands(o: &mut Obj<'_>, key: &'static str, lo: f64, hi: f64, cover: bool
     if cover {
         let (first, last) = (&bands[0], &bands[bands.len() - 1]);
         if first.min_tenths() != tenths(lo) || last.max_tenths() != tenths(hi) {
-            return Err(RubricError::invalid(path, format!("bands must cover {lo:.1} to {hi:.1}")));
+            return Err(RubricError::invalid(
+                path,
+                format!("bands must cover {lo:.1} to {hi:.1}"),
+            ));
         }
     }
     Ok(bands)
@@ -623,8 +717,9 @@ fn parse_guard(v: &Value, path: &str) -> R<NegationGuard> {
         before_re: terms(&o.at("before"), &before)?,
         after_re: terms(&o.at("after"), &after)?,
         exceptions_re: terms(&o.at("exceptions"), &exceptions)?,
-        ignore_re: compile_raw(&ignore_sentences)
-            .map_err(|(i, m)| RubricError::invalid(format!("{}[{i}]", o.at("ignore_sentences")), m))?,
+        ignore_re: compile_raw(&ignore_sentences).map_err(|(i, m)| {
+            RubricError::invalid(format!("{}[{i}]", o.at("ignore_sentences")), m)
+        })?,
         before,
         before_words,
         after,
@@ -640,19 +735,28 @@ fn parse_theme(v: &Value, path: &str) -> R<Theme> {
     let mut o = Obj::new(v, path)?;
     let code = o.string("code")?;
     if !(1..=8).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(RubricError::invalid(o.at("code"), "must be 1 to 8 upper-case ASCII letters"));
+        return Err(RubricError::invalid(
+            o.at("code"),
+            "must be 1 to 8 upper-case ASCII letters",
+        ));
     }
     let name = o.string("name")?;
     let description = o.opt_string("description")?;
     let query = o.string("query")?;
     if tokenize(&query).is_empty() {
-        return Err(RubricError::invalid(o.at("query"), "must contain at least one search term that is not a stop word"));
+        return Err(RubricError::invalid(
+            o.at("query"),
+            "must contain at least one search term that is not a stop word",
+        ));
     }
     let items = o.array("stages", true)?;
     if items.len() != usize::from(MAX_STAGE) + 1 {
         return Err(RubricError::invalid(
             o.at("stages"),
-            format!("must list stages 0 to {MAX_STAGE} in order, found {} stages", items.len()),
+            format!(
+                "must list stages 0 to {MAX_STAGE} in order, found {} stages",
+                items.len()
+            ),
         ));
     }
     let mut stages = Vec::with_capacity(items.len());
@@ -660,7 +764,13 @@ fn parse_theme(v: &Value, path: &str) -> R<Theme> {
         stages.push(parse_stage(sv, &p, i as u8)?);
     }
     o.finish()?;
-    Ok(Theme { code, name, description, query, stages })
+    Ok(Theme {
+        code,
+        name,
+        description,
+        query,
+        stages,
+    })
 }
 
 fn parse_stage(v: &Value, path: &str, expected: u8) -> R<Stage> {
@@ -677,11 +787,34 @@ fn parse_stage(v: &Value, path: &str, expected: u8) -> R<Stage> {
     let core_rule = match o.get("core_rule").map(|v| v.as_str()) {
         None | Some(Some("any")) => CoreRule::Any,
         Some(Some("all")) => CoreRule::All,
-        Some(_) => return Err(RubricError::invalid(o.at("core_rule"), "expected \"any\" or \"all\"")),
+        Some(_) => {
+            return Err(RubricError::invalid(
+                o.at("core_rule"),
+                "expected \"any\" or \"all\"",
+            ));
+        }
+    };
+    let query = match o.get("query") {
+        None => None,
+        Some(v) => {
+            let q = v
+                .as_str()
+                .ok_or_else(|| RubricError::invalid(o.at("query"), "expected a string"))?;
+            if tokenize(q).is_empty() {
+                return Err(RubricError::invalid(
+                    o.at("query"),
+                    "must contain at least one search term that is not a stop word",
+                ));
+            }
+            Some(q.to_string())
+        }
     };
     let items = o.array("criteria", true)?;
     if stage == 0 && !items.is_empty() {
-        return Err(RubricError::invalid(o.at("criteria"), "stage 0 is the floor and takes no criteria"));
+        return Err(RubricError::invalid(
+            o.at("criteria"),
+            "stage 0 is the floor and takes no criteria",
+        ));
     }
     if stage > 0 && items.is_empty() {
         return Err(RubricError::invalid(o.at("criteria"), "must not be empty"));
@@ -691,10 +824,20 @@ fn parse_stage(v: &Value, path: &str, expected: u8) -> R<Stage> {
         criteria.push(parse_criterion(cv, &p)?);
     }
     if stage > 0 && !criteria.iter().any(|c| c.core) {
-        return Err(RubricError::invalid(o.at("criteria"), "at least one criterion must be marked core"));
+        return Err(RubricError::invalid(
+            o.at("criteria"),
+            "at least one criterion must be marked core",
+        ));
     }
     o.finish()?;
-    Ok(Stage { stage, label, descriptor, core_rule, criteria })
+    Ok(Stage {
+        stage,
+        label,
+        descriptor,
+        core_rule,
+        query,
+        criteria,
+    })
 }
 
 fn parse_rule(o: &mut Obj<'_>, default_guard: bool) -> R<MatchRule> {
@@ -705,10 +848,18 @@ fn parse_rule(o: &mut Obj<'_>, default_guard: bool) -> R<MatchRule> {
         let t = po.strings("terms", true)?;
         let n = po.strings("near", true)?;
         let within = po.uint("within", 1, 25)? as usize;
-        let terms_re = terms(&po.at("terms"), &t)?.ok_or_else(|| RubricError::invalid(po.at("terms"), "must not be empty"))?;
-        let near_re = terms(&po.at("near"), &n)?.ok_or_else(|| RubricError::invalid(po.at("near"), "must not be empty"))?;
+        let terms_re = terms(&po.at("terms"), &t)?
+            .ok_or_else(|| RubricError::invalid(po.at("terms"), "must not be empty"))?;
+        let near_re = terms(&po.at("near"), &n)?
+            .ok_or_else(|| RubricError::invalid(po.at("near"), "must not be empty"))?;
         po.finish()?;
-        proximity.push(Proximity { terms: t, near: n, within, terms_re, near_re });
+        proximity.push(Proximity {
+            terms: t,
+            near: n,
+            within,
+            terms_re,
+            near_re,
+        });
     }
     if patterns.is_empty() && proximity.is_empty() {
         return Err(RubricError::invalid(o.at("patterns"), "must not be empty"));
@@ -732,14 +883,23 @@ fn parse_criterion(v: &Value, path: &str) -> R<Criterion> {
     let mut o = Obj::new(v, path)?;
     let id = o.string("id")?;
     if id.chars().any(char::is_whitespace) {
-        return Err(RubricError::invalid(o.at("id"), "must not contain white space"));
+        return Err(RubricError::invalid(
+            o.at("id"),
+            "must not contain white space",
+        ));
     }
     let description = o.string("description")?;
     let core = o.boolean("core", false)?;
     let rule = parse_rule(&mut o, true)?;
     let implies = o.strings("implies", false)?;
     o.finish()?;
-    Ok(Criterion { id, description, core, rule, implies })
+    Ok(Criterion {
+        id,
+        description,
+        core,
+        rule,
+        implies,
+    })
 }
 
 fn parse_framework(
@@ -755,14 +915,24 @@ fn parse_framework(
     let description = o.opt_string("description")?;
     let theme = o.string("theme")?;
     if !codes.contains(&theme) {
-        return Err(RubricError::invalid(o.at("theme"), format!("unknown theme \"{theme}\"")));
+        return Err(RubricError::invalid(
+            o.at("theme"),
+            format!("unknown theme \"{theme}\""),
+        ));
     }
-    let min_stage = o.opt_uint("min_stage", 1, u64::from(MAX_STAGE))?.map(|s| s as u8);
+    let min_stage = o
+        .opt_uint("min_stage", 1, u64::from(MAX_STAGE))?
+        .map(|s| s as u8);
     let mut supports = Vec::new();
     for (p, sv) in o.array("supports", false)? {
         match sv.as_u64() {
             Some(s @ 1..=4) => supports.push(s as u8),
-            _ => return Err(RubricError::invalid(p, format!("must be a stage between 1 and {MAX_STAGE}"))),
+            _ => {
+                return Err(RubricError::invalid(
+                    p,
+                    format!("must be a stage between 1 and {MAX_STAGE}"),
+                ));
+            }
         }
     }
     let groups = o.array("requires", true)?;
@@ -771,26 +941,44 @@ fn parse_framework(
     }
     let mut requires = Vec::new();
     for (gp, gv) in groups {
-        let ids = gv.as_array().ok_or_else(|| RubricError::invalid(gp.clone(), "expected an array of criterion ids"))?;
+        let ids = gv.as_array().ok_or_else(|| {
+            RubricError::invalid(gp.clone(), "expected an array of criterion ids")
+        })?;
         if ids.is_empty() {
             return Err(RubricError::invalid(gp, "must not be empty"));
         }
         let mut group = Vec::new();
         for (i, idv) in ids.iter().enumerate() {
             let p = format!("{gp}[{i}]");
-            let cid = idv.as_str().ok_or_else(|| RubricError::invalid(p.clone(), "expected a criterion id"))?;
+            let cid = idv
+                .as_str()
+                .ok_or_else(|| RubricError::invalid(p.clone(), "expected a criterion id"))?;
             let Some(&(ti, _, _)) = index.get(cid) else {
-                return Err(RubricError::invalid(p, format!("unknown criterion \"{cid}\"")));
+                return Err(RubricError::invalid(
+                    p,
+                    format!("unknown criterion \"{cid}\""),
+                ));
             };
             if themes[ti].code != theme {
-                return Err(RubricError::invalid(p, format!("\"{cid}\" is not a criterion of theme {theme}")));
+                return Err(RubricError::invalid(
+                    p,
+                    format!("\"{cid}\" is not a criterion of theme {theme}"),
+                ));
             }
             group.push(cid.to_string());
         }
         requires.push(group);
     }
     o.finish()?;
-    Ok(Framework { id, name, description, theme, min_stage, supports, requires })
+    Ok(Framework {
+        id,
+        name,
+        description,
+        theme,
+        min_stage,
+        supports,
+        requires,
+    })
 }
 
 fn parse_override(v: &Value, path: &str, codes: &BTreeSet<String>) -> R<Override> {
@@ -804,13 +992,23 @@ fn parse_override(v: &Value, path: &str, codes: &BTreeSet<String>) -> R<Override
     }
     for (i, t) in themes.iter().enumerate() {
         if !codes.contains(t) {
-            return Err(RubricError::invalid(format!("{}[{i}]", o.at("themes")), format!("unknown theme \"{t}\"")));
+            return Err(RubricError::invalid(
+                format!("{}[{i}]", o.at("themes")),
+                format!("unknown theme \"{t}\""),
+            ));
         }
     }
     let min_quotes = o.uint("min_quotes", 1, 10)? as usize;
     let rule = parse_rule(&mut o, false)?;
     o.finish()?;
-    Ok(Override { id, description, cap, themes, min_quotes, rule })
+    Ok(Override {
+        id,
+        description,
+        cap,
+        themes,
+        min_quotes,
+        rule,
+    })
 }
 
 #[cfg(test)]
@@ -835,19 +1033,39 @@ mod tests {
     fn builtin_rubric_is_valid_and_complete() {
         let r = Rubric::builtin();
         assert_eq!(r.version, "3.0");
-        assert_eq!(r.theme_codes(), vec!["TSP", "OSP", "DM", "GHG", "RD", "EI", "RMM"]);
+        assert_eq!(
+            r.theme_codes(),
+            vec!["TSP", "OSP", "DM", "GHG", "RD", "EI", "RMM"]
+        );
         assert_eq!(r.scoring.min_quotes_per_stage, 2);
         assert_eq!(r.scoring.quote_max_words, 30);
         assert_eq!(r.scoring.freshness.max_age_months, 24);
         assert!((r.scoring.freshness.confidence_penalty - 0.1).abs() < 1e-12);
-        let cb: Vec<(&str, i64, i64)> =
-            r.scoring.confidence_bands.iter().map(|b| (b.name.as_str(), b.min_tenths(), b.max_tenths())).collect();
-        assert_eq!(cb, vec![("weak", 2, 4), ("adequate", 5, 7), ("strong", 8, 10)]);
-        let gb: Vec<(&str, i64, i64)> =
-            r.scoring.grade_bands.iter().map(|b| (b.name.as_str(), b.min_tenths(), b.max_tenths())).collect();
+        let cb: Vec<(&str, i64, i64)> = r
+            .scoring
+            .confidence_bands
+            .iter()
+            .map(|b| (b.name.as_str(), b.min_tenths(), b.max_tenths()))
+            .collect();
+        assert_eq!(
+            cb,
+            vec![("weak", 2, 4), ("adequate", 5, 7), ("strong", 8, 10)]
+        );
+        let gb: Vec<(&str, i64, i64)> = r
+            .scoring
+            .grade_bands
+            .iter()
+            .map(|b| (b.name.as_str(), b.min_tenths(), b.max_tenths()))
+            .collect();
         assert_eq!(
             gb,
-            vec![("Nascent", 0, 9), ("Emerging", 10, 19), ("Established", 20, 29), ("Advanced", 30, 35), ("Leading", 36, 40)]
+            vec![
+                ("Nascent", 0, 9),
+                ("Emerging", 10, 19),
+                ("Established", 20, 29),
+                ("Advanced", 30, 35),
+                ("Leading", 36, 40)
+            ]
         );
         for t in &r.themes {
             assert_eq!(t.stages.len(), 5, "{}", t.code);
@@ -856,17 +1074,68 @@ mod tests {
             }
         }
         // Framework minimums required by DESIGN §2.
-        let fw = |id: &str| r.frameworks.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("framework {id}"));
-        assert_eq!((fw("sbti_commitment").theme.as_str(), fw("sbti_commitment").min_stage), ("TSP", Some(3)));
-        assert_eq!((fw("sbti_validated").theme.as_str(), fw("sbti_validated").min_stage), ("TSP", Some(4)));
-        assert_eq!((fw("tcfd_issb").theme.as_str(), fw("tcfd_issb").min_stage), ("RD", Some(2)));
-        assert_eq!((fw("assured_tagged").theme.as_str(), fw("assured_tagged").min_stage), ("RD", Some(4)));
-        assert_eq!((fw("ghg_protocol").theme.as_str(), fw("ghg_protocol").min_stage), ("GHG", Some(3)));
-        assert_eq!(fw("ghg_protocol").requires.len(), 3, "GHG Protocol needs Scope 3 and assurance too");
-        assert_eq!((fw("reasonable_assurance").theme.as_str(), fw("reasonable_assurance").min_stage), ("GHG", Some(4)));
-        assert_eq!((fw("csrd_esrs").min_stage, fw("csrd_esrs").supports.clone()), (None, vec![3, 4]));
+        let fw = |id: &str| {
+            r.frameworks
+                .iter()
+                .find(|f| f.id == id)
+                .unwrap_or_else(|| panic!("framework {id}"))
+        };
+        assert_eq!(
+            (
+                fw("sbti_commitment").theme.as_str(),
+                fw("sbti_commitment").min_stage
+            ),
+            ("TSP", Some(3))
+        );
+        assert_eq!(
+            (
+                fw("sbti_validated").theme.as_str(),
+                fw("sbti_validated").min_stage
+            ),
+            ("TSP", Some(4))
+        );
+        assert_eq!(
+            (fw("tcfd_issb").theme.as_str(), fw("tcfd_issb").min_stage),
+            ("RD", Some(2))
+        );
+        assert_eq!(
+            (
+                fw("assured_tagged").theme.as_str(),
+                fw("assured_tagged").min_stage
+            ),
+            ("RD", Some(4))
+        );
+        assert_eq!(
+            (
+                fw("ghg_protocol").theme.as_str(),
+                fw("ghg_protocol").min_stage
+            ),
+            ("GHG", Some(3))
+        );
+        assert_eq!(
+            fw("ghg_protocol").requires.len(),
+            3,
+            "GHG Protocol needs Scope 3 and assurance too"
+        );
+        assert_eq!(
+            (
+                fw("reasonable_assurance").theme.as_str(),
+                fw("reasonable_assurance").min_stage
+            ),
+            ("GHG", Some(4))
+        );
+        assert_eq!(
+            (fw("csrd_esrs").min_stage, fw("csrd_esrs").supports.clone()),
+            (None, vec![3, 4])
+        );
         let caps: Vec<(&str, u8)> = r.overrides.iter().map(|o| (o.id.as_str(), o.cap)).collect();
-        assert_eq!(caps, vec![("override.auditor_contradiction", 2), ("override.failed_assurance", 1)]);
+        assert_eq!(
+            caps,
+            vec![
+                ("override.auditor_contradiction", 2),
+                ("override.failed_assurance", 1)
+            ]
+        );
         // The ladder: validated SBTi implies quantitative targets.
         let implied = r.implied_closure(["TSP.4.sbti_validated"]);
         assert!(implied.contains("TSP.2.quantitative_target"));
@@ -877,26 +1146,106 @@ mod tests {
     #[test]
     fn validation_errors_name_the_field() {
         let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str)> = vec![
-            (Box::new(|v| v["themes"][2]["stages"][3]["criteria"][0]["patterns"] = Value::Array(vec![])), "themes[2].stages[3].criteria[0].patterns: must not be empty"),
-            (Box::new(|v| v["themes"][0]["stages"][1]["criteria"][0]["patterns"][1] = "(oops".into()), "themes[0].stages[1].criteria[0].patterns[1]: invalid regex"),
-            (Box::new(|v| v["themes"][1]["code"] = "TSP".into()), "themes[1].code: duplicate theme code \"TSP\""),
-            (Box::new(|v| { v["themes"].as_array_mut().unwrap().pop(); }), "themes: expected 7 themes, found 6"),
-            (Box::new(|v| v["themes"][4]["stages"][2]["stage"] = 3.into()), "themes[4].stages[2].stage: stages must be 0 to 4 in order"),
-            (Box::new(|v| { v["themes"][5]["stages"].as_array_mut().unwrap().pop(); }), "themes[5].stages: must list stages 0 to 4"),
-            (Box::new(|v| v["themes"][0]["stages"][4]["criteria"][0]["implies"][0] = "TSP.9.nope".into()), "themes[0].stages[4].criteria[0].implies[0]: unknown criterion \"TSP.9.nope\""),
-            (Box::new(|v| v["themes"][0]["stages"][1]["criteria"][0]["implies"] = serde_json::json!(["TSP.4.sbti_validated"])), "themes[0].stages[1].criteria[0].implies[0]: \"TSP.4.sbti_validated\" is at stage 4"),
-            (Box::new(|v| v["themes"][3]["stages"][1]["criteria"][0]["paterns"] = serde_json::json!(["x"])), "themes[3].stages[1].criteria[0].paterns: unknown field"),
-            (Box::new(|v| v["scoring"]["grade_bands"][4]["max"] = 3.9.into()), "scoring.grade_bands: bands must cover 0.0 to 4.0"),
-            (Box::new(|v| v["scoring"]["confidence_bands"][1]["min"] = 0.6.into()), "scoring.confidence_bands[1].min: bands must be contiguous"),
-            (Box::new(|v| v["scoring"]["quote_max_words"] = 0.into()), "scoring.quote_max_words: must be between 5 and 100"),
-            (Box::new(|v| v["frameworks"][0]["requires"][0][0] = "GHG.3.ghg_protocol".into()), "frameworks[0].requires[0][0]: \"GHG.3.ghg_protocol\" is not a criterion of theme TSP"),
-            (Box::new(|v| v["frameworks"][0]["theme"] = "XYZ".into()), "frameworks[0].theme: unknown theme \"XYZ\""),
-            (Box::new(|v| v["overrides"][1]["cap"] = 4.into()), "overrides[1].cap: must be between 0 and 3"),
-            (Box::new(|v| v["themes"][6]["stages"][3]["criteria"][0]["proximity"] = serde_json::json!([{"terms": ["a"], "near": [], "within": 3}])), "themes[6].stages[3].criteria[0].proximity[0].near: must not be empty"),
-            (Box::new(|v| v["themes"][2]["stages"][1]["criteria"][0]["core"] = false.into()), "themes[2].stages[1].criteria: at least one criterion must be marked core"),
-            (Box::new(|v| v["themes"][2]["query"] = "the of and".into()), "themes[2].query: must contain at least one search term"),
-            (Box::new(|v| v["negation_guard"]["before"][0] = "[".into()), "negation_guard.before[0]: invalid regex"),
-            (Box::new(|v| { v.as_object_mut().unwrap().remove("version"); }), "version: is required"),
+            (
+                Box::new(|v| {
+                    v["themes"][2]["stages"][3]["criteria"][0]["patterns"] = Value::Array(vec![])
+                }),
+                "themes[2].stages[3].criteria[0].patterns: must not be empty",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][0]["stages"][1]["criteria"][0]["patterns"][1] = "(oops".into()
+                }),
+                "themes[0].stages[1].criteria[0].patterns[1]: invalid regex",
+            ),
+            (
+                Box::new(|v| v["themes"][1]["code"] = "TSP".into()),
+                "themes[1].code: duplicate theme code \"TSP\"",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"].as_array_mut().unwrap().pop();
+                }),
+                "themes: expected 7 themes, found 6",
+            ),
+            (
+                Box::new(|v| v["themes"][4]["stages"][2]["stage"] = 3.into()),
+                "themes[4].stages[2].stage: stages must be 0 to 4 in order",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][5]["stages"].as_array_mut().unwrap().pop();
+                }),
+                "themes[5].stages: must list stages 0 to 4",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][0]["stages"][4]["criteria"][0]["implies"][0] = "TSP.9.nope".into()
+                }),
+                "themes[0].stages[4].criteria[0].implies[0]: unknown criterion \"TSP.9.nope\"",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][0]["stages"][1]["criteria"][0]["implies"] =
+                        serde_json::json!(["TSP.4.sbti_validated"])
+                }),
+                "themes[0].stages[1].criteria[0].implies[0]: \"TSP.4.sbti_validated\" is at stage 4",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][3]["stages"][1]["criteria"][0]["paterns"] = serde_json::json!(["x"])
+                }),
+                "themes[3].stages[1].criteria[0].paterns: unknown field",
+            ),
+            (
+                Box::new(|v| v["scoring"]["grade_bands"][4]["max"] = 3.9.into()),
+                "scoring.grade_bands: bands must cover 0.0 to 4.0",
+            ),
+            (
+                Box::new(|v| v["scoring"]["confidence_bands"][1]["min"] = 0.6.into()),
+                "scoring.confidence_bands[1].min: bands must be contiguous",
+            ),
+            (
+                Box::new(|v| v["scoring"]["quote_max_words"] = 0.into()),
+                "scoring.quote_max_words: must be between 5 and 100",
+            ),
+            (
+                Box::new(|v| v["frameworks"][0]["requires"][0][0] = "GHG.3.ghg_protocol".into()),
+                "frameworks[0].requires[0][0]: \"GHG.3.ghg_protocol\" is not a criterion of theme TSP",
+            ),
+            (
+                Box::new(|v| v["frameworks"][0]["theme"] = "XYZ".into()),
+                "frameworks[0].theme: unknown theme \"XYZ\"",
+            ),
+            (
+                Box::new(|v| v["overrides"][1]["cap"] = 4.into()),
+                "overrides[1].cap: must be between 0 and 3",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][6]["stages"][3]["criteria"][0]["proximity"] =
+                        serde_json::json!([{"terms": ["a"], "near": [], "within": 3}])
+                }),
+                "themes[6].stages[3].criteria[0].proximity[0].near: must not be empty",
+            ),
+            (
+                Box::new(|v| v["themes"][2]["stages"][1]["criteria"][0]["core"] = false.into()),
+                "themes[2].stages[1].criteria: at least one criterion must be marked core",
+            ),
+            (
+                Box::new(|v| v["themes"][2]["query"] = "the of and".into()),
+                "themes[2].query: must contain at least one search term",
+            ),
+            (
+                Box::new(|v| v["negation_guard"]["before"][0] = "[".into()),
+                "negation_guard.before[0]: invalid regex",
+            ),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("version");
+                }),
+                "version: is required",
+            ),
         ];
         for (f, want) in cases {
             let got = err_path(edit(f));
@@ -906,9 +1255,18 @@ mod tests {
 
     #[test]
     fn malformed_json_and_missing_file_are_errors() {
-        assert!(matches!(Rubric::from_json_str("{"), Err(RubricError::Json(_))));
-        assert!(matches!(Rubric::from_path("/nonexistent/rubric.json"), Err(RubricError::Io { .. })));
-        assert_eq!(err_path(Rubric::from_json_str("[]")), "$: expected an object");
+        assert!(matches!(
+            Rubric::from_json_str("{"),
+            Err(RubricError::Json(_))
+        ));
+        assert!(matches!(
+            Rubric::from_path("/nonexistent/rubric.json"),
+            Err(RubricError::Io { .. })
+        ));
+        assert_eq!(
+            err_path(Rubric::from_json_str("[]")),
+            "$: expected an object"
+        );
     }
 
     #[test]
@@ -918,6 +1276,9 @@ mod tests {
             v["themes"][0]["stages"][2]["criteria"][1]["id"] = id;
         });
         let e = err_path(r);
-        assert!(e.starts_with("themes[0].stages[2].criteria[1].id: duplicate criterion id"), "{e}");
+        assert!(
+            e.starts_with("themes[0].stages[2].criteria[1].id: duplicate criterion id"),
+            "{e}"
+        );
     }
 }

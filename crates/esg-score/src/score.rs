@@ -2,14 +2,17 @@
 //!
 //! For each theme (rubric order):
 //!
-//! 1. **Retrieve** the top-k chunks with the theme's BM25 query.
+//! 1. **Retrieve** the top-k chunks with the theme's BM25 query, fused
+//!    with the stages' own queries when the rubric gives them
+//!    ([`retrieve_theme`]).
 //! 2. **Evaluate** every criterion (and override) of the theme on those
 //!    chunks, in rank order; each chunk gives at most one quote per
 //!    criterion, and at most `max_quotes_per_criterion` quotes are kept.
 //! 3. **Ladder**: a criterion is *satisfied* when it has a quote or is
 //!    implied (transitively) by a criterion that has one. Stage `s > 0` is
-//!    *met* when its criteria have quotes from at least
-//!    `min_quotes_per_stage` distinct chunks and its core criteria are
+//!    *met* when its criteria have at least `min_quotes_per_stage` quotes
+//!    that are distinct in chunk *and* in location (the same sentence seen
+//!    through two overlapping chunks counts once) and its core criteria are
 //!    satisfied (any/all per `core_rule`); it is awarded when, in addition,
 //!    the core criteria of every stage below are satisfied. The highest such
 //!    stage wins, else 0.
@@ -37,9 +40,9 @@
 //! documents used.
 
 use crate::error::ScoreError;
-use crate::quote::quote_range;
-use crate::retrieve::{Bm25Index, Bm25Params};
 use crate::matcher::MatchRule;
+use crate::quote::quote_range;
+use crate::retrieve::{Bm25Index, Bm25Params, SearchHit};
 use crate::rubric::{Band, CoreRule, Rubric, Theme, tenths};
 use esg_core::{Chunk, sha256_hex};
 use serde::Serialize;
@@ -81,7 +84,13 @@ pub struct ScoreParams {
 impl ScoreParams {
     /// Parameters with `k = 10` and all themes.
     pub fn new(year: i32, as_of_year: i32, as_of_month: u32) -> Self {
-        ScoreParams { k: DEFAULT_K, year, as_of_year, as_of_month, themes: None }
+        ScoreParams {
+            k: DEFAULT_K,
+            year,
+            as_of_year,
+            as_of_month,
+            themes: None,
+        }
     }
 }
 
@@ -173,15 +182,16 @@ pub struct RetrievedChunk {
     pub doc_id: String,
     /// Page of the chunk.
     pub page: u32,
-    /// BM25 score, rounded to 4 decimals.
+    /// Retrieval score, rounded to 6 decimals: BM25 of the theme query, or the
+    /// reciprocal-rank-fusion score when the theme has stage queries.
     pub score: f64,
 }
 
 /// The factors behind a confidence value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfidenceDetail {
-    /// Distinct chunks supporting the stage.
-    pub distinct_chunks: usize,
+    /// Supporting quotes that are distinct in both chunk and location.
+    pub distinct_quotes: usize,
     /// Share of supporting quotes that are specific (figures, years, framework criteria), 2 decimals.
     pub specificity: f64,
     /// Agreement of the evidence (ladder evidenced directly, criteria concurring, no contradiction), 2 decimals.
@@ -292,12 +302,22 @@ pub struct Scorecard {
 /// [`ScoreError::InvalidParam`] for `k` outside 1..=100, a month outside
 /// 1..=12, or unknown/empty theme codes; [`ScoreError::NoChunks`] when no
 /// chunk has the requested year.
-pub fn score(rubric: &Rubric, chunks: &[ScoringChunk], params: &ScoreParams) -> Result<Scorecard, ScoreError> {
+pub fn score(
+    rubric: &Rubric,
+    chunks: &[ScoringChunk],
+    params: &ScoreParams,
+) -> Result<Scorecard, ScoreError> {
     if !(1..=MAX_K).contains(&params.k) {
-        return Err(invalid("k", format!("must be between 1 and {MAX_K}, found {}", params.k)));
+        return Err(invalid(
+            "k",
+            format!("must be between 1 and {MAX_K}, found {}", params.k),
+        ));
     }
     if !(1..=12).contains(&params.as_of_month) {
-        return Err(invalid("as_of_month", format!("must be between 1 and 12, found {}", params.as_of_month)));
+        return Err(invalid(
+            "as_of_month",
+            format!("must be between 1 and 12, found {}", params.as_of_month),
+        ));
     }
     let themes = select_themes(rubric, params.themes.as_deref())?;
 
@@ -306,23 +326,47 @@ pub fn score(rubric: &Rubric, chunks: &[ScoringChunk], params: &ScoreParams) -> 
     if pool.is_empty() {
         return Err(ScoreError::NoChunks { year: params.year });
     }
-    pool.sort_by(|a, b| a.chunk.chunk_id.cmp(&b.chunk.chunk_id).then_with(|| a.doc_id.cmp(&b.doc_id)));
+    pool.sort_by(|a, b| {
+        a.chunk
+            .chunk_id
+            .cmp(&b.chunk.chunk_id)
+            .then_with(|| a.doc_id.cmp(&b.doc_id))
+    });
     pool.dedup_by(|b, a| a.chunk.chunk_id == b.chunk.chunk_id);
-    let by_id: BTreeMap<&str, &ScoringChunk> = pool.iter().map(|c| (c.chunk.chunk_id.as_str(), *c)).collect();
-    let index = Bm25Index::new(Bm25Params::default(), pool.iter().map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())));
+    let by_id: BTreeMap<&str, &ScoringChunk> = pool
+        .iter()
+        .map(|c| (c.chunk.chunk_id.as_str(), *c))
+        .collect();
+    let index = Bm25Index::new(
+        Bm25Params::default(),
+        pool.iter()
+            .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
+    );
 
-    let results: Vec<ThemeResult> =
-        themes.iter().map(|t| score_theme(rubric, t, &index, &by_id, params)).collect();
+    let results: Vec<ThemeResult> = themes
+        .iter()
+        .map(|t| score_theme(rubric, t, &index, &by_id, params))
+        .collect();
 
     let documents: Vec<DocumentUsed> = pool
         .iter()
-        .map(|c| DocumentUsed { doc_id: c.doc_id.clone(), source_sha256: c.source_sha256.clone(), year: c.year })
+        .map(|c| DocumentUsed {
+            doc_id: c.doc_id.clone(),
+            source_sha256: c.source_sha256.clone(),
+            year: c.year,
+        })
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
 
-    let retrieved: BTreeSet<String> = results.iter().flat_map(|r| r.retrieved.iter().map(|x| x.chunk_id.clone())).collect();
-    let evidence: BTreeSet<String> = results.iter().flat_map(|r| r.evidence.iter().map(|e| e.chunk_id.clone())).collect();
+    let retrieved: BTreeSet<String> = results
+        .iter()
+        .flat_map(|r| r.retrieved.iter().map(|x| x.chunk_id.clone()))
+        .collect();
+    let evidence: BTreeSet<String> = results
+        .iter()
+        .flat_map(|r| r.evidence.iter().map(|e| e.chunk_id.clone()))
+        .collect();
     let missing: Vec<String> = evidence.difference(&retrieved).cloned().collect();
     let parity = Parity {
         parity_ok: missing.is_empty(),
@@ -349,25 +393,51 @@ pub fn score(rubric: &Rubric, chunks: &[ScoringChunk], params: &ScoreParams) -> 
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ScoreError {
-    ScoreError::InvalidParam { field: field.to_string(), message: message.into() }
+    ScoreError::InvalidParam {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
-fn select_themes<'r>(rubric: &'r Rubric, wanted: Option<&[String]>) -> Result<Vec<&'r Theme>, ScoreError> {
-    let Some(wanted) = wanted else { return Ok(rubric.themes.iter().collect()) };
+fn select_themes<'r>(
+    rubric: &'r Rubric,
+    wanted: Option<&[String]>,
+) -> Result<Vec<&'r Theme>, ScoreError> {
+    let Some(wanted) = wanted else {
+        return Ok(rubric.themes.iter().collect());
+    };
     if wanted.is_empty() {
-        return Err(invalid("themes", "must not be empty (omit it to score all themes)"));
+        return Err(invalid(
+            "themes",
+            "must not be empty (omit it to score all themes)",
+        ));
     }
     for w in wanted {
         if rubric.theme(w).is_none() {
-            return Err(invalid("themes", format!("unknown theme \"{w}\"; expected one of {}", rubric.theme_codes().join(", "))));
+            return Err(invalid(
+                "themes",
+                format!(
+                    "unknown theme \"{w}\"; expected one of {}",
+                    rubric.theme_codes().join(", ")
+                ),
+            ));
         }
     }
-    Ok(rubric.themes.iter().filter(|t| wanted.contains(&t.code)).collect())
+    Ok(rubric
+        .themes
+        .iter()
+        .filter(|t| wanted.contains(&t.code))
+        .collect())
 }
 
 /// SHA-256 over the canonical request (resolved themes in rubric order),
 /// the rubric version and hash, and the documents used.
-fn fingerprint(rubric: &Rubric, params: &ScoreParams, themes: &[&Theme], docs: &[DocumentUsed]) -> String {
+fn fingerprint(
+    rubric: &Rubric,
+    params: &ScoreParams,
+    themes: &[&Theme],
+    docs: &[DocumentUsed],
+) -> String {
     #[derive(Serialize)]
     struct Canonical<'a> {
         request: CanonicalRequest<'a>,
@@ -393,7 +463,10 @@ fn fingerprint(rubric: &Rubric, params: &ScoreParams, themes: &[&Theme], docs: &
         },
         rubric_version: &rubric.version,
         rubric_sha256: rubric.sha256(),
-        documents: docs.iter().map(|d| (d.doc_id.as_str(), d.source_sha256.as_str())).collect(),
+        documents: docs
+            .iter()
+            .map(|d| (d.doc_id.as_str(), d.source_sha256.as_str()))
+            .collect(),
     };
     sha256_hex(serde_json::to_string(&c).unwrap_or_default())
 }
@@ -403,18 +476,63 @@ fn overall(rubric: &Rubric, results: &[ThemeResult]) -> Overall {
     let sum: usize = results.iter().map(|r| usize::from(r.stage)).sum();
     let mean = if n == 0 { 0.0 } else { sum as f64 / n as f64 };
     // Mean in tenths, rounded half up, with integer arithmetic.
-    let t = if n == 0 { 0 } else { ((sum * 20 + n) / (2 * n)) as i64 };
-    let grade = band_of(&rubric.scoring.grade_bands, t).map(|b| b.name.clone()).unwrap_or_default();
-    Overall { mean_stage: round_to(mean, 2), grade, themes_scored: n }
+    let t = if n == 0 {
+        0
+    } else {
+        ((sum * 20 + n) / (2 * n)) as i64
+    };
+    let grade = band_of(&rubric.scoring.grade_bands, t)
+        .map(|b| b.name.clone())
+        .unwrap_or_default();
+    Overall {
+        mean_stage: round_to(mean, 2),
+        grade,
+        themes_scored: n,
+    }
 }
 
 fn band_of(bands: &[Band], t: i64) -> Option<&Band> {
-    bands.iter().find(|b| b.min_tenths() <= t && t <= b.max_tenths())
+    bands
+        .iter()
+        .find(|b| b.min_tenths() <= t && t <= b.max_tenths())
 }
 
 fn round_to(x: f64, decimals: i32) -> f64 {
     let f = 10f64.powi(decimals);
     (x * f).round() / f
+}
+
+/// Reciprocal-rank-fusion constant.
+const RRF_K: f64 = 60.0;
+
+/// The theme's top-k chunks: the theme query and every stage query are run
+/// through BM25 (top k each) and fused by reciprocal rank
+/// (`Σ 1 / (60 + rank)`), ties broken by chunk id. With no stage queries
+/// this is exactly the theme query's BM25 top k.
+pub fn retrieve_theme(theme: &Theme, index: &Bm25Index, k: usize) -> Vec<SearchHit> {
+    let queries: Vec<&str> = std::iter::once(theme.query.as_str())
+        .chain(theme.stages.iter().filter_map(|s| s.query.as_deref()))
+        .collect();
+    if queries.len() == 1 {
+        return index.search(queries[0], k);
+    }
+    let mut fused: BTreeMap<String, f64> = BTreeMap::new();
+    for q in queries {
+        for (rank, h) in index.search(q, k).into_iter().enumerate() {
+            *fused.entry(h.chunk_id).or_insert(0.0) += 1.0 / (RRF_K + rank as f64 + 1.0);
+        }
+    }
+    let mut out: Vec<SearchHit> = fused
+        .into_iter()
+        .map(|(chunk_id, score)| SearchHit { chunk_id, score })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.chunk_id.cmp(&b.chunk_id))
+    });
+    out.truncate(k);
+    out
 }
 
 /// Quotes found for one criterion or override, in retrieval-rank order.
@@ -437,12 +555,27 @@ fn collect(
         }
         let text = sc.chunk.text.as_str();
         for hit in rubric.find(rule, text) {
-            let Some(q) = quote_range(text, hit.clone(), max_words) else { continue };
+            let Some(q) = quote_range(text, hit.clone(), max_words) else {
+                continue;
+            };
             let quote = &text[q.clone()];
             let start = sc.chunk.char_start + text[..q.start].chars().count() as u32;
             let end = start + quote.chars().count() as u32;
-            let evidence_id =
-                sha256_hex(format!("{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}", sc.doc_id, sc.chunk.chunk_id, id))[..24].to_string();
+            // The same passage seen through an overlapping chunk is not a new quote.
+            let repeats = |e: &Evidence| {
+                e.doc_id == sc.doc_id
+                    && e.page == sc.chunk.page
+                    && e.span.start < end
+                    && start < e.span.end
+            };
+            if out.iter().any(repeats) {
+                continue;
+            }
+            let evidence_id = sha256_hex(format!(
+                "{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}",
+                sc.doc_id, sc.chunk.chunk_id, id
+            ))[..24]
+                .to_string();
             out.push(Evidence {
                 evidence_id,
                 doc_id: sc.doc_id.clone(),
@@ -464,8 +597,50 @@ fn collect(
     out
 }
 
-fn distinct_chunks<'a>(quotes: impl IntoIterator<Item = &'a Evidence>) -> usize {
-    quotes.into_iter().map(|e| e.chunk_id.as_str()).collect::<BTreeSet<_>>().len()
+/// The largest number of quotes that are pairwise distinct both in chunk
+/// and in location (document, page, span): a maximum bipartite matching
+/// between chunks and locations. The same sentence seen in two overlapping
+/// chunks therefore counts once, and so do two sentences of one chunk.
+fn distinct_support<'a>(quotes: impl IntoIterator<Item = &'a Evidence>) -> usize {
+    let mut chunks: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut locs: BTreeMap<(&str, u32, Span), usize> = BTreeMap::new();
+    let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for e in quotes {
+        let n = chunks.len();
+        let c = *chunks.entry(e.chunk_id.as_str()).or_insert(n);
+        let n = locs.len();
+        let l = *locs.entry((e.doc_id.as_str(), e.page, e.span)).or_insert(n);
+        edges.insert((c, l));
+    }
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); chunks.len()];
+    for (c, l) in edges {
+        adj[c].push(l);
+    }
+    let mut owner: Vec<Option<usize>> = vec![None; locs.len()];
+    fn augment(
+        c: usize,
+        adj: &[Vec<usize>],
+        owner: &mut [Option<usize>],
+        seen: &mut [bool],
+    ) -> bool {
+        for &l in &adj[c] {
+            if seen[l] {
+                continue;
+            }
+            seen[l] = true;
+            if owner[l].is_none_or(|o| augment(o, adj, owner, seen)) {
+                owner[l] = Some(c);
+                return true;
+            }
+        }
+        false
+    }
+    (0..adj.len())
+        .filter(|&c| {
+            let mut seen = vec![false; owner.len()];
+            augment(c, &adj, &mut owner, &mut seen)
+        })
+        .count()
 }
 
 fn core_ok(rule: CoreRule, cores: &[&str], ok: impl Fn(&str) -> bool) -> bool {
@@ -483,8 +658,11 @@ fn score_theme(
     params: &ScoreParams,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
-    let hits = index.search(&theme.query, params.k);
-    let ranked: Vec<&ScoringChunk> = hits.iter().filter_map(|h| by_id.get(h.chunk_id.as_str()).copied()).collect();
+    let hits = retrieve_theme(theme, index, params.k);
+    let ranked: Vec<&ScoringChunk> = hits
+        .iter()
+        .filter_map(|h| by_id.get(h.chunk_id.as_str()).copied())
+        .collect();
     let retrieved: Vec<RetrievedChunk> = hits
         .iter()
         .zip(&ranked)
@@ -494,7 +672,7 @@ fn score_theme(
             chunk_id: h.chunk_id.clone(),
             doc_id: c.doc_id.clone(),
             page: c.chunk.page,
-            score: round_to(h.score, 4),
+            score: round_to(h.score, 6),
         })
         .collect();
 
@@ -502,7 +680,15 @@ fn score_theme(
     let mut found: Found = BTreeMap::new();
     for stage in &theme.stages {
         for c in &stage.criteria {
-            let q = collect(rubric, &theme.code, &c.id, stage.stage, &c.rule, &ranked, rules.max_quotes_per_criterion);
+            let q = collect(
+                rubric,
+                &theme.code,
+                &c.id,
+                stage.stage,
+                &c.rule,
+                &ranked,
+                rules.max_quotes_per_criterion,
+            );
             if !q.is_empty() {
                 found.insert(c.id.clone(), q);
             }
@@ -513,15 +699,30 @@ fn score_theme(
 
     // Ladder.
     let cores = |s: u8| -> Vec<&str> {
-        theme.stages[usize::from(s)].criteria.iter().filter(|c| c.core).map(|c| c.id.as_str()).collect()
+        theme.stages[usize::from(s)]
+            .criteria
+            .iter()
+            .filter(|c| c.core)
+            .map(|c| c.id.as_str())
+            .collect()
     };
-    let rung_ok = |s: u8| core_ok(theme.stages[usize::from(s)].core_rule, &cores(s), |id| satisfied.contains(id));
+    let rung_ok = |s: u8| {
+        core_ok(theme.stages[usize::from(s)].core_rule, &cores(s), |id| {
+            satisfied.contains(id)
+        })
+    };
     let stage_quotes = |s: u8| -> Vec<&Evidence> {
-        theme.stages[usize::from(s)].criteria.iter().filter_map(|c| found.get(&c.id)).flatten().collect()
+        theme.stages[usize::from(s)]
+            .criteria
+            .iter()
+            .filter_map(|c| found.get(&c.id))
+            .flatten()
+            .collect()
     };
     let mut ladder_stage = 0u8;
     for s in (1..theme.stages.len() as u8).rev() {
-        let met = distinct_chunks(stage_quotes(s)) >= rules.min_quotes_per_stage && (1..=s).all(rung_ok);
+        let met =
+            distinct_support(stage_quotes(s)) >= rules.min_quotes_per_stage && (1..=s).all(rung_ok);
         if met {
             ladder_stage = s;
             break;
@@ -534,9 +735,18 @@ fn score_theme(
     let mut framework_quotes: Vec<&Evidence> = Vec::new();
     let mut info_quotes: Vec<&Evidence> = Vec::new();
     for f in rubric.frameworks.iter().filter(|f| f.theme == theme.code) {
-        let groups_ok = f.requires.iter().all(|g| g.iter().any(|id| evidenced.contains(id)));
-        let quotes: Vec<&Evidence> = f.requires.iter().flatten().filter_map(|id| found.get(id)).flatten().collect();
-        if !groups_ok || distinct_chunks(quotes.iter().copied()) < rules.min_quotes_per_stage {
+        let groups_ok = f
+            .requires
+            .iter()
+            .all(|g| g.iter().any(|id| evidenced.contains(id)));
+        let quotes: Vec<&Evidence> = f
+            .requires
+            .iter()
+            .flatten()
+            .filter_map(|id| found.get(id))
+            .flatten()
+            .collect();
+        if !groups_ok || distinct_support(quotes.iter().copied()) < rules.min_quotes_per_stage {
             continue;
         }
         let raised = f.min_stage.is_some_and(|m| m > stage);
@@ -559,14 +769,31 @@ fn score_theme(
     // Negative caps.
     let mut caps = Vec::new();
     let mut cap_quotes: Vec<Evidence> = Vec::new();
-    for o in rubric.overrides.iter().filter(|o| o.themes.contains(&theme.code)) {
-        let q = collect(rubric, &theme.code, &o.id, o.cap, &o.rule, &ranked, rules.max_quotes_per_criterion);
+    for o in rubric
+        .overrides
+        .iter()
+        .filter(|o| o.themes.contains(&theme.code))
+    {
+        let q = collect(
+            rubric,
+            &theme.code,
+            &o.id,
+            o.cap,
+            &o.rule,
+            &ranked,
+            rules.max_quotes_per_criterion,
+        );
         if q.len() < o.min_quotes {
             continue;
         }
         let lowered = stage > o.cap;
         stage = stage.min(o.cap);
-        caps.push(CapApplied { id: o.id.clone(), description: o.description.clone(), cap: o.cap, lowered_stage: lowered });
+        caps.push(CapApplied {
+            id: o.id.clone(),
+            description: o.description.clone(),
+            cap: o.cap,
+            lowered_stage: lowered,
+        });
         cap_quotes.extend(q);
     }
 
@@ -586,40 +813,83 @@ fn score_theme(
         .collect();
     let supporting: Vec<&Evidence> = {
         let mut ids = BTreeSet::new();
-        supporting.into_iter().filter(|e| ids.insert(e.evidence_id.as_str())).collect()
+        supporting
+            .into_iter()
+            .filter(|e| ids.insert(e.evidence_id.as_str()))
+            .collect()
     };
-    for e in supporting.iter().copied().chain(info_quotes.iter().copied()).chain(cap_quotes.iter()) {
+    for e in supporting
+        .iter()
+        .copied()
+        .chain(info_quotes.iter().copied())
+        .chain(cap_quotes.iter())
+    {
         if seen_ids.insert(e.evidence_id.clone()) {
             evidence.push(e.clone());
         }
     }
     evidence.sort_by(|a, b| {
-        (a.stage, &a.criterion, &a.doc_id, a.page, a.span, &a.evidence_id).cmp(&(
-            b.stage,
-            &b.criterion,
-            &b.doc_id,
-            b.page,
-            b.span,
-            &b.evidence_id,
-        ))
+        (
+            a.stage,
+            &a.criterion,
+            &a.doc_id,
+            a.page,
+            a.span,
+            &a.evidence_id,
+        )
+            .cmp(&(
+                b.stage,
+                &b.criterion,
+                &b.doc_id,
+                b.page,
+                b.span,
+                &b.evidence_id,
+            ))
     });
 
     // Confidence.
-    let framework_criteria: BTreeSet<&str> =
-        rubric.frameworks.iter().flat_map(|f| f.requires.iter().flatten()).map(String::as_str).collect();
-    let n_chunks = distinct_chunks(supporting.iter().copied());
+    let framework_criteria: BTreeSet<&str> = rubric
+        .frameworks
+        .iter()
+        .flat_map(|f| f.requires.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    let n_chunks = distinct_support(supporting.iter().copied());
     let specific = supporting
         .iter()
-        .filter(|e| e.quote.chars().any(|c| c.is_ascii_digit()) || framework_criteria.contains(e.criterion.as_str()))
+        .filter(|e| {
+            e.quote.chars().any(|c| c.is_ascii_digit())
+                || framework_criteria.contains(e.criterion.as_str())
+        })
         .count();
-    let specificity = if supporting.is_empty() { 0.0 } else { specific as f64 / supporting.len() as f64 };
+    let specificity = if supporting.is_empty() {
+        0.0
+    } else {
+        specific as f64 / supporting.len() as f64
+    };
     let direct_rungs = (1..=pre_cap)
-        .filter(|&s| core_ok(theme.stages[usize::from(s)].core_rule, &cores(s), |id| evidenced.contains(id)))
+        .filter(|&s| {
+            core_ok(theme.stages[usize::from(s)].core_rule, &cores(s), |id| {
+                evidenced.contains(id)
+            })
+        })
         .count();
-    let ladder_share = if pre_cap == 0 { 0.0 } else { direct_rungs as f64 / f64::from(pre_cap) };
-    let criteria_count = supporting.iter().map(|e| e.criterion.as_str()).collect::<BTreeSet<_>>().len();
+    let ladder_share = if pre_cap == 0 {
+        0.0
+    } else {
+        direct_rungs as f64 / f64::from(pre_cap)
+    };
+    let criteria_count = supporting
+        .iter()
+        .map(|e| e.criterion.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
     let concurrence = (criteria_count.saturating_sub(1)).min(2) as f64 / 2.0;
-    let agreement = if caps.is_empty() { 0.5 * ladder_share + 0.5 * concurrence } else { 0.0 };
+    let agreement = if caps.is_empty() {
+        0.5 * ladder_share + 0.5 * concurrence
+    } else {
+        0.0
+    };
     let newest_year = supporting.iter().map(|e| e.year).max();
     let age_months = newest_year.map(|y| {
         (i64::from(params.as_of_year) * 12 + i64::from(params.as_of_month))
@@ -643,9 +913,15 @@ fn score_theme(
     conf_t = conf_t.clamp(lo, hi);
     // Snap into a band (down to the top of the band below when between bands).
     if band_of(bands, conf_t).is_none() {
-        conf_t = bands.iter().rev().find(|b| b.max_tenths() < conf_t).map_or(lo, |b| b.max_tenths());
+        conf_t = bands
+            .iter()
+            .rev()
+            .find(|b| b.max_tenths() < conf_t)
+            .map_or(lo, |b| b.max_tenths());
     }
-    let confidence_band = band_of(bands, conf_t).map(|b| b.name.clone()).unwrap_or_default();
+    let confidence_band = band_of(bands, conf_t)
+        .map(|b| b.name.clone())
+        .unwrap_or_default();
 
     // Gaps of the next stage.
     let next_stage_gaps: Vec<Gap> = theme
@@ -656,7 +932,10 @@ fn score_theme(
                 .criteria
                 .iter()
                 .filter(|c| !evidenced.contains(&c.id))
-                .map(|c| Gap { criterion: c.id.clone(), description: c.description.clone() })
+                .map(|c| Gap {
+                    criterion: c.id.clone(),
+                    description: c.description.clone(),
+                })
                 .collect();
             g.sort_by(|a, b| a.criterion.cmp(&b.criterion));
             g
@@ -671,7 +950,9 @@ fn score_theme(
             theme.code, params.k
         ))
     } else if pre_cap > 0 {
-        Some(format!("Capped at stage 0 by a negative override (stage {pre_cap} before the cap)."))
+        Some(format!(
+            "Capped at stage 0 by a negative override (stage {pre_cap} before the cap)."
+        ))
     } else {
         Some(format!(
             "Evidence found for {} but no stage has quotes from {} distinct chunks with its ladder satisfied: stage 0 with low confidence.",
@@ -692,7 +973,7 @@ fn score_theme(
         confidence: conf_t as f64 / 10.0,
         confidence_band,
         confidence_detail: ConfidenceDetail {
-            distinct_chunks: n_chunks,
+            distinct_quotes: n_chunks,
             specificity: round_to(specificity, 2),
             agreement: round_to(agreement, 2),
             stale,

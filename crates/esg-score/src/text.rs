@@ -6,7 +6,10 @@ use std::ops::Range;
 /// Byte spans of the sentences of `text` (as split by
 /// [`esg_core::chunk::sentences`]); never empty for non-blank text.
 pub(crate) fn sentence_spans(text: &str) -> Vec<Range<usize>> {
-    esg_core::chunk::sentences(text).into_iter().map(|u| u.start..u.end).collect()
+    esg_core::chunk::sentences(text)
+        .into_iter()
+        .map(|u| u.start..u.end)
+        .collect()
 }
 
 /// Byte spans of the white-space separated words of `text[range]`,

@@ -1,0 +1,389 @@
+//! Criterion families of the shipped rubric, checked on real sentences.
+//!
+//! Sentences are quoted verbatim from the plain-text reports in
+//! `../shared/corpus/reports-text/` (third-party documents, not part of this
+//! repository). Page numbers: those files have no form feeds; pages are
+//! separated by runs of blank lines, so "page N" below is the number of
+//! `\n\n\n` separators before the sentence, plus one.
+//!
+//! Each family has sentences that must hit and sentences that must not
+//! (negations, boilerplate, look-alikes).
+
+use esg_score::Rubric;
+use std::collections::BTreeSet;
+
+fn hits(text: &str) -> BTreeSet<String> {
+    Rubric::builtin()
+        .match_text(text)
+        .into_iter()
+        .map(|h| h.criterion)
+        .collect()
+}
+
+#[track_caller]
+fn assert_hits(text: &str, ids: &[&str]) {
+    let got = hits(text);
+    for id in ids {
+        assert!(
+            got.contains(*id),
+            "expected {id} to hit {text:?}; got {got:?}"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_misses(text: &str, ids: &[&str]) {
+    let got = hits(text);
+    for id in ids {
+        assert!(
+            !got.contains(*id),
+            "expected {id} NOT to hit {text:?}; got {got:?}"
+        );
+    }
+}
+
+/// Every criterion of a theme, for "nothing of this theme may hit" checks.
+fn theme_criteria(code: &str) -> Vec<String> {
+    let r = Rubric::builtin();
+    let t = r.theme(code).expect("theme");
+    t.stages
+        .iter()
+        .flat_map(|s| s.criteria.iter().map(|c| c.id.clone()))
+        .collect()
+}
+
+// --- TSP: targets -----------------------------------------------------------
+
+#[test]
+fn tsp_quantitative_target_with_baseline() {
+    // CarMax_Inc-2022_Responsibility_Report-EN.txt, page 19 (also page 4).
+    let s = "We have committed to: ► Reducing CarMax’s Scope 1 and Scope 2 GHG emissions by 50% by 2025 against our 2018 baseline; and ► Achieving net-zero carbon emissions by 2050 in accordance with the Paris Agreement.";
+    assert_hits(
+        s,
+        &[
+            "TSP.1.qualitative_goal",
+            "TSP.2.quantitative_target",
+            "TSP.2.baseline_year",
+            "TSP.2.time_bound_commitment",
+            "TSP.3.science_based",
+        ],
+    );
+}
+
+#[test]
+fn tsp_sbti_validated_and_commitment() {
+    // Netflix_Inc-SASB_Report-EN.txt, page 4.
+    assert_hits(
+        "Our target was validated by the Science Based Targets Initiative in July 2021.",
+        &["TSP.4.sbti_validated"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 88.
+    assert_hits(
+        "This target was validated and acknowledged by the Science Based Targets initiative (SBTi).",
+        &["TSP.4.sbti_validated", "TSP.3.science_based"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 86.
+    assert_hits(
+        "As an external expression of commitment to net zero greenhouse gas emissions, the company also signed the Business Ambition for 1.5°C, a campaign of the.",
+        &["TSP.3.sbti_commitment"],
+    );
+    // Validation still pending is not validation.
+    assert_misses(
+        "Our targets have been submitted for validation by the SBTi.",
+        &["TSP.4.sbti_validated"],
+    );
+}
+
+#[test]
+fn tsp_capex_linkage() {
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 3.
+    assert_hits(
+        "// We set ourselves an internal carbon price of €100 per metric ton, which is taken into account in our capital expenditure projects.",
+        &["TSP.4.capex_linkage"],
+    );
+}
+
+#[test]
+fn tsp_negated_targets_do_not_count() {
+    for s in [
+        "We have not yet set targets.",
+        "We have not yet set emissions reduction targets.",
+        "The company has yet to set a climate target.",
+        "We haven’t set any reduction targets for 2030.",
+        "No science-based targets have been set.",
+    ] {
+        assert_misses(
+            s,
+            &[
+                "TSP.1.qualitative_goal",
+                "TSP.2.quantitative_target",
+                "TSP.3.science_based",
+            ],
+        );
+    }
+    // "no later than" is not a negation.
+    assert_hits(
+        "We will reach net zero emissions no later than 2040.",
+        &["TSP.1.qualitative_goal"],
+    );
+}
+
+// --- OSP: governance ---------------------------------------------------------
+
+#[test]
+fn osp_board_oversight_and_committee() {
+    // General_Motors_Co__GM_-Sustainability_Report-EN.txt, page 32.
+    assert_hits(
+        "The Board has the overall responsibility for risk oversight, with a focus on the most significant risks facing the company, including climate change.",
+        &["OSP.3.board_oversight"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 20.
+    assert_hits(
+        "Since 2022, the Supervisory Board has deployed a separate ESG Committee comprising the Chairman of the Supervisory Board and seven further members of the Supervisory Board.",
+        &["OSP.3.esg_committee"],
+    );
+    // Washington_Real_Estate_Investment_Trust-ESG_Report-EN.txt, page 41.
+    assert_hits(
+        "Our ESG Department is responsible for implementing ESG efforts across the company and portfolio, managing ESG data collection and benchmarking, and providing expertise at all company levels.",
+        &["OSP.1.named_owner", "DM.1.data_collection"],
+    );
+}
+
+#[test]
+fn osp_tcfd_prompts_are_not_evidence() {
+    // General_Motors_Co__GM_-Sustainability_Report-EN.txt, page 21: a TCFD index prompt, not a claim.
+    assert_misses(
+        "a) Describe the board’s oversight of climaterelated risks and opportunities.",
+        &["OSP.3.board_oversight"],
+    );
+}
+
+#[test]
+fn osp_management_system() {
+    // Eni_SpA-Sustainability_Report-EN.txt, page 31 (opening of the sentence).
+    assert_hits(
+        "In 2021, Eni continued its activities aimed at certifying all its companies with significant HSE risks according to the ISO 45001 (management systems for health and safety at work) and ISO 14001 (environmental management systems) standards",
+        &["OSP.4.management_system"],
+    );
+}
+
+// --- DM: data -----------------------------------------------------------------
+
+#[test]
+fn dm_data_quality_and_verification() {
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 117.
+    assert_hits(
+        "The accuracy and completeness of environmental data in the Sustainability Report is subject to inherent boundaries, which result from the nature and type of data collection, data aggregation and respective necessary assumptions.",
+        &["DM.1.data_collection", "DM.2.data_quality"],
+    );
+    // General_Motors_Co__GM_-Sustainability_Report-EN.txt, page 10.
+    assert_hits(
+        "It is tracked in a global utility database by source, and the data is verified by an independent third party annually.",
+        &["DM.3.central_platform", "RD.4.external_assurance"],
+    );
+    // Netflix_Inc-SASB_Report-EN.txt, page 8.
+    assert_hits(
+        "Our internal audit team validates our greenhouse gas accounting methodologies and we engage EY to perform limited assurance over our greenhouse gas emissions.",
+        &["DM.3.data_audit", "GHG.3.limited_assurance"],
+    );
+}
+
+#[test]
+fn dm_real_time_monitoring() {
+    // Washington_Real_Estate_Investment_Trust-ESG_Report-EN.txt, page 21.
+    assert_hits(
+        "Across our commercial office portfolio, we installed Energy Intelligence Software (EIS) Metering, allowing us to monitor and analyze building energy use remotely and in real-time.",
+        &["EI.3.automated_monitoring"],
+    );
+}
+
+// --- GHG: accounting ----------------------------------------------------------
+
+#[test]
+fn ghg_scopes_and_protocol() {
+    // GlobalFoundries-2022_Corporate_Responsibility_Report-EN.txt, page 100.
+    assert_hits(
+        "Our Scope 1, 2, and 3 emissions data and our climate-related metrics, goals and targets, are included in this annual Corporate Responsibility Report.",
+        &["GHG.3.full_scope3", "GHG.2.scope12_complete"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 93.
+    assert_hits(
+        "In line with the GHG Protocol, we report indirect emissions (Scope 2) according to both the location-based and marketbased methods.",
+        &[
+            "GHG.3.ghg_protocol",
+            "GHG.2.scope12_complete",
+            "GHG.1.emissions_reported",
+        ],
+    );
+}
+
+#[test]
+fn ghg_assurance_levels() {
+    // Eni_SpA-Sustainability_Report-EN.txt, page 65 (one extracted line).
+    assert_hits(
+        "Eni’s GHG emissions inventory is subject to dedicated third party verification (reasonable assurance for Scope 1 and.",
+        &["GHG.4.reasonable_assurance", "GHG.3.limited_assurance"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 117: explains what a
+    // reasonable assurance engagement *would* be — not a claim of one.
+    assert_misses(
+        "The procedures performed in a limited assurance engagement are less in extent than for a reasonable assurance engagement; consequently, the level of assurance obtained in a limited assurance engagement is substantially lower than the assurance that would have been obtained, had a reasonable assurance engagement been performed.",
+        &["GHG.4.reasonable_assurance"],
+    );
+}
+
+#[test]
+fn assurance_negations_do_not_count() {
+    // GlobalFoundries-2022_Corporate_Responsibility_Report-EN.txt, page 74.
+    let gf = "We currently do not seek independent assurance of non-financial data.";
+    // NVIDIA_Corp-CSR_Report-EN.txt, page 61.
+    let nv = "102-55 gRI content index GRI Index 102-56 External assurance We did not seek external assurance for the report.";
+    let ids = [
+        "RD.4.external_assurance",
+        "GHG.3.limited_assurance",
+        "GHG.4.reasonable_assurance",
+        "DM.3.data_audit",
+    ];
+    for s in [
+        gf,
+        nv,
+        "No assurance was obtained.",
+        "No external assurance was obtained for the 2021 GHG inventory.",
+        "Limited assurance was not obtained this year.",
+    ] {
+        assert_misses(s, &ids);
+    }
+}
+
+// --- RD: reporting --------------------------------------------------------------
+
+#[test]
+fn rd_frameworks() {
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 4.
+    assert_hits(
+        "In our climate reporting we follow the recommendations of the Task Force on Climate-related Financial Disclosures (TCFD) and publish a separate index in.",
+        &["RD.2.tcfd_issb"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 4.
+    assert_hits(
+        "This report has been prepared in accordance with the GRI Standards: Core option.",
+        &["RD.2.annual_framework_reporting", "RD.1.report_or_index"],
+    );
+    // Synthetic: the stage-3/4 vocabulary.
+    assert_hits(
+        "We report under the CSRD and tag our ESRS disclosures in iXBRL.",
+        &["RD.3.csrd_esrs", "RD.4.digital_tagging"],
+    );
+    assert_hits(
+        "Our double materiality assessment was updated in 2023.",
+        &["RD.3.double_materiality"],
+    );
+}
+
+// --- EI: energy ---------------------------------------------------------------
+
+#[test]
+fn ei_energy_management() {
+    // NVIDIA_Corp-CSR_Report-EN.txt, page 52.
+    assert_hits(
+        "To bring a more structured approach to managing energy efficiency at several of our key data center locations, we have an energy management system certified to the ISO 50001 standard.",
+        &["EI.3.automated_monitoring"],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 94: a line of the energy table.
+    assert_hits(
+        "Secondary energy consumption for third-party companies 131 118.",
+        &["EI.1.energy_consumption"],
+    );
+    assert_misses(
+        "We do not yet monitor energy consumption at our sites.",
+        &["EI.1.energy_consumption"],
+    );
+}
+
+// --- RMM: risk ----------------------------------------------------------------
+
+#[test]
+fn rmm_taxonomy_scenarios_erm() {
+    // General_Motors_Co__GM_-Sustainability_Report-EN.txt, page 24.
+    assert_hits(
+        "We categorize risks as physical and transition risks.",
+        &["RMM.2.risk_taxonomy"],
+    );
+    // GlobalFoundries-2022_Corporate_Responsibility_Report-EN.txt, page 99.
+    assert_hits(
+        "In early 2022, we conducted a TFCD-aligned climate risk assessment and a qualitative scenario analysis that utilized selected low and high emissions scenarios.",
+        &[
+            "RMM.3.scenario_testing",
+            "RMM.2.periodic_assessment",
+            "RD.2.tcfd_issb",
+        ],
+    );
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 89.
+    assert_hits(
+        "Climate-related risks are already accounted for in our Group-wide Enterprise Risk Management (ERM) system.",
+        &["RMM.4.erm_integration", "RMM.1.risk_statement"],
+    );
+    // General_Motors_Co__GM_-Sustainability_Report-EN.txt, page 32.
+    assert_hits(
+        "By institutionalizing climate change risks as part of our enterprise risk management function, we believe GM is better positioned to anticipate, detect and, ultimately, plan around these changes.",
+        &["RMM.4.erm_integration"],
+    );
+    assert_misses(
+        "We have not assessed climate-related risks.",
+        &["RMM.2.periodic_assessment", "RMM.1.risk_statement"],
+    );
+}
+
+// --- Overrides ----------------------------------------------------------------
+
+#[test]
+fn clean_assurance_conclusion_is_not_a_contradiction() {
+    let r = Rubric::builtin();
+    let ov = |id: &str| {
+        r.overrides
+            .iter()
+            .find(|o| o.id == id)
+            .expect("override")
+            .rule
+            .clone()
+    };
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 118.
+    let clean = "Practitioner’s Conclusion Based on the work performed and the evidence obtained, nothing has come to our attention that causes us to believe that the information contained in the Sustainability Report 2021 of Bayer Aktiengesellschaft for the period from January 1 to December 31, 2021, has not been prepared, in all material respects, in accordance with the GRI Standards provided in the “Core” option.";
+    assert!(
+        r.find(&ov("override.auditor_contradiction"), clean)
+            .is_empty()
+    );
+    assert!(r.find(&ov("override.failed_assurance"), clean).is_empty());
+    // Synthetic findings.
+    assert!(
+        !r.find(
+            &ov("override.auditor_contradiction"),
+            "Basis for qualified conclusion: Scope 3 emissions were materially misstated."
+        )
+        .is_empty()
+    );
+    assert!(!r.find(&ov("override.failed_assurance"), "We were unable to obtain sufficient appropriate evidence and issue a disclaimer of conclusion.").is_empty());
+    // "unqualified opinion" is not a qualified one.
+    assert!(
+        r.find(
+            &ov("override.auditor_contradiction"),
+            "The auditor issued an unqualified opinion."
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn no_theme_hits_unrelated_text() {
+    // Bayer_AG-2021_Sustainability_Report-EN.txt, page 57.
+    let s = "The patients do not know which group they belong to.";
+    for code in ["TSP", "OSP", "DM", "GHG", "RD", "EI", "RMM"] {
+        assert_misses(
+            s,
+            &theme_criteria(code)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+    }
+}

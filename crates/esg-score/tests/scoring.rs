@@ -1,0 +1,429 @@
+//! Scoring rules on small fixtures the tests build themselves.
+
+mod common;
+
+use common::{RICH_REPORT, doc, page_text};
+use esg_score::{Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk, ThemeResult, score};
+use std::collections::BTreeSet;
+
+fn run(chunks: &[ScoringChunk]) -> Scorecard {
+    score(&Rubric::builtin(), chunks, &ScoreParams::new(2023, 2024, 6)).expect("score")
+}
+
+fn theme<'a>(card: &'a Scorecard, code: &str) -> &'a ThemeResult {
+    card.themes
+        .iter()
+        .find(|t| t.theme == code)
+        .unwrap_or_else(|| panic!("theme {code} missing"))
+}
+
+fn distinct_chunks(t: &ThemeResult) -> usize {
+    t.evidence
+        .iter()
+        .map(|e| e.chunk_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+#[test]
+fn rich_report_reaches_high_stages_with_verifiable_quotes() {
+    let chunks = doc("rich", 2023, RICH_REPORT);
+    let card = run(&chunks);
+    let stages: Vec<(&str, u8)> = card
+        .themes
+        .iter()
+        .map(|t| (t.theme.as_str(), t.stage))
+        .collect();
+    assert_eq!(card.themes.len(), 7);
+    assert_eq!(theme(&card, "TSP").stage, 4, "{stages:?}");
+    assert!(theme(&card, "GHG").stage >= 3, "{stages:?}");
+    assert!(theme(&card, "OSP").stage >= 3, "{stages:?}");
+    assert!(theme(&card, "RMM").stage >= 3, "{stages:?}");
+    assert!(theme(&card, "RD").stage >= 2, "{stages:?}");
+    assert!(theme(&card, "EI").stage >= 3, "{stages:?}");
+    assert!(card.parity.parity_ok);
+    for t in &card.themes {
+        if t.stage > 0 {
+            assert!(distinct_chunks(t) >= 2, "{}", t.theme);
+        }
+        for e in &t.evidence {
+            let c = chunks
+                .iter()
+                .find(|c| c.chunk.chunk_id == e.chunk_id)
+                .expect("evidence chunk exists");
+            assert!(c.chunk.text.contains(&e.quote));
+            assert!(e.quote.contains(&e.matched));
+            assert!(e.quote.split_whitespace().count() <= 30);
+            assert_eq!(e.sha256, esg_core::sha256_hex(&e.quote));
+            assert_eq!(e.source_sha256, c.source_sha256);
+            assert_eq!(e.page, c.chunk.page);
+            // The span addresses the quote in the page text.
+            let page = page_text(RICH_REPORT, e.page);
+            let at: String = page
+                .chars()
+                .skip(e.span.start as usize)
+                .take((e.span.end - e.span.start) as usize)
+                .collect();
+            assert_eq!(at, e.quote);
+            assert_eq!(e.theme, t.theme);
+        }
+        assert!(t.confidence >= 0.2 && t.confidence <= 1.0);
+    }
+    assert_eq!(card.rubric_version, "3.0");
+    assert_eq!(card.documents.len(), 1);
+}
+
+#[test]
+fn one_chunk_is_never_enough() {
+    let chunks = doc(
+        "thin",
+        2023,
+        &["We aim to reduce Scope 1 and 2 emissions by 50% by 2030 against a 2019 baseline."],
+    );
+    let card = run(&chunks);
+    let tsp = theme(&card, "TSP");
+    assert_eq!(tsp.stage, 0);
+    assert!(tsp.evidence.is_empty());
+    assert!(
+        tsp.note
+            .as_deref()
+            .is_some_and(|n| n.contains("distinct chunks")),
+        "{:?}",
+        tsp.note
+    );
+    assert!(tsp.confidence <= 0.4);
+}
+
+#[test]
+fn the_same_sentence_in_two_chunks_counts_once() {
+    // Two documents with identical text: two chunks but one passage each... distinct
+    // documents are distinct locations, so they do count.
+    let s = "We aim to reduce Scope 1 and 2 emissions by 50% by 2030 against a 2019 baseline.";
+    let mut chunks = doc("a", 2023, &[s]);
+    // An overlapping chunk of the same page that repeats the same sentence.
+    let mut dup = chunks[0].clone();
+    dup.chunk.chunk_id = format!("{}-overlap", dup.chunk.chunk_id);
+    chunks.push(dup);
+    assert_eq!(theme(&run(&chunks), "TSP").stage, 0);
+    // The same statement in another document is independent evidence.
+    chunks.extend(doc("b", 2023, &[s]));
+    assert!(theme(&run(&chunks), "TSP").stage >= 1);
+}
+
+#[test]
+fn ladder_needs_lower_rungs_evidenced_or_implied() {
+    let dm = [
+        "Our double materiality assessment identified climate change as a material topic.",
+        "The double materiality assessment was refreshed in 2023 with investors and employees.",
+    ];
+    let rd = theme(&run(&doc("d", 2023, &dm)), "RD").stage;
+    assert_eq!(
+        rd, 0,
+        "stage 3 evidence without the rungs below is not credible"
+    );
+    let mut pages = dm.to_vec();
+    pages.push("This sustainability report follows the GRI Standards.");
+    pages.push("Our disclosures follow the TCFD recommendations.");
+    let rd = theme(&run(&doc("d", 2023, &pages)), "RD");
+    assert_eq!(
+        rd.stage,
+        3,
+        "{:?}",
+        rd.evidence.iter().map(|e| &e.criterion).collect::<Vec<_>>()
+    );
+
+    // Validated SBTi targets imply the rungs below (quantitative targets, science-based).
+    let v = [
+        "Our emissions target was validated by the Science Based Targets initiative.",
+        "In 2022 the SBTi approved our reduction targets.",
+    ];
+    let tsp = theme(&run(&doc("v", 2023, &v)), "TSP").clone();
+    assert_eq!(tsp.stage, 4);
+    assert!(
+        tsp.frameworks
+            .iter()
+            .any(|f| f.id == "sbti_validated" && !f.raised_stage)
+    );
+    assert!(tsp.next_stage_gaps.is_empty());
+}
+
+#[test]
+fn framework_minimums_need_evidence_and_conditions() {
+    // SBTi commitment alone sets TSP to 3.
+    let c = [
+        "We have committed to set science-based targets with the SBTi.",
+        "In 2023 we joined the Science Based Targets initiative.",
+    ];
+    let tsp = theme(&run(&doc("c", 2023, &c)), "TSP").clone();
+    assert_eq!(tsp.stage, 3);
+    assert!(tsp.frameworks.iter().any(|f| f.id == "sbti_commitment"));
+    assert!(distinct_chunks(&tsp) >= 2);
+
+    // GHG Protocol alone does not set GHG to 3 ...
+    let g = [
+        "We follow the GHG Protocol for our inventory.",
+        "Our inventory follows the GHG Protocol Corporate Standard.",
+    ];
+    let ghg = theme(&run(&doc("g", 2023, &g)), "GHG").clone();
+    assert!(
+        ghg.stage < 3,
+        "GHG Protocol without Scope 3 and assurance: {}",
+        ghg.stage
+    );
+    assert!(!ghg.frameworks.iter().any(|f| f.id == "ghg_protocol"));
+    // ... but with Scope 3 and limited assurance it does.
+    let mut pages = g.to_vec();
+    pages.push("Scope 3 emissions from purchased goods and services were 40,000 tCO2e.");
+    pages.push("Our GHG emissions received limited assurance from an independent verifier.");
+    let ghg = theme(&run(&doc("g", 2023, &pages)), "GHG").clone();
+    assert!(ghg.stage >= 3, "{}", ghg.stage);
+    assert!(ghg.frameworks.iter().any(|f| f.id == "ghg_protocol"));
+
+    // TCFD in one chunk only is a mention, not evidence.
+    let one = theme(
+        &run(&doc("t", 2023, &["We report in line with the TCFD."])),
+        "RD",
+    )
+    .stage;
+    assert_eq!(one, 0);
+    let two = theme(
+        &run(&doc(
+            "t",
+            2023,
+            &[
+                "We report in line with the TCFD.",
+                "Our TCFD index is on page 40.",
+            ],
+        )),
+        "RD",
+    );
+    assert_eq!(two.stage, 2);
+    assert!(
+        two.frameworks
+            .iter()
+            .any(|f| f.id == "tcfd_issb" && f.raised_stage)
+    );
+}
+
+#[test]
+fn negative_overrides_cap_the_stage() {
+    let mut pages = RICH_REPORT.to_vec();
+    pages.push("Basis for qualified conclusion: the auditors identified material misstatements in Scope 3 GHG emissions.");
+    let card = run(&doc("q", 2023, &pages));
+    let ghg = theme(&card, "GHG");
+    assert_eq!(ghg.stage, 2, "contradicted claims cap GHG at 2");
+    assert!(
+        ghg.caps
+            .iter()
+            .any(|c| c.id == "override.auditor_contradiction" && c.lowered_stage)
+    );
+    assert!(
+        ghg.evidence
+            .iter()
+            .any(|e| e.criterion == "override.auditor_contradiction")
+    );
+    assert_eq!(ghg.confidence_detail.agreement, 0.0);
+    assert!(distinct_chunks(ghg) >= 2);
+
+    let mut pages = RICH_REPORT.to_vec();
+    pages.push("The verifier issued a disclaimer of conclusion on our GHG emissions statement.");
+    let ghg = theme(&run(&doc("f", 2023, &pages)), "GHG").clone();
+    assert_eq!(ghg.stage, 1, "failed assurance caps GHG at 1");
+}
+
+#[test]
+fn stale_evidence_loses_confidence() {
+    let chunks = doc("rich", 2023, RICH_REPORT);
+    let r = Rubric::builtin();
+    let fresh = score(&r, &chunks, &ScoreParams::new(2023, 2024, 6)).unwrap();
+    let stale = score(&r, &chunks, &ScoreParams::new(2023, 2026, 6)).unwrap();
+    for (f, s) in fresh.themes.iter().zip(&stale.themes) {
+        assert_eq!(f.stage, s.stage);
+        assert!(!f.confidence_detail.stale);
+        if s.stage > 0 {
+            assert!(s.confidence_detail.stale, "{}", s.theme);
+            assert_eq!(s.confidence_detail.age_months, Some(30));
+            let expect = ((f.confidence - 0.1) * 10.0).round() / 10.0;
+            assert!(
+                (s.confidence - expect.max(0.2)).abs() < 1e-9,
+                "{} {} -> {}",
+                s.theme,
+                f.confidence,
+                s.confidence
+            );
+        }
+    }
+    // Exactly 24 months is not yet stale; 25 is.
+    let at24 = score(&r, &chunks, &ScoreParams::new(2023, 2025, 12)).unwrap();
+    assert!(!at24.themes[0].confidence_detail.stale);
+    let at25 = score(&r, &chunks, &ScoreParams::new(2023, 2026, 1)).unwrap();
+    assert!(at25.themes[0].confidence_detail.stale);
+}
+
+#[test]
+fn confidence_values_lie_in_the_bands() {
+    let card = run(&doc("rich", 2023, RICH_REPORT));
+    for t in &card.themes {
+        let tenths = (t.confidence * 10.0).round() as i64;
+        let band = match tenths {
+            2..=4 => "weak",
+            5..=7 => "adequate",
+            8..=10 => "strong",
+            _ => panic!("confidence {} outside the bands", t.confidence),
+        };
+        assert_eq!(t.confidence_band, band);
+    }
+}
+
+#[test]
+fn gaps_and_notes() {
+    let card = run(&doc(
+        "e",
+        2023,
+        &[
+            "Total energy consumption was 450,000 MWh in 2023.",
+            "Electricity consumption at our plants was 120 GWh.",
+        ],
+    ));
+    let ei = theme(&card, "EI");
+    assert_eq!(ei.stage, 1);
+    let gaps: Vec<&str> = ei
+        .next_stage_gaps
+        .iter()
+        .map(|g| g.criterion.as_str())
+        .collect();
+    assert_eq!(gaps, vec!["EI.2.efficiency_projects", "EI.2.energy_kpi"]);
+    let dm = theme(&card, "DM");
+    assert_eq!(dm.stage, 0);
+    assert!(
+        dm.note
+            .as_deref()
+            .is_some_and(|n| n.contains("No evidence"))
+    );
+    assert!((dm.confidence - 0.2).abs() < 1e-9);
+    assert_eq!(dm.confidence_band, "weak");
+}
+
+#[test]
+fn evidence_differs_between_themes() {
+    let card = run(&doc("rich", 2023, RICH_REPORT));
+    let sets: Vec<(&str, BTreeSet<(&str, &str)>)> = card
+        .themes
+        .iter()
+        .filter(|t| !t.evidence.is_empty())
+        .map(|t| {
+            (
+                t.theme.as_str(),
+                t.evidence
+                    .iter()
+                    .map(|e| (e.chunk_id.as_str(), e.quote.as_str()))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert!(sets.len() >= 6);
+    for (i, (a, sa)) in sets.iter().enumerate() {
+        for (b, sb) in &sets[i + 1..] {
+            assert_ne!(sa, sb, "themes {a} and {b} show identical evidence");
+        }
+    }
+    // And retrieval differs too.
+    let retrieved: BTreeSet<Vec<&str>> = card
+        .themes
+        .iter()
+        .map(|t| t.retrieved.iter().map(|r| r.chunk_id.as_str()).collect())
+        .collect();
+    assert!(retrieved.len() > 1);
+}
+
+#[test]
+fn output_is_deterministic_and_fingerprinted() {
+    let mut chunks = doc("rich", 2023, RICH_REPORT);
+    chunks.extend(doc(
+        "other",
+        2023,
+        &[
+            "Our TCFD index lists climate disclosures.",
+            "Energy consumption fell 3%.",
+        ],
+    ));
+    let r = Rubric::builtin();
+    let p = ScoreParams::new(2023, 2024, 6);
+    let a = serde_json::to_string(&score(&r, &chunks, &p).unwrap()).unwrap();
+    let mut rev = chunks.clone();
+    rev.reverse();
+    let b = serde_json::to_string(&score(&r, &rev, &p).unwrap()).unwrap();
+    assert_eq!(a, b, "input order must not matter");
+    let fp = |c: &[ScoringChunk], p: &ScoreParams| score(&r, c, p).unwrap().fingerprint;
+    let base = fp(&chunks, &p);
+    assert_eq!(base.len(), 64);
+    assert_ne!(base, fp(&chunks, &ScoreParams::new(2023, 2025, 6)));
+    let mut k5 = p.clone();
+    k5.k = 5;
+    assert_ne!(base, fp(&chunks, &k5));
+    let mut changed = chunks.clone();
+    for c in changed.iter_mut().filter(|c| c.doc_id == "other") {
+        c.source_sha256 = "f".repeat(64);
+    }
+    assert_ne!(base, fp(&changed, &p));
+    // Chunks of other years are ignored (and do not change the fingerprint).
+    let mut more = chunks.clone();
+    more.extend(doc("old", 2019, RICH_REPORT));
+    assert_eq!(base, fp(&more, &p));
+}
+
+#[test]
+fn theme_selection_and_parameter_errors() {
+    let chunks = doc("rich", 2023, RICH_REPORT);
+    let r = Rubric::builtin();
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.themes = Some(vec!["GHG".into(), "TSP".into()]);
+    let card = score(&r, &chunks, &p).unwrap();
+    let codes: Vec<&str> = card.themes.iter().map(|t| t.theme.as_str()).collect();
+    assert_eq!(codes, vec!["TSP", "GHG"], "rubric order");
+    assert_eq!(card.overall.themes_scored, 2);
+
+    let err = |p: ScoreParams| score(&r, &chunks, &p).unwrap_err();
+    let mut bad = ScoreParams::new(2023, 2024, 6);
+    bad.k = 0;
+    assert!(matches!(err(bad), ScoreError::InvalidParam { field, .. } if field == "k"));
+    assert!(
+        matches!(err(ScoreParams::new(2023, 2024, 13)), ScoreError::InvalidParam { field, .. } if field == "as_of_month")
+    );
+    let mut unknown = ScoreParams::new(2023, 2024, 6);
+    unknown.themes = Some(vec!["XYZ".into()]);
+    assert!(
+        matches!(err(unknown), ScoreError::InvalidParam { field, message } if field == "themes" && message.contains("XYZ"))
+    );
+    let mut empty = ScoreParams::new(2023, 2024, 6);
+    empty.themes = Some(vec![]);
+    assert!(matches!(err(empty), ScoreError::InvalidParam { .. }));
+    assert_eq!(
+        err(ScoreParams::new(2020, 2024, 6)),
+        ScoreError::NoChunks { year: 2020 }
+    );
+}
+
+#[test]
+fn overall_grade_follows_the_mean() {
+    let card = run(&doc("rich", 2023, RICH_REPORT));
+    let sum: u32 = card.themes.iter().map(|t| u32::from(t.stage)).sum();
+    let mean = f64::from(sum) / 7.0;
+    assert!((card.overall.mean_stage - (mean * 100.0).round() / 100.0).abs() < 1e-9);
+    let tenths = (f64::from(sum) * 10.0 / 7.0 + 1e-9).round() as i64;
+    let grade = match tenths {
+        0..=9 => "Nascent",
+        10..=19 => "Emerging",
+        20..=29 => "Established",
+        30..=35 => "Advanced",
+        _ => "Leading",
+    };
+    assert_eq!(card.overall.grade, grade);
+    let empty = run(&doc(
+        "none",
+        2023,
+        &["The canteen menu changes every week."],
+    ));
+    assert_eq!(empty.overall.grade, "Nascent");
+    assert_eq!(empty.overall.mean_stage, 0.0);
+}
