@@ -545,7 +545,7 @@ fn concurrent_processes_share_one_data_dir_safely() {
     let data = tmp.path().join("data");
     let files: Vec<String> = (0..6)
         .map(|i| {
-            let lines = vec![
+            let lines = [
                 format!("Report number {i} on water stewardship and energy."),
                 format!("Scope 1 emissions were {i}00 tonnes."),
             ];
