@@ -235,10 +235,11 @@ impl NegationGuard {
             sentence.start + i + head[i..].chars().next().map_or(1, char::len_utf8)
         });
         let words = word_spans(text, clause_start..hit.start);
-        let from = if words.len() > self.before_words {
-            words[words.len() - self.before_words].start
+        let keep = self.before_words.min(words.len());
+        let from = if keep == 0 {
+            hit.start
         } else {
-            words.first().map_or(hit.start, |w| w.start)
+            words[words.len() - keep].start
         };
         if self.negation_in(&self.before_re, text, sentence, from..hit.end) {
             return true;

@@ -124,7 +124,8 @@ fn ladder_needs_lower_rungs_evidenced_or_implied() {
     let mut pages = dm.to_vec();
     pages.push("This sustainability report follows the GRI Standards.");
     pages.push("Our disclosures follow the TCFD recommendations.");
-    let rd = theme(&run(&doc("d", 2023, &pages)), "RD");
+    let card = run(&doc("d", 2023, &pages));
+    let rd = theme(&card, "RD");
     assert_eq!(
         rd.stage,
         3,
@@ -186,17 +187,15 @@ fn framework_minimums_need_evidence_and_conditions() {
     )
     .stage;
     assert_eq!(one, 0);
-    let two = theme(
-        &run(&doc(
-            "t",
-            2023,
-            &[
-                "We report in line with the TCFD.",
-                "Our TCFD index is on page 40.",
-            ],
-        )),
-        "RD",
-    );
+    let card = run(&doc(
+        "t",
+        2023,
+        &[
+            "We report in line with the TCFD.",
+            "Our TCFD index is on page 40.",
+        ],
+    ));
+    let two = theme(&card, "RD");
     assert_eq!(two.stage, 2);
     assert!(
         two.frameworks
