@@ -7,7 +7,7 @@
 //! * [`matcher`] — word-boundary patterns, proximity rules, negation guards.
 //! * [`retrieve`] — BM25 over chunks keyed by `chunk_id`.
 //! * [`quote`] — verbatim quotes of at most N words around a match.
-//! * [`score`] — per-theme stage, confidence and evidence, the [`Scorecard`].
+//! * [`mod@score`] — per-theme stage, confidence and evidence, the [`Scorecard`].
 //! * [`eval`] — precision/recall of the criteria on TCFD-labelled sentences.
 //!
 //! ```
@@ -25,6 +25,8 @@
 //! // One chunk can never reach a stage: two distinct chunks are required.
 //! assert!(card.themes.iter().all(|t| t.stage == 0));
 //! ```
+
+#![deny(missing_docs)]
 
 pub mod error;
 pub mod eval;

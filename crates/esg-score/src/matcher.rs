@@ -2,8 +2,12 @@
 //! context requirements and negation guards.
 //!
 //! A pattern is a case-insensitive regular expression (Rust `regex` syntax)
-//! that must start and end at word edges; a literal space in it matches any
-//! run of white space (so phrases survive line breaks). A criterion *hits*
+//! that must start and end at word edges (`\b{start-half}` /
+//! `\b{end-half}`, so `30%` or `2°C` work too); a literal space in it
+//! matches any run of white space, or a single optional one when a
+//! quantifier follows (`ISO ?14001`). Matching is done sentence by sentence
+//! (sentences as split by `esg_core::chunk::sentences`; a line break ends a
+//! sentence), so no hit spans two sentences. A criterion *hits*
 //! a sentence when one of its patterns matches, or when a term of a
 //! proximity rule lies within `within` words of one of its `near` terms in
 //! the same sentence. A hit is then dropped when:
@@ -45,7 +49,12 @@ pub fn compile_terms(patterns: &[String]) -> Result<Option<Regex>, (usize, Strin
         }
         let body = spaces_to_regex(p.trim());
         let single = Regex::new(&format!(r"(?i)\b{{start-half}}(?:{body})\b{{end-half}}"))
-            .map_err(|e| (i, format!("invalid regex: {}", first_line(&e.to_string()))))?;
+            .map_err(|e| {
+                (
+                    i,
+                    format!("invalid regex: {}", error_summary(&e.to_string())),
+                )
+            })?;
         if single.is_match("") || Regex::new(&format!("(?:{body})")).is_ok_and(|r| r.is_match("")) {
             return Err((i, "pattern matches the empty string".into()));
         }
@@ -57,7 +66,7 @@ pub fn compile_terms(patterns: &[String]) -> Result<Option<Regex>, (usize, Strin
             0,
             format!(
                 "patterns do not compile together: {}",
-                first_line(&e.to_string())
+                error_summary(&e.to_string())
             ),
         )
     })
@@ -77,8 +86,12 @@ pub fn compile_raw(patterns: &[String]) -> Result<Option<Regex>, (usize, String)
         if p.trim().is_empty() {
             return Err((i, "must not be empty".into()));
         }
-        Regex::new(&format!("(?i){p}"))
-            .map_err(|e| (i, format!("invalid regex: {}", first_line(&e.to_string()))))?;
+        Regex::new(&format!("(?i){p}")).map_err(|e| {
+            (
+                i,
+                format!("invalid regex: {}", error_summary(&e.to_string())),
+            )
+        })?;
         parts.push(format!("(?:{p})"));
     }
     Regex::new(&format!("(?i){}", parts.join("|")))
@@ -88,7 +101,7 @@ pub fn compile_raw(patterns: &[String]) -> Result<Option<Regex>, (usize, String)
                 0,
                 format!(
                     "patterns do not compile together: {}",
-                    first_line(&e.to_string())
+                    error_summary(&e.to_string())
                 ),
             )
         })
@@ -131,10 +144,10 @@ pub fn spaces_to_regex(p: &str) -> String {
     out
 }
 
-fn first_line(s: &str) -> String {
+/// The last non-empty line of a regex error (the line that says what is wrong).
+fn error_summary(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()
@@ -287,10 +300,12 @@ impl MatchRule {
             if self.negation_guard && guard.is_ignored_sentence(s_text) {
                 continue;
             }
-            if let Some(ctx) = &self.context_re {
-                if !ctx.is_match(s_text) {
-                    continue;
-                }
+            if self
+                .context_re
+                .as_ref()
+                .is_some_and(|ctx| !ctx.is_match(s_text))
+            {
+                continue;
             }
             if self
                 .negations_re

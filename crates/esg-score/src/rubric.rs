@@ -7,6 +7,30 @@
 //! whole document and report the first problem with the path of the field
 //! that causes it, e.g. `themes[2].stages[3].criteria[0].patterns: must not be empty`.
 //!
+//! # Shape of the file
+//!
+//! ```text
+//! { "version", "name"?, "description"?,
+//!   "scoring": { "min_quotes_per_stage", "max_quotes_per_criterion", "quote_max_words", "default_k",
+//!                "freshness": { "max_age_months", "confidence_penalty", "assumed_publication_month" },
+//!                "confidence_bands": [ { "name", "min", "max" } ], "grade_bands": [ ... ] },
+//!   "negation_guard": { "before": [re], "before_words", "after": [re]?, "after_words",
+//!                       "exceptions": [re]?, "ignore_sentences": [raw re]? },
+//!   "themes": [ { "code", "name", "description"?, "query",
+//!                 "stages": [ { "stage", "label", "descriptor", "core_rule"?: "any"|"all", "query"?,
+//!                               "criteria": [ { "id", "description", "core"?, "patterns": [re],
+//!                                               "proximity"?: [ { "terms": [re], "near": [re], "within" } ],
+//!                                               "context"?: [re], "negations"?: [re],
+//!                                               "negation_guard"?: bool, "implies"?: [id] } ] } ] } ],
+//!   "frameworks": [ { "id", "name", "description"?, "theme", "min_stage"?, "supports"?: [stage],
+//!                     "requires": [[id]] } ],
+//!   "overrides": [ { "id", "description", "cap", "themes": [code], "min_quotes",
+//!                    "patterns": [re], "proximity"?, "context"?, "negations"?, "negation_guard"? } ] }
+//! ```
+//!
+//! `[re]` are patterns in the sense of [`crate::matcher`]; `requires` is a
+//! list of groups, each satisfied by any one of its criteria.
+//!
 //! What is validated: the version is set; there are exactly 7 themes with
 //! distinct upper-case codes and a retrieval query; every theme lists stages
 //! 0–4 in order, with labels and descriptors; stage 0 has no criteria, every
@@ -678,18 +702,19 @@ fn parse_bands(o: &mut Obj<'_>, key: &'static str, lo: f64, hi: f64, cover: bool
                 "must not be below min",
             ));
         }
-        if let Some(prev) = bands.last() {
-            if band.min_tenths() != prev.max_tenths() + 1 {
-                return Err(RubricError::invalid(
-                    format!("{p}.min"),
-                    format!(
-                        "bands must be contiguous: expected {:.1} after \"{}\" ends at {:.1}",
-                        prev.max + 0.1,
-                        prev.name,
-                        prev.max
-                    ),
-                ));
-            }
+        if let Some(prev) = bands
+            .last()
+            .filter(|prev| band.min_tenths() != prev.max_tenths() + 1)
+        {
+            return Err(RubricError::invalid(
+                format!("{p}.min"),
+                format!(
+                    "bands must be contiguous: expected {:.1} after \"{}\" ends at {:.1}",
+                    prev.max + 0.1,
+                    prev.name,
+                    prev.max
+                ),
+            ));
         }
         bands.push(band);
     }
@@ -1145,7 +1170,8 @@ mod tests {
 
     #[test]
     fn validation_errors_name_the_field() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+        type Edit = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (
                 Box::new(|v| {
                     v["themes"][2]["stages"][3]["criteria"][0]["patterns"] = Value::Array(vec![])

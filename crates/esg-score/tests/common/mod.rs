@@ -71,4 +71,6 @@ pub const RICH_REPORT: &[&str] = &[
     "We identified physical and transition risks and assess them annually in our risk assessment process.",
     "Climate scenario analysis under 1.5°C and 4°C scenarios tested the resilience of our strategy.",
     "Climate-related risks are integrated into our enterprise risk management process.",
+    "Sub-metering at every plant feeds our energy monitoring platform with hourly readings.",
+    "A 2°C scenario stress test estimated the financial impact of carbon pricing at $50 million by 2030.",
 ];
