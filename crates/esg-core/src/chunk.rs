@@ -10,7 +10,11 @@
 //! chunk. A sentence longer than [`ChunkParams::max_words`] (tables, lists
 //! with no punctuation) is cut into word windows.
 //!
-//! The defaults come from `bench/chunking.sh`; see the README.
+//! The defaults (200/100/400 words, 40 words of overlap) come from
+//! `bench/chunking.sh` on the corpus PDFs' stored text: against 120/60/240
+//! with 30 words of overlap they keep 98% instead of 94.5% of adjacent
+//! sentence pairs in one chunk, at the same word overhead (1.17×), with 30%
+//! fewer chunks to index.
 
 use crate::clean::CleanedPage;
 use crate::hash::sha256_hex;
@@ -302,7 +306,7 @@ mod tests {
         let spans = chunk_spans(&text, ChunkParams::default());
         assert!(spans.len() >= 3);
         for (s, e) in spans {
-            assert!(text[s..e].split_whitespace().count() <= 240);
+            assert!(text[s..e].split_whitespace().count() <= 400);
         }
     }
 

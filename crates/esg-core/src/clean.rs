@@ -30,7 +30,7 @@ pub struct CleanedPage {
 }
 
 /// How many lines at each end of a page are candidates for running headers/footers.
-const EDGE_LINES: usize = 3;
+const EDGE_LINES: usize = 8;
 /// Longer lines are body text, never running headers or footers.
 const MAX_EDGE_WORDS: usize = 14;
 

@@ -13,7 +13,6 @@
 
 #![warn(missing_docs)]
 
-mod json;
 mod migrations;
 mod sqlite;
 

@@ -12,7 +12,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use crate::migrations;
 use crate::{
     Chunk, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument, Store,
-    StoreCounts, StoreError, StoredChunk, json, validate,
+    StoreCounts, StoreError, StoredChunk, validate,
 };
 
 /// Name of the database file that [`SqliteStore::open_in_dir`] uses.
@@ -222,7 +222,7 @@ impl RawDoc {
     fn into_summary(self) -> Result<DocumentSummary, StoreError> {
         let media_type = MediaType::from_mime(&self.media_type)
             .ok_or_else(|| corrupt("documents.media_type", &self.media_type))?;
-        let warnings = json::decode_strings(&self.warnings).map_err(|e| {
+        let warnings: Vec<String> = serde_json::from_str(&self.warnings).map_err(|e| {
             StoreError::Corrupt(format!(
                 "documents.warnings of {} is not a JSON array of strings: {e}",
                 self.doc_id
@@ -333,7 +333,8 @@ impl Store for SqliteStore {
             doc.chunks.len() as i64,
             doc.byte_len as i64, // validated to fit
             doc.pages.iter().any(|p| p.is_virtual),
-            json::encode_strings(&doc.warnings),
+            serde_json::to_string(&doc.warnings)
+                .map_err(|e| StoreError::Invalid(format!("warnings: {e}")))?,
             now,
         ])?;
         let document = tx.last_insert_rowid();

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Ingestion speed and text quality of `esg ingest` against poppler's pdftotext.
+
+For every PDF report in the corpus manifest, measured side by side in one run:
+  - wall time of `pdftotext FILE OUT` and of `esg ingest FILE` into a fresh
+    data dir (extraction in the sandboxed worker + clean-up + chunking + the
+    SQLite transaction), best of N runs each;
+  - token recall and precision of our stored page text against pdftotext's,
+    per page (lowercase alphanumeric tokens, multiset overlap), summed per
+    document. `recall`/`precis` compare with pdftotext's text put through the
+    same clean-up (it is ingested as a form-feed-paged text file), so both
+    sides lose the same running headers and page numbers; `raw_rec` compares
+    with pdftotext's raw output, so the gap between the two is what our
+    boilerplate removal takes away on purpose.
+
+Usage: python3 bench/ingest_vs_pdftotext.py [--runs N]
+Needs: pdftotext (Debian poppler-utils), the corpus (ESG_CORPUS_DIR or
+../shared/corpus), a release build (made here with cargo).
+"""
+import argparse, collections, csv, os, re, shutil, sqlite3, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokens(text):
+    return collections.Counter(TOKEN.findall(text.lower()))
+
+
+def best_time(cmd, runs, before=None):
+    best = None
+    for _ in range(runs):
+        if before:
+            before()
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        dt = time.perf_counter() - t
+        if r.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}: {r.stderr.decode()[:500]}")
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def stored_pages(data):
+    db = sqlite3.connect(os.path.join(data, "esg.sqlite3"))
+    pages = [t for (t,) in db.execute("SELECT p.text FROM pages p JOIN documents d ON d.id = p.document ORDER BY p.page")]
+    db.close()
+    return pages
+
+
+def overlap(ours, theirs):
+    inter = n_ours = n_theirs = 0
+    for i in range(max(len(ours), len(theirs))):
+        a = tokens(ours[i]) if i < len(ours) else collections.Counter()
+        b = tokens(theirs[i]) if i < len(theirs) else collections.Counter()
+        inter += sum((a & b).values())
+        n_ours += sum(a.values())
+        n_theirs += sum(b.values())
+    return (inter / n_theirs if n_theirs else 1.0), (inter / n_ours if n_ours else 1.0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    corpus = os.environ.get("ESG_CORPUS_DIR", os.path.join(ROOT, "..", "shared", "corpus"))
+    if not os.path.isfile(os.path.join(corpus, "manifest.csv")):
+        sys.exit(f"corpus not found at {corpus} (set ESG_CORPUS_DIR)")
+    if not shutil.which("pdftotext"):
+        sys.exit("pdftotext not found: apt-get install -y poppler-utils")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "esg-cli"], cwd=ROOT, check=True)
+    esg = os.path.join(ROOT, "target", "release", "esg")
+    rows = [r for r in csv.DictReader(open(os.path.join(corpus, "manifest.csv"))) if r["format"] == "pdf"]
+    work = tempfile.mkdtemp(prefix="esg-bench-")
+    data = os.path.join(work, "data")
+    print(f"{len(rows)} PDFs, best of {args.runs} runs each; pdftotext {subprocess.run(['pdftotext', '-v'], capture_output=True, text=True).stderr.splitlines()[0]}")
+    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
+    print(head)
+    print("-" * len(head))
+    tot_p = tot_e = 0.0
+    tot_pages = 0
+    recalls = []
+    for r in rows:
+        path = os.path.join(corpus, r["file"])
+        name = os.path.basename(path)
+        out_txt = os.path.join(work, name + ".txt")
+        t_ptt = best_time(["pdftotext", "-enc", "UTF-8", path, out_txt], args.runs)
+
+        def fresh():
+            shutil.rmtree(data, ignore_errors=True)
+
+        t_esg = best_time([esg, "--data-dir", data, "ingest", "--company", r["company"], "--year", r["year"], path], args.runs, fresh)
+        ours = stored_pages(data)
+        raw = open(out_txt, encoding="utf-8", errors="replace").read()
+        theirs_raw = raw.split("\f")
+        if theirs_raw and not theirs_raw[-1].strip():
+            theirs_raw = theirs_raw[:-1]
+        # pdftotext's text through our clean-up: ingest it as a paged text file.
+        ref_txt = os.path.join(work, name + ".ref.txt")
+        open(ref_txt, "w", encoding="utf-8").write("\f".join(theirs_raw))
+        ref_data = os.path.join(work, "ref")
+        shutil.rmtree(ref_data, ignore_errors=True)
+        subprocess.run([esg, "--data-dir", ref_data, "ingest", "--company", "Reference", "--year", r["year"], ref_txt], check=True, stdout=subprocess.DEVNULL)
+        theirs = stored_pages(ref_data)
+        recall, precision = overlap(ours, theirs)
+        raw_recall, _ = overlap(ours, theirs_raw)
+        recalls.append((recall, name))
+        pages = int(r["pages"])
+        tot_p += t_ptt
+        tot_e += t_esg
+        tot_pages += pages
+        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
+    print("-" * len(head))
+    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}")
+    worst = min(recalls)
+    print(f"lowest token recall: {worst[0]:.3f} ({worst[1]}); goal >= 0.97 on every report; total time goal esg/pdftotext <= 1.5")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs the external tools the tests use when they
+# are missing and this user can (root with apt-get): qpdf (encrypts fixture
+# PDFs) and poppler-utils (pdfinfo checks page counts). Then runs every test
+# with cargo-nextest (or cargo test where nextest is not installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v qpdf >/dev/null || need+=(qpdf)
+command -v pdfinfo >/dev/null || need+=(poppler-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing test tools: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "note: ${need[*]} not installed; tests that need them will print SKIP (sudo apt-get install ${need[*]})"
+  fi
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+  cargo test --workspace --doc -q
+else
+  cargo test --workspace --all-targets --no-fail-fast "$@"
+fi
