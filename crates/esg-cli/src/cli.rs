@@ -26,6 +26,10 @@ pub enum Command {
     Companies(ListArgs),
     /// List the documents on file.
     Documents(DocumentsArgs),
+    /// Search one company's passages (BM25 over its chunks) for a question.
+    Search(SearchArgs),
+    /// Score one company's ESG maturity on the rubric, with cited evidence.
+    Score(ScoreArgs),
     /// Internal: extraction worker (reads a document on stdin, writes JSON).
     #[command(name = "__extract-worker", hide = true)]
     ExtractWorker,
@@ -74,4 +78,118 @@ pub struct DocumentsArgs {
     /// Print JSON instead of a table.
     #[arg(long, env = "ESG_JSON")]
     pub json: bool,
+}
+
+/// Largest `--k` accepted by `search` and `score`.
+pub const MAX_K: usize = 100;
+
+/// `esg search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Company to search (any spelling; matched case- and punctuation-insensitively).
+    #[arg(long, env = "ESG_COMPANY")]
+    pub company: String,
+    /// Report year to search [default: the latest year on file for the company].
+    #[arg(long, env = "ESG_YEAR", value_parser = clap::value_parser!(i32).range(1900..=2200))]
+    pub year: Option<i32>,
+    /// Search every year on file instead of one.
+    #[arg(long, env = "ESG_ALL_YEARS", conflicts_with = "year")]
+    pub all_years: bool,
+    /// Number of passages to return (1–100).
+    #[arg(long, env = "ESG_K", default_value_t = 10, value_parser = parse_k)]
+    pub k: usize,
+    /// Print JSON instead of text.
+    #[arg(long, env = "ESG_JSON")]
+    pub json: bool,
+    /// Semantic (embedding) retrieval fused with BM25; needs a configured embedder.
+    #[arg(long, env = "ESG_SEMANTIC")]
+    pub semantic: bool,
+    /// The question (several words may be given unquoted).
+    #[arg(required = true, value_name = "QUESTION")]
+    pub query: Vec<String>,
+}
+
+/// Output format of `esg score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreFormat {
+    /// A readable scorecard.
+    Table,
+    /// The full scorecard as JSON (fingerprint, parity, every quote).
+    Json,
+}
+
+/// `esg score`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Output is byte-identical for the same store, rubric, request and --as-of month."
+)]
+pub struct ScoreArgs {
+    /// Company to score (any spelling; matched case- and punctuation-insensitively).
+    #[arg(long, env = "ESG_COMPANY")]
+    pub company: String,
+    /// Report year to score [default: the latest year on file for the company].
+    #[arg(long, env = "ESG_YEAR", value_parser = clap::value_parser!(i32).range(1900..=2200))]
+    pub year: Option<i32>,
+    /// Output format.
+    #[arg(long, env = "ESG_FORMAT", value_enum, default_value_t = ScoreFormat::Table)]
+    pub format: ScoreFormat,
+    /// Rubric file (JSON) to score with [default: the built-in rubric v3.0].
+    #[arg(long, env = "ESG_RUBRIC", value_name = "FILE")]
+    pub rubric: Option<PathBuf>,
+    /// Chunks retrieved per theme (1–100) [default: the rubric's default_k, 10 in v3.0].
+    #[arg(long, env = "ESG_K", value_parser = parse_k)]
+    pub k: Option<usize>,
+    /// Scoring month, YYYY-MM: evidence older than the rubric's freshness limit at this
+    /// date loses confidence [default: the current UTC month]. Output is byte-identical
+    /// for the same store, rubric, request and as-of month.
+    #[arg(long, env = "ESG_AS_OF", value_name = "YYYY-MM")]
+    pub as_of: Option<YearMonth>,
+}
+
+/// A calendar month, `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct YearMonth {
+    /// Year (1900–2200).
+    pub year: i32,
+    /// Month (1–12).
+    pub month: u32,
+}
+
+impl std::str::FromStr for YearMonth {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected YYYY-MM (e.g. 2025-06), found {s:?}");
+        let (y, m) = s.trim().split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let month: u32 = m.parse().map_err(|_| bad())?;
+        if !(1900..=2200).contains(&year) {
+            return Err(format!("year {year} is outside 1900-2200"));
+        }
+        if !(1..=12).contains(&month) {
+            return Err(format!("month {month} is outside 01-12"));
+        }
+        Ok(YearMonth { year, month })
+    }
+}
+
+impl std::fmt::Display for YearMonth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+fn parse_k(s: &str) -> Result<usize, String> {
+    let k: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number, found {s:?}"))?;
+    if (1..=MAX_K).contains(&k) {
+        Ok(k)
+    } else {
+        Err(format!("must be between 1 and {MAX_K}, found {k}"))
+    }
 }

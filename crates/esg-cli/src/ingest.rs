@@ -55,7 +55,12 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let mut stored = 0usize;
     for input in &inputs {
         bar.set_message(input.display_name());
-        let report = ingest_one(store, &sandbox, args, input, max_bytes);
+        // Parsers run in the sandboxed worker; this guards our own code too,
+        // so one bad file can never take the whole run down.
+        let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ingest_one(store, &sandbox, args, input, max_bytes)
+        }))
+        .unwrap_or_else(|_| internal_error(input));
         if report.error.is_some() {
             failed += 1;
         } else if report.status == "ingested" {
@@ -150,6 +155,24 @@ fn ingest_one(
         Err(e) => report.error = Some(e),
     }
     report
+}
+
+fn internal_error(input: &Input) -> FileReport {
+    FileReport {
+        path: input.path.display().to_string(),
+        status: "failed",
+        doc_id: None,
+        media_type: None,
+        pages: None,
+        chunks: None,
+        company: None,
+        year: None,
+        warnings: Vec::new(),
+        error: Some(IngestError::new(
+            ErrorCode::ExtractionFailed,
+            "internal error while processing this file (nothing was stored); please report it",
+        )),
+    }
 }
 
 fn human_line(r: &FileReport) -> String {

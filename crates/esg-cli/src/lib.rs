@@ -3,6 +3,8 @@
 pub mod cli;
 pub mod ingest;
 pub mod list;
+pub mod score;
+pub mod search;
 
 use anyhow::Context;
 use cli::{Cli, Command};
@@ -37,6 +39,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&open()?, &args),
         Command::Companies(args) => list::companies(&open()?, &args),
         Command::Documents(args) => list::documents(&open()?, &args),
+        Command::Search(args) => search::run(&open()?, &args),
+        Command::Score(args) => score::run(&open()?, &args),
         Command::ExtractWorker => unreachable!("handled in run"),
     }
 }

@@ -365,6 +365,24 @@ mod tests {
         assert_eq!(out[5].text, "Body yyyyyy.");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn clean_never_panics_and_removes_invisible_characters(
+            pages in proptest::collection::vec("(?s).{0,300}", 0..6)
+        ) {
+            let raw: Vec<RawPage> = pages.iter().enumerate().map(|(i, t)| page(i as u32 + 1, t)).collect();
+            let out = clean_pages(&raw);
+            proptest::prop_assert_eq!(out.len(), raw.len());
+            for (o, r) in out.iter().zip(&raw) {
+                proptest::prop_assert_eq!(o.number, r.number);
+                let invisible = ['\u{ad}', '\u{a0}', '\u{fb01}', '\u{200b}', '\r', '\t'];
+                proptest::prop_assert!(!o.text.contains(invisible), "invisible character kept");
+                proptest::prop_assert!(!o.text.contains("  "));
+                proptest::prop_assert!(!o.text.starts_with(char::is_whitespace) && !o.text.ends_with(char::is_whitespace));
+            }
+        }
+    }
+
     #[test]
     fn page_number_lines() {
         for yes in ["12", "- 12 -", "Page 3 of 40", "3/40", "page 7"] {

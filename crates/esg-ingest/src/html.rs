@@ -392,6 +392,23 @@ by <b>12%</b>.</p><div style="display: none">hidden text</div><p hidden>also hid
         assert_eq!(empty.code, ErrorCode::NoText);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_markup_never_panics(s in "(?s)(<[a-z:/ ]{0,8}( style=\"[a-z:\\- ;]{0,30}\")?>|[a-z &;<>]{0,10}){0,60}") {
+            let out = html_text(&s);
+            proptest::prop_assert!(!out.pages.is_empty());
+            for (i, p) in out.pages.iter().enumerate() {
+                proptest::prop_assert_eq!(p.number as usize, i + 1);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            let _ = extract_html(&bytes);
+            let _ = crate::text::extract_text(&bytes);
+        }
+    }
+
     #[test]
     fn unclosed_and_stray_tags_do_not_lose_text() {
         let out = html_text("<html><body><p>one<p>two</span></div><div>three");
