@@ -37,6 +37,24 @@ pub struct FileReport {
     pub error: Option<IngestError>,
 }
 
+impl FileReport {
+    /// A report for `path` that has not (yet) succeeded.
+    fn failed(path: &Path, error: Option<IngestError>) -> Self {
+        FileReport {
+            path: path.display().to_string(),
+            status: "failed",
+            doc_id: None,
+            media_type: None,
+            pages: None,
+            chunks: None,
+            company: None,
+            year: None,
+            warnings: Vec::new(),
+            error,
+        }
+    }
+}
+
 /// Runs `esg ingest`.
 pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     if esg_core::company_key(&args.company).is_empty() {
@@ -95,18 +113,7 @@ fn ingest_one(
     input: &Input,
     max_bytes: u64,
 ) -> FileReport {
-    let mut report = FileReport {
-        path: input.path.display().to_string(),
-        status: "failed",
-        doc_id: None,
-        media_type: None,
-        pages: None,
-        chunks: None,
-        company: None,
-        year: None,
-        warnings: Vec::new(),
-        error: None,
-    };
+    let mut report = FileReport::failed(&input.path, None);
     if let Some(e) = &input.error {
         report.error = Some(e.clone());
         return report;
@@ -158,21 +165,13 @@ fn ingest_one(
 }
 
 fn internal_error(input: &Input) -> FileReport {
-    FileReport {
-        path: input.path.display().to_string(),
-        status: "failed",
-        doc_id: None,
-        media_type: None,
-        pages: None,
-        chunks: None,
-        company: None,
-        year: None,
-        warnings: Vec::new(),
-        error: Some(IngestError::new(
+    FileReport::failed(
+        &input.path,
+        Some(IngestError::new(
             ErrorCode::ExtractionFailed,
             "internal error while processing this file (nothing was stored); please report it",
         )),
-    }
+    )
 }
 
 fn human_line(r: &FileReport) -> String {
