@@ -212,27 +212,21 @@ pub fn close_matches<'a>(
     scored.into_iter().map(|(_, c)| c).collect()
 }
 
-/// Similarity of two company keys in 0..=1: the better of the whole-key
-/// edit similarity and the mean, over the query's distinctive words (not
-/// "inc", "plc", "group", …), of each word's best match among the other
+/// Similarity of two company keys in 0..=1, ignoring words such as "inc",
+/// "plc" or "group" when a key has others: the better of the edit
+/// similarity of the two keys' distinctive words, and the mean, over the
+/// query's distinctive words, of each word's best match among the other
 /// key's words (equal 1, prefix of ≥ 3 letters 0.9, else edit similarity).
 pub fn name_similarity(query_key: &str, company_key: &str) -> f64 {
     if query_key.is_empty() || company_key.is_empty() {
         return 0.0;
     }
-    let whole = edit_similarity(query_key, company_key);
-    let words: Vec<&str> = query_key.split(' ').collect();
-    let distinctive: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|w| !GENERIC_WORDS.contains(w))
-        .collect();
-    let query_words = if distinctive.is_empty() {
-        words
-    } else {
-        distinctive
-    };
+    let query_words = distinctive_words(query_key);
     let company_words: Vec<&str> = company_key.split(' ').collect();
+    let whole = edit_similarity(
+        &query_words.join(" "),
+        &distinctive_words(company_key).join(" "),
+    );
     let per_word: f64 = query_words
         .iter()
         .map(|q| {
@@ -244,6 +238,22 @@ pub fn name_similarity(query_key: &str, company_key: &str) -> f64 {
         .sum::<f64>()
         / query_words.len() as f64;
     whole.max(per_word)
+}
+
+/// The words of a key that are not [`GENERIC_WORDS`] (all of them when
+/// every word is generic).
+fn distinctive_words(key: &str) -> Vec<&str> {
+    let words: Vec<&str> = key.split(' ').collect();
+    let distinctive: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| !GENERIC_WORDS.contains(w))
+        .collect();
+    if distinctive.is_empty() {
+        words
+    } else {
+        distinctive
+    }
 }
 
 fn word_similarity(a: &str, b: &str) -> f64 {
@@ -561,6 +571,7 @@ mod tests {
         assert_eq!(names("Netflx"), ["Netflix Inc."]);
         // Generic words alone do not make a match with a different company.
         assert!(names("Acme Inc").is_empty());
+        assert_eq!(names("Apple Group"), ["Apple Inc."]);
         assert!(names("Zzz").is_empty());
         assert!(names("").is_empty());
     }

@@ -48,14 +48,18 @@ pub fn compile_terms(patterns: &[String]) -> Result<Option<Regex>, (usize, Strin
             return Err((i, "must not be empty".into()));
         }
         let body = spaces_to_regex(p.trim());
-        let single = Regex::new(&format!(r"(?i)\b{{start-half}}(?:{body})\b{{end-half}}"))
+        // Validate by parsing only (cheap); the regex is compiled once, combined.
+        let hir = regex_syntax::ParserBuilder::new()
+            .case_insensitive(true)
+            .build()
+            .parse(&format!("(?:{body})"))
             .map_err(|e| {
                 (
                     i,
                     format!("invalid regex: {}", error_summary(&e.to_string())),
                 )
             })?;
-        if single.is_match("") || Regex::new(&format!("(?:{body})")).is_ok_and(|r| r.is_match("")) {
+        if hir.properties().minimum_len() == Some(0) {
             return Err((i, "pattern matches the empty string".into()));
         }
         parts.push(format!("(?:{body})"));

@@ -29,8 +29,16 @@ pub fn tokenize(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
         .map(str::to_lowercase)
-        .filter(|t| !STOPWORDS.contains(&t.as_str()))
+        .filter(|t| !is_stopword(t))
         .collect()
+}
+
+/// `true` for a word in [`STOPWORDS`] (a hash set: this runs once per token).
+fn is_stopword(t: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.iter().copied().collect())
+        .contains(t)
 }
 
 /// BM25 parameters.
@@ -88,12 +96,19 @@ impl Bm25Index {
         let mut lengths = Vec::with_capacity(by_id.len());
         let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
         for (doc, (id, tokens)) in by_id.into_iter().enumerate() {
-            let mut tf: BTreeMap<String, u32> = BTreeMap::new();
+            // Term frequencies without copying tokens; each term gets one
+            // posting per document, appended in document order.
+            let mut tf: HashMap<&str, u32> = HashMap::new();
             for t in &tokens {
-                *tf.entry(t.clone()).or_insert(0) += 1;
+                *tf.entry(t.as_str()).or_insert(0) += 1;
             }
             for (t, n) in tf {
-                postings.entry(t).or_default().push((doc as u32, n));
+                match postings.get_mut(t) {
+                    Some(list) => list.push((doc as u32, n)),
+                    None => {
+                        postings.insert(t.to_string(), vec![(doc as u32, n)]);
+                    }
+                }
             }
             ids.push(id);
             lengths.push(tokens.len() as u32);
