@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end: build `esg`, ingest the sample report the project
-# ships (and, when ../shared/corpus is present, two real reports), then show
-# what is on file.
+# ships (and, when ../shared/corpus is present, two real reports), show what
+# is on file, search it and print its scorecard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p esg-cli
@@ -23,3 +23,11 @@ echo "== companies"
 "$esg" companies
 echo "== documents"
 "$esg" documents
+
+echo "== search"
+"$esg" search --company "Northwind Components Ltd" --k 3 "limited assurance of scope 3 emissions"
+echo "== scorecard"
+"$esg" score --company "Northwind Components Ltd"
+if [ -d "$corpus/reports" ]; then
+  "$esg" score --company "CarMax Inc." --year 2022
+fi
