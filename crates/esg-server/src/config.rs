@@ -1,0 +1,129 @@
+//! Server configuration: where to listen, where the data lives, how to
+//! extract uploads, and the limits that protect the process.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default listen address (`ESG_LISTEN`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// Default OpenTelemetry `service.name`.
+pub const DEFAULT_SERVICE_NAME: &str = "esg-scoring-api";
+
+/// How uploaded documents are extracted.
+#[derive(Debug, Clone)]
+pub enum Extraction {
+    /// In a bounded child process: `program args...` must run
+    /// [`esg_ingest::sandbox::worker_main`] (the `esg` binary with its hidden
+    /// `__extract-worker` subcommand).
+    Sandbox {
+        /// Path of the worker program (normally the running `esg` binary).
+        program: PathBuf,
+        /// Arguments that make `program` act as the extraction worker.
+        args: Vec<OsString>,
+        /// Wall-clock limit per document.
+        timeout: Duration,
+        /// Address-space limit per document, in bytes.
+        memory_limit: u64,
+    },
+    /// In this process, without time or memory bounds. For tests and trusted
+    /// input only.
+    InProcess,
+}
+
+impl Extraction {
+    /// The sandbox running `program __extract-worker` with the default limits.
+    pub fn esg_worker(program: impl Into<PathBuf>) -> Self {
+        Extraction::Sandbox {
+            program: program.into(),
+            args: vec!["__extract-worker".into()],
+            timeout: esg_ingest::sandbox::DEFAULT_TIMEOUT,
+            memory_limit: esg_ingest::sandbox::DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+/// Format of the log lines on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One JSON object per line (DESIGN §7).
+    #[default]
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Limits that answer with the JSON error shape when crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest JSON request body, in bytes (413 `payload_too_large`).
+    pub json_body_bytes: usize,
+    /// Largest uploaded document, in bytes (413 `payload_too_large`).
+    pub upload_body_bytes: usize,
+    /// Longest time a request may take (408 `request_timeout`). Probes and
+    /// `/metrics` are exempt.
+    pub request_timeout: Duration,
+    /// Requests served at once (429 `too_many_requests` with `Retry-After`
+    /// beyond it). Probes and `/metrics` are exempt.
+    pub max_concurrent_requests: usize,
+    /// How long in-flight requests may run after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            json_body_bytes: 1 << 20,
+            upload_body_bytes: 256 << 20,
+            request_timeout: Duration::from_secs(300),
+            max_concurrent_requests: 64,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything [`crate::serve`] needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory holding the SQLite database.
+    pub data_dir: PathBuf,
+    /// Rubric file; `None` uses the built-in rubric v3.0.
+    pub rubric_path: Option<PathBuf>,
+    /// How uploads are extracted.
+    pub extraction: Extraction,
+    /// Request limits and drain timeout.
+    pub limits: Limits,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// `service.name` reported by `/health` and in traces.
+    pub service_name: String,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults: listen on [`DEFAULT_LISTEN`],
+    /// built-in rubric, default limits, JSON logs, service name from
+    /// `OTEL_SERVICE_NAME` or [`DEFAULT_SERVICE_NAME`].
+    pub fn new(data_dir: impl Into<PathBuf>, extraction: Extraction) -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: data_dir.into(),
+            rubric_path: None,
+            extraction,
+            limits: Limits::default(),
+            log_format: LogFormat::Json,
+            service_name: service_name_from_env(),
+        }
+    }
+}
+
+/// `OTEL_SERVICE_NAME` when set and not blank, else [`DEFAULT_SERVICE_NAME`].
+pub fn service_name_from_env() -> String {
+    std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string())
+}

@@ -1,0 +1,1052 @@
+//! Routes, handlers and the middleware stack.
+//!
+//! Layers, outermost first: `observe` (request id, trace ids, access log,
+//! HTTP metrics, response headers), `limits` (concurrency → 429, request
+//! timeout → 408; probes and `/metrics` exempt), panic catching (→ 500).
+//! Every error, including unknown routes (404) and wrong methods (405), is
+//! an [`ApiError`] in the one JSON shape.
+
+use crate::config::Extraction;
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::state::AppState;
+use crate::trace_context::{SPAN_ID_HEADER, SpanIds, TRACE_ID_HEADER};
+use crate::{metrics, openapi, request_id};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use esg_score::{
+    Bm25Index, Bm25Params, ScoreError, ScoreParams, Scorecard, ScoringChunk, tokenize,
+};
+use esg_store::{CompanySummary, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+/// Log target of the request events (the `logger` field).
+pub const ACCESS_LOG: &str = "esg_server::access";
+/// Route label of requests no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// Earliest year accepted by the API.
+pub const MIN_YEAR: i64 = 2000;
+/// Latest year accepted by the API.
+pub const MAX_YEAR: i64 = 2100;
+/// Default `k` of `/search` and `/score`.
+pub const DEFAULT_K: i64 = 10;
+/// Default `alpha` of `/score`.
+pub const DEFAULT_ALPHA: f64 = 0.6;
+
+/// Paths never limited by concurrency or timeout: probes and metrics.
+fn is_exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/live" | "/ready" | "/metrics")
+}
+
+/// The router with every route and layer.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes, which get the same layers (tests use it
+/// for handlers that panic or sleep).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    let json_limit = state.limits().json_body_bytes;
+    let upload_limit = state.limits().upload_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
+        .route("/companies", get(companies))
+        .route("/companies/{id}", get(company))
+        .route(
+            "/documents",
+            get(documents)
+                .post(upload)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/search", get(search))
+        .route(
+            "/score",
+            axum::routing::post(score).layer(DefaultBodyLimit::max(json_limit)),
+        )
+        .route("/trace", get(trace))
+        .merge(extra)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(on_panic))
+        .layer(middleware::from_fn_with_state(state.clone(), limits))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------- middleware
+
+/// The server span's ids: from OpenTelemetry when its layer is installed
+/// (the span continues the caller's `traceparent`), else from
+/// [`SpanIds::from_headers`], which continues it the same way.
+fn span_ids(span: &tracing::Span, headers: &HeaderMap) -> SpanIds {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let parent = crate::otel::extract(headers);
+    let parent_sc = parent.span().span_context().clone();
+    if span.set_parent(parent).is_ok() {
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            return SpanIds {
+                trace_id: sc.trace_id().to_string(),
+                span_id: sc.span_id().to_string(),
+                parent_span_id: parent_sc
+                    .is_valid()
+                    .then(|| parent_sc.span_id().to_string()),
+                trace_flags: parent_sc
+                    .is_valid()
+                    .then(|| format!("{:02x}", parent_sc.trace_flags().to_u8())),
+            };
+        }
+    }
+    SpanIds::from_headers(headers)
+}
+
+/// Decrements the in-flight gauge however the request ends.
+struct InFlight(Arc<metrics::Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_string(), |m| m.as_str().to_string());
+    let rid = request_id::from_headers(req.headers());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %path,
+        http.response.status_code = tracing::field::Empty,
+        service.name = %st.service_name(),
+        request_id = %rid,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        method = %method,
+        path = %path,
+    );
+    let ids = span_ids(&span, req.headers());
+    span.record("trace_id", ids.trace_id.as_str());
+    span.record("span_id", ids.span_id.as_str());
+    st.metrics().request_started();
+    let _in_flight = InFlight(st.metrics().clone());
+    let inner = async move {
+        tracing::info!(target: ACCESS_LOG, "request received");
+        next.run(req).await
+    };
+    let mut res = request_id::scope(rid.clone(), inner.instrument(span.clone())).await;
+    let elapsed = start.elapsed();
+    let status = res.status().as_u16();
+    st.metrics()
+        .request_finished(&route, &method, status, elapsed);
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+    let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+    let code = res.extensions().get::<ErrorCode>().map(|c| c.0);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(
+                target: ACCESS_LOG,
+                status_code = status,
+                duration_ms,
+                error_type = code.unwrap_or("internal_error"),
+                "request failed"
+            );
+        } else {
+            tracing::info!(target: ACCESS_LOG, status_code = status, duration_ms, "request sent");
+        }
+    });
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert(request_id::HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ids.trace_id) {
+        h.insert(TRACE_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ids.span_id) {
+        h.insert(SPAN_ID_HEADER, v);
+    }
+    res
+}
+
+async fn limits(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if is_exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Ok(_permit) = st.concurrency().clone().try_acquire_owned() else {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "the server is serving its limit of {} requests; retry shortly",
+                st.limits().max_concurrent_requests
+            ),
+        );
+        e.retry_after = Some(1);
+        return e.into_response();
+    };
+    let timeout = st.limits().request_timeout;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} ms", timeout.as_millis()),
+        )
+        .into_response(),
+    }
+}
+
+fn on_panic(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(error_type = "panic", panic = %msg, "handler panicked");
+    ApiError::internal().into_response()
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::route_not_found(uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}; see /openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+// ---------------------------------------------------------------- extractors
+
+/// A JSON body whose rejections are [`ApiError`]s: 400 `malformed_json`,
+/// 415 `unsupported_media_type`, 413 `payload_too_large`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    match rej {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON with Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            e.body_text(),
+        ),
+        JsonRejection::BytesRejection(e) => bytes_rejection(e),
+        other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+    }
+}
+
+fn bytes_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than this endpoint accepts",
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", e.body_text())
+    }
+}
+
+/// A raw body whose rejections are [`ApiError`]s (413 `payload_too_large`).
+#[derive(Debug)]
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(bytes_rejection)
+    }
+}
+
+/// Query parameters as pairs; a malformed query string is 400 `malformed_query`.
+#[derive(Debug)]
+pub struct ApiQuery(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e: QueryRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_query", e.body_text())
+            })
+    }
+}
+
+/// Validates query parameters, collecting one [`FieldError`] per bad field.
+#[derive(Debug)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl Params {
+    /// Wraps the pairs of a query string.
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Params {
+            pairs,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The last value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Records a problem with `field`.
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// An integer in `lo..=hi`; `default` when absent.
+    pub fn int(&mut self, name: &str, lo: i64, hi: i64, default: Option<i64>) -> Option<i64> {
+        let Some(raw) = self.get(name).map(str::to_string) else {
+            if default.is_none() {
+                self.error(name, "is required");
+            }
+            return default;
+        };
+        match raw.trim().parse::<i64>() {
+            Ok(v) if (lo..=hi).contains(&v) => Some(v),
+            Ok(v) => {
+                self.error(name, format!("must be between {lo} and {hi}, found {v}"));
+                None
+            }
+            Err(_) => {
+                self.error(
+                    name,
+                    format!("must be an integer between {lo} and {hi}, found {raw:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional integer in `lo..=hi`.
+    pub fn opt_int(&mut self, name: &str, lo: i64, hi: i64) -> Option<i64> {
+        self.get(name)?;
+        self.int(name, lo, hi, None)
+    }
+
+    /// A number in `lo..=hi`; `default` when absent.
+    pub fn float(&mut self, name: &str, lo: f64, hi: f64, default: f64) -> f64 {
+        let Some(raw) = self.get(name).map(str::to_string) else {
+            return default;
+        };
+        match raw.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => v,
+            _ => {
+                self.error(
+                    name,
+                    format!("must be a number between {lo} and {hi}, found {raw:?}"),
+                );
+                default
+            }
+        }
+    }
+
+    /// `0` or `1`; `false` when absent.
+    pub fn flag(&mut self, name: &str) -> bool {
+        match self.get(name) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                let m = format!("must be 0 or 1, found {other:?}");
+                self.error(name, m);
+                false
+            }
+        }
+    }
+
+    /// A non-blank string; required or not.
+    pub fn text(&mut self, name: &str, required: bool) -> Option<String> {
+        match self.get(name).map(str::trim) {
+            Some(v) if !v.is_empty() => Some(v.to_string()),
+            Some(_) => {
+                self.error(name, "must not be empty");
+                None
+            }
+            None if required => {
+                self.error(name, "is required");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// `Ok` when no field was bad, else 422 with every problem.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| {
+            if e.is_panic() {
+                tracing::error!(error_type = "panic", "a blocking task panicked");
+            }
+            ApiError::internal()
+        })?
+}
+
+fn company_not_found(store: &dyn Store, name: &str) -> ApiError {
+    let on_file: Vec<String> = store
+        .companies()
+        .map(|v| v.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "company_not_found",
+        format!("no company named {name:?} is on file"),
+    )
+    .with_details(vec![json!({ "companies_on_file": on_file })])
+}
+
+fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySummary, ApiError> {
+    match store.company(name)? {
+        Some(c) => Ok(c),
+        None => Err(company_not_found(store, name)),
+    }
+}
+
+fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiError> {
+    let missing = |y: Option<i32>| {
+        let msg = match y {
+            Some(y) => format!("{} has no documents for {y}", company.name),
+            None => format!("{} has no documents on file", company.name),
+        };
+        ApiError::new(StatusCode::NOT_FOUND, "no_documents_for_year", msg)
+            .with_details(vec![json!({ "years_on_file": company.years })])
+    };
+    match year {
+        None => company.years.last().copied().ok_or_else(|| missing(None)),
+        Some(y) if company.years.contains(&y) => Ok(y),
+        Some(y) => Err(missing(Some(y))),
+    }
+}
+
+fn filenames(store: &dyn Store, company: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    Ok(store
+        .documents(Some(company))?
+        .into_iter()
+        .map(|d| (d.doc_id, d.filename))
+        .collect())
+}
+
+// ---------------------------------------------------------------- probes
+
+async fn health(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "status": "healthy",
+        "service": st.service_name(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "live": true }))
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    let r = st.readiness();
+    if r.ready {
+        return Json(json!({ "ready": true, "checks": r.checks })).into_response();
+    }
+    let failing: Vec<Value> = r
+        .checks
+        .iter()
+        .filter(|(_, v)| v.as_str() != "ok")
+        .map(|(k, v)| json!({ "check": k, "message": v }))
+        .collect();
+    let names: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|(_, v)| v.as_str() != "ok")
+        .map(|(k, _)| *k)
+        .collect();
+    let mut e =
+        ApiError::not_ready(format!("not ready: {}", names.join(", "))).with_details(failing);
+    let mut extra = serde_json::Map::new();
+    extra.insert("ready".into(), false.into());
+    extra.insert("checks".into(), json!(r.checks));
+    e.extra = Some(extra);
+    e.into_response()
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        st.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi::document())
+}
+
+// ---------------------------------------------------------------- companies & documents
+
+async fn companies(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = st.store()?;
+    let list = blocking(move || Ok(store.companies()?)).await?;
+    Ok(Json(json!({ "companies": list })))
+}
+
+async fn company(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store()?;
+    blocking(move || {
+        let c = resolve_company(&*store, &id)?;
+        let docs = store.documents(Some(&c.name))?;
+        Ok(Json(json!({ "company": c, "documents": docs })))
+    })
+    .await
+}
+
+async fn documents(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let company = p.text("company", false);
+    p.finish()?;
+    let store = st.store()?;
+    blocking(move || {
+        if let Some(name) = &company {
+            resolve_company(&*store, name)?;
+        }
+        let docs = store.documents(company.as_deref())?;
+        Ok(Json(json!({ "documents": docs })))
+    })
+    .await
+}
+
+/// Content types accepted for an upload (the format is detected from the
+/// bytes, never from this header).
+pub const UPLOAD_TYPES: &[&str] = &[
+    "application/pdf",
+    "text/html",
+    "application/xhtml+xml",
+    "text/plain",
+    "text/markdown",
+    "application/octet-stream",
+];
+
+fn upload_filename(p: &Params, headers: &HeaderMap) -> String {
+    let from_disposition = headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(';')
+                .find_map(|part| part.trim().strip_prefix("filename="))
+        })
+        .map(|s| s.trim_matches('"').to_string());
+    let raw = p
+        .get("filename")
+        .map(str::to_string)
+        .or(from_disposition)
+        .unwrap_or_default();
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("").trim();
+    let base: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    if base.is_empty() {
+        "upload".to_string()
+    } else {
+        base
+    }
+}
+
+async fn upload(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery,
+    headers: HeaderMap,
+    ApiBytes(bytes): ApiBytes,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q);
+    let company = p.text("company", true);
+    if let Some(c) = &company
+        && esg_core::company_key(c).is_empty()
+    {
+        p.error("company", "must contain at least one letter or digit");
+    }
+    let year = p.int("year", MIN_YEAR, MAX_YEAR, None);
+    let filename = upload_filename(&p, &headers);
+    p.finish()?;
+    let (Some(company), Some(year)) = (company, year) else {
+        return Err(ApiError::internal());
+    };
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if let Some(ct) = &ctype
+        && !UPLOAD_TYPES.contains(&ct.as_str())
+    {
+        let mut e = ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {ct} is not accepted; send the report's bytes as one of {} (multipart is not supported yet)",
+                UPLOAD_TYPES.join(", ")
+            ),
+        );
+        e.details = vec![json!({ "accepted": UPLOAD_TYPES })];
+        return Err(e);
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        let e = esg_ingest::IngestError::new(esg_ingest::ErrorCode::EmptyFile, "the body is empty");
+        st.metrics()
+            .observe_ingest("unknown", e.code.as_str(), 0, 0);
+        return Err(e.into());
+    }
+    let store = st.store()?;
+    let extraction = st.extraction().clone();
+    let metrics = st.metrics().clone();
+    let (outcome, format) = blocking(move || {
+        let format = esg_ingest::detect(&bytes).map_or("unknown", |m| m.short());
+        let extract = |b: &[u8]| match &extraction {
+            Extraction::Sandbox {
+                program,
+                args,
+                timeout,
+                memory_limit,
+            } => {
+                let mut sb = esg_ingest::Sandbox::new(program.clone(), args.clone());
+                sb.timeout = *timeout;
+                sb.memory_limit = *memory_limit;
+                sb.extract(b)
+            }
+            Extraction::InProcess => esg_ingest::extract_in_process(b),
+        };
+        let who = esg_ingest::Provenance {
+            company: &company,
+            year: year as i32,
+            filename: &filename,
+        };
+        let span = tracing::info_span!("ingest", format);
+        let out = span.in_scope(|| {
+            esg_ingest::ingest_bytes(
+                &*store,
+                &bytes,
+                who,
+                extract,
+                esg_core::ChunkParams::default(),
+            )
+        });
+        if let Ok(counts) = store.counts() {
+            metrics.set_on_file(counts.companies, counts.chunks);
+        }
+        Ok((out, format))
+    })
+    .await?;
+    match outcome {
+        Ok(o) => {
+            let (status, label) = if o.is_new() {
+                (StatusCode::CREATED, "ingested")
+            } else {
+                (StatusCode::OK, "already_ingested")
+            };
+            let s = o.into_summary();
+            st.metrics().observe_ingest(
+                s.media_type.short(),
+                label,
+                u64::from(s.pages),
+                u64::from(s.chunks),
+            );
+            Ok((status, Json(json!({ "status": label, "document": s }))).into_response())
+        }
+        Err(e) => {
+            st.metrics().observe_ingest(format, e.code.as_str(), 0, 0);
+            if e.code == esg_ingest::ErrorCode::StorageError {
+                tracing::error!(error_type = "storage_error", error = %e.message, "upload not stored");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+// ---------------------------------------------------------------- search
+
+async fn search(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let company = p.text("company", true);
+    let year = p.opt_int("year", MIN_YEAR, MAX_YEAR);
+    let query = p.text("q", true);
+    let k = p.int("k", 1, 100, Some(DEFAULT_K));
+    if let Some(q) = &query
+        && tokenize(q).is_empty()
+    {
+        p.error(
+            "q",
+            "has no searchable words (only stop words or punctuation)",
+        );
+    }
+    p.finish()?;
+    let (Some(company), Some(query), Some(k)) = (company, query, k) else {
+        return Err(ApiError::internal());
+    };
+    let store = st.store()?;
+    let metrics = st.metrics().clone();
+    blocking(move || {
+        let c = resolve_company(&*store, &company)?;
+        let year = resolve_year(&c, year.map(|y| y as i32))?;
+        let chunks =
+            tracing::info_span!("store.chunks").in_scope(|| store.chunks(&c.name, Some(year)))?;
+        let names = filenames(&*store, &c.name)?;
+        let started = Instant::now();
+        let hits = tracing::info_span!("retrieval", k).in_scope(|| {
+            let index = Bm25Index::new(
+                Bm25Params::default(),
+                chunks
+                    .iter()
+                    .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
+            );
+            index.search(&query, k as usize)
+        });
+        metrics.observe_retrieval("search", started.elapsed());
+        let by_id: BTreeMap<&str, _> = chunks
+            .iter()
+            .map(|c| (c.chunk.chunk_id.as_str(), c))
+            .collect();
+        let passages: Vec<Value> = hits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let c = by_id.get(h.chunk_id.as_str())?;
+                Some(json!({
+                    "rank": i + 1,
+                    "score": (h.score * 1e4).round() / 1e4,
+                    "doc_id": c.doc_id,
+                    "filename": names.get(&c.doc_id).cloned().unwrap_or_default(),
+                    "year": c.year,
+                    "page": c.chunk.page,
+                    "chunk_id": c.chunk.chunk_id,
+                    "char_start": c.chunk.char_start,
+                    "char_end": c.chunk.char_end,
+                    "text": c.chunk.text,
+                }))
+            })
+            .collect();
+        Ok(Json(json!({
+            "company": c.name,
+            "company_key": c.key,
+            "year": year,
+            "query": query,
+            "k": k,
+            "retrieval": "bm25",
+            "chunks_searched": chunks.len(),
+            "passages": passages,
+        })))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- score & trace
+
+/// A validated scoring request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRequest {
+    /// Company name (any spelling of its key).
+    pub company: String,
+    /// Year; `None` is the latest on file.
+    pub year: Option<i32>,
+    /// Theme codes; `None` is all.
+    pub themes: Option<Vec<String>>,
+    /// Chunks retrieved per theme.
+    pub k: usize,
+}
+
+/// Validates the `POST /score` body, one detail per bad field.
+pub fn parse_score_body(
+    body: &Value,
+    p: &mut Params,
+) -> Option<(String, Option<i32>, Option<Vec<String>>)> {
+    let Some(obj) = body.as_object() else {
+        p.error("body", "must be a JSON object");
+        return None;
+    };
+    let company = match obj.get("company") {
+        Some(Value::String(s)) if esg_core::company_key(s).is_empty() => {
+            p.error("company", "must contain at least one letter or digit");
+            None
+        }
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(_) => {
+            p.error("company", "must be a string");
+            None
+        }
+        None => {
+            p.error("company", "is required");
+            None
+        }
+    };
+    let year = match obj.get("year") {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => match v.as_i64() {
+            Some(y) if (MIN_YEAR..=MAX_YEAR).contains(&y) => Some(Some(y as i32)),
+            _ => {
+                p.error(
+                    "year",
+                    format!("must be an integer between {MIN_YEAR} and {MAX_YEAR}, found {v}"),
+                );
+                None
+            }
+        },
+    };
+    match obj.get("query") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => p.error("query", "must be a string"),
+    }
+    let themes = match obj.get("themes") {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => Some(Some(
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        )),
+        Some(_) => {
+            p.error("themes", "must be a non-empty array of theme codes");
+            None
+        }
+    };
+    Some((company?, year?, themes?))
+}
+
+fn run_scoring(
+    st: &AppState,
+    store: &dyn Store,
+    req: &ScoreRequest,
+) -> Result<(CompanySummary, Scorecard, BTreeMap<String, String>), ApiError> {
+    let rubric = st.rubric()?;
+    let c = resolve_company(store, &req.company)?;
+    let year = resolve_year(&c, req.year)?;
+    let chunks: Vec<ScoringChunk> = tracing::info_span!("store.chunks")
+        .in_scope(|| store.chunks(&c.name, Some(year)))?
+        .into_iter()
+        .map(|c| ScoringChunk {
+            source_sha256: c.doc_id.clone(),
+            doc_id: c.doc_id,
+            year: c.year,
+            chunk: c.chunk,
+        })
+        .collect();
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    let mut params = ScoreParams::new(year, now.year(), now.month());
+    params.k = req.k;
+    params.themes = req.themes.clone();
+    let started = Instant::now();
+    let card = tracing::info_span!("scoring", year, k = req.k)
+        .in_scope(|| esg_score::score(&rubric, &chunks, &params))
+        .map_err(|e| match e {
+            ScoreError::InvalidParam { field, message } => {
+                ApiError::validation(vec![FieldError::new(field, message)])
+            }
+            ScoreError::NoChunks { year } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_documents_for_year",
+                format!("{} has no chunks on file for {year}", c.name),
+            ),
+        })?;
+    st.metrics().observe_score(started.elapsed());
+    if !card.parity.parity_ok {
+        st.metrics().parity_break();
+        tracing::warn!(missing = ?card.parity.missing_chunk_ids, "evidence/retrieval parity broken");
+    }
+    let names = filenames(store, &c.name)?;
+    Ok((c, card, names))
+}
+
+async fn score(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let semantic = p.flag("semantic");
+    let k = p.int("k", 1, 100, Some(DEFAULT_K));
+    let _alpha = p.float("alpha", 0.0, 1.0, DEFAULT_ALPHA);
+    let parsed = parse_score_body(&body, &mut p);
+    if semantic {
+        p.error(
+            "semantic",
+            "semantic retrieval needs an embedder and none is configured; use semantic=0",
+        );
+    }
+    p.finish()?;
+    let (Some((company, year, themes)), Some(k)) = (parsed, k) else {
+        return Err(ApiError::internal());
+    };
+    let req = ScoreRequest {
+        company,
+        year,
+        themes,
+        k: k as usize,
+    };
+    let store = st.store()?;
+    let st2 = st.clone();
+    blocking(move || {
+        let (c, card, names) = run_scoring(&st2, &*store, &req)?;
+        let sources: Vec<Value> = card
+            .documents
+            .iter()
+            .map(|d| json!({ "doc_id": d.doc_id, "filename": names.get(&d.doc_id).cloned().unwrap_or_default() }))
+            .collect();
+        let mut v = json!({ "company": c.name, "company_key": c.key });
+        if let (Some(obj), Ok(Value::Object(card))) = (v.as_object_mut(), serde_json::to_value(&card)) {
+            obj.extend(card);
+            obj.insert("sources".into(), Value::Array(sources));
+        }
+        Ok(Json(v))
+    })
+    .await
+}
+
+async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let company = p.text("company", true);
+    let year = p.opt_int("year", MIN_YEAR, MAX_YEAR);
+    p.finish()?;
+    let Some(company) = company else {
+        return Err(ApiError::internal());
+    };
+    let req = ScoreRequest {
+        company,
+        year: year.map(|y| y as i32),
+        themes: None,
+        k: DEFAULT_K as usize,
+    };
+    let store = st.store()?;
+    let st2 = st.clone();
+    blocking(move || {
+        let (c, card, _) = run_scoring(&st2, &*store, &req)?;
+        let mut documents = Vec::new();
+        for d in &card.documents {
+            if let Some(s) = store.document(&d.doc_id)? {
+                documents.push(json!({
+                    "doc_id": s.doc_id, "sha256": s.sha256, "filename": s.filename,
+                    "pages": s.pages, "ingested_at": s.ingested_at,
+                }));
+            }
+        }
+        let quotes: Vec<Value> = card
+            .themes
+            .iter()
+            .flat_map(|t| t.evidence.iter())
+            .map(|e| {
+                json!({
+                    "evidence_id": e.evidence_id, "theme": e.theme, "stage": e.stage,
+                    "criterion": e.criterion, "text": e.quote, "page": e.page,
+                    "chunk_id": e.chunk_id, "doc_id": e.doc_id, "source_sha256": e.source_sha256,
+                    "sha256": e.sha256,
+                })
+            })
+            .collect();
+        Ok(Json(json!({
+            "company": c.name,
+            "company_key": c.key,
+            "year": card.year,
+            "rubric_version": card.rubric_version,
+            "fingerprint": card.fingerprint,
+            "documents": documents,
+            "quotes": quotes,
+            "parity": {
+                "verdict": if card.parity.parity_ok { "PASS" } else { "FAIL" },
+                "retrieved_chunks": card.parity.retrieved_chunk_ids.len(),
+                "evidence_chunks": card.parity.evidence_chunk_ids.len(),
+                "missing_chunk_ids": card.parity.missing_chunk_ids,
+            },
+        })))
+    })
+    .await
+}

@@ -1,0 +1,166 @@
+//! The HTTP API of the ESG Scoring API (DESIGN §6–8).
+//!
+//! One module per concern:
+//! * [`http`] — routes, handlers, extractors and the middleware stack;
+//! * [`error`] — typed API errors with stable snake_case codes, in one JSON shape;
+//! * [`request_id`] — `X-Request-Id` kept when sane, else UUID v4;
+//! * [`trace_context`] — `X-Trace-Id`/`X-Span-Id`, and W3C `traceparent`
+//!   continuation when no OpenTelemetry layer is installed;
+//! * [`logging`] — JSON lines (or text) on stdout;
+//! * [`metrics`] — Prometheus text exposition;
+//! * [`otel`] — OpenTelemetry exporter selection (`OTEL_*`), provider, W3C extraction;
+//! * [`shutdown`] — SIGTERM/SIGINT;
+//! * [`state`] — store, rubric, readiness, limits;
+//! * [`config`] — [`ServerConfig`];
+//! * [`openapi`] — the `/openapi.json` document.
+//!
+//! Not yet here: multipart uploads and semantic retrieval.
+//!
+//! The CLI calls [`serve`]; tests call [`run`] on their own listener.
+
+#![warn(missing_docs)]
+#![recursion_limit = "512"]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod openapi;
+pub mod otel;
+pub mod request_id;
+pub mod shutdown;
+pub mod state;
+pub mod trace_context;
+
+use anyhow::Context as _;
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::{Extraction, Limits, LogFormat, ServerConfig};
+pub use error::{ApiError, FieldError};
+pub use http::{router, router_with};
+pub use state::AppState;
+
+/// Opens the store (migrating it) and loads the rubric, then marks the state
+/// ready. Failures are logged and shown by `/ready`.
+pub async fn load(state: AppState, config: ServerConfig) {
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        match esg_store::SqliteStore::open_in_dir(&config.data_dir) {
+            Ok(store) => {
+                let migrated = store
+                    .schema_version()
+                    .is_ok_and(|v| v == esg_store::SCHEMA_VERSION);
+                if let Ok(c) = esg_store::Store::counts(&store) {
+                    st.metrics().set_on_file(c.companies, c.chunks);
+                }
+                st.set_store(Arc::new(store), migrated);
+                tracing::info!(data_dir = %config.data_dir.display(), "store open");
+            }
+            Err(e) => {
+                tracing::error!(error_type = "storage_error", error = %e, "cannot open the store");
+                st.set_store_error(e.to_string());
+            }
+        }
+        let rubric = match &config.rubric_path {
+            None => Ok(esg_score::Rubric::builtin()),
+            Some(p) => esg_score::Rubric::from_path(p).map_err(|e| format!("{}: {e}", p.display())),
+        };
+        match rubric {
+            Ok(r) => {
+                tracing::info!(rubric_version = %r.version, "rubric loaded");
+                st.set_rubric(r);
+            }
+            Err(e) => {
+                tracing::error!(error_type = "rubric_error", error = %e, "cannot load the rubric");
+                st.set_rubric_error(e);
+            }
+        }
+    })
+    .await;
+    if result.is_err() {
+        state.set_store_error("the loader panicked");
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then `/ready`
+/// turns 503, no new connections are accepted, and in-flight requests get
+/// the drain timeout to finish.
+///
+/// # Errors
+/// When the server fails (not when the drain timeout cuts requests off,
+/// which is logged).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let begun = Arc::new(tokio::sync::Notify::new());
+    let begun2 = begun.clone();
+    let st = state.clone();
+    let graceful = async move {
+        shutdown.await;
+        st.begin_shutdown();
+        tracing::info!("shutdown begun: draining in-flight requests");
+        begun2.notify_one();
+    };
+    let drain = state.limits().drain_timeout;
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    tokio::select! {
+        r = server.into_future() => r.context("the HTTP server failed")?,
+        () = async { begun.notified().await; tokio::time::sleep(drain).await } => {
+            tracing::warn!(drain_timeout_ms = drain.as_millis() as u64, "drain timeout reached; abandoning in-flight requests");
+        }
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Builds the state, starts [`load`] in the background and [`run`]s the
+/// router on `listener` until `shutdown`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config);
+    tokio::spawn(load(state.clone(), config));
+    run(listener, router(state.clone()), state, shutdown).await
+}
+
+/// `esg serve`: installs logging (unless a subscriber is already set), binds
+/// `config.listen`, serves until SIGTERM/SIGINT and drains.
+///
+/// # Errors
+/// When the address cannot be bound or the server fails.
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let telemetry = match logging::try_init(config.log_format, &config.service_name) {
+        Ok(t) => t,
+        Err(e) => {
+            // A subscriber installed by the caller is fine; bad OTEL_* is not.
+            if logging::is_already_set(&e) {
+                otel::Telemetry::default()
+            } else {
+                return Err(e);
+            }
+        }
+    };
+    let result = serve_bound(config).await;
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .ok();
+    result
+}
+
+async fn serve_bound(config: ServerConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, service = %config.service_name, "listening");
+    serve_on(listener, config, shutdown::signal()).await
+}

@@ -1,0 +1,445 @@
+//! Prometheus metrics, rendered in the text exposition format (0.0.4) by
+//! hand: a few counters, gauges and histograms behind one mutex, plus
+//! process figures read from `/proc` at scrape time.
+//!
+//! Every `esg_*` family is updated by the code path it describes: the
+//! access middleware (HTTP families), `/search` (retrieval), `/score` and
+//! `/trace` (score, retrieval, parity), `POST /documents` (ingestion and the
+//! companies/chunks gauges, also set when the store opens).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// Latency buckets in seconds (HTTP, scoring, retrieval).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            counts: vec![0; LATENCY_BUCKETS.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
+        let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.count);
+    }
+}
+
+/// Labels of an HTTP sample: route template, method, status.
+type HttpKey = (String, String, u16);
+/// Labels of an ingestion sample: format, outcome.
+type IngestKey = (String, String);
+
+#[derive(Debug)]
+struct Inner {
+    http_requests: BTreeMap<HttpKey, u64>,
+    http_duration: BTreeMap<HttpKey, Histogram>,
+    score_duration: Histogram,
+    retrieval_duration: BTreeMap<String, Histogram>,
+    ingest_documents: BTreeMap<IngestKey, u64>,
+    ingest_pages: BTreeMap<IngestKey, u64>,
+    ingest_chunks: BTreeMap<IngestKey, u64>,
+    companies: u64,
+    chunks: u64,
+    parity_breaks: u64,
+}
+
+/// Build facts exported as `esg_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// Crate version.
+    pub version: String,
+    /// Rubric version served.
+    pub rubric_version: String,
+    /// Source commit (`ESG_BUILD_COMMIT` at build time, else `unknown`).
+    pub commit: String,
+}
+
+/// The process's metrics registry.
+#[derive(Debug)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+    in_flight: AtomicI64,
+    build: Mutex<BuildInfo>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Escapes a label value (`\`, `"`, newline).
+pub fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Metrics {
+            inner: Mutex::new(Inner {
+                http_requests: BTreeMap::new(),
+                http_duration: BTreeMap::new(),
+                score_duration: Histogram::new(),
+                retrieval_duration: BTreeMap::new(),
+                ingest_documents: BTreeMap::new(),
+                ingest_pages: BTreeMap::new(),
+                ingest_chunks: BTreeMap::new(),
+                companies: 0,
+                chunks: 0,
+                parity_breaks: 0,
+            }),
+            in_flight: AtomicI64::new(0),
+            build: Mutex::new(BuildInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                rubric_version: "none".into(),
+                commit: option_env!("ESG_BUILD_COMMIT")
+                    .unwrap_or("unknown")
+                    .to_string(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the rubric version for `esg_build_info`.
+    pub fn set_rubric_version(&self, version: &str) {
+        self.build
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .rubric_version = version.to_string();
+    }
+
+    /// A request started.
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request stopped being served (answered, or dropped by the client).
+    pub fn request_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A request was answered with `status` after `elapsed`.
+    pub fn request_finished(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let key = (route.to_string(), method.to_string(), status);
+        let mut g = self.lock();
+        *g.http_requests.entry(key.clone()).or_insert(0) += 1;
+        g.http_duration
+            .entry(key)
+            .or_insert_with(Histogram::new)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One scoring run took `elapsed`.
+    pub fn observe_score(&self, elapsed: Duration) {
+        self.lock().score_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// One retrieval (`operation` = `search` or `score`) took `elapsed`.
+    pub fn observe_retrieval(&self, operation: &str, elapsed: Duration) {
+        self.lock()
+            .retrieval_duration
+            .entry(operation.to_string())
+            .or_insert_with(Histogram::new)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One document ended with `outcome` (`ingested`, `already_ingested`, a
+    /// failure code); `pages`/`chunks` are those stored or found on file.
+    pub fn observe_ingest(&self, format: &str, outcome: &str, pages: u64, chunks: u64) {
+        let key = (format.to_string(), outcome.to_string());
+        let mut g = self.lock();
+        *g.ingest_documents.entry(key.clone()).or_insert(0) += 1;
+        *g.ingest_pages.entry(key.clone()).or_insert(0) += pages;
+        *g.ingest_chunks.entry(key).or_insert(0) += chunks;
+    }
+
+    /// The store's totals changed (or were read at start).
+    pub fn set_on_file(&self, companies: u64, chunks: u64) {
+        let mut g = self.lock();
+        g.companies = companies;
+        g.chunks = chunks;
+    }
+
+    /// A scorecard broke evidence/retrieval parity.
+    pub fn parity_break(&self) {
+        self.lock().parity_breaks += 1;
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let g = self.lock();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        };
+
+        family(
+            &mut out,
+            "esg_http_requests_total",
+            "counter",
+            "HTTP requests served, by route template, method and status.",
+        );
+        for ((r, m, s), v) in &g.http_requests {
+            let _ = writeln!(
+                out,
+                "esg_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{s}\"}} {v}",
+                escape_label(r),
+                escape_label(m)
+            );
+        }
+        family(
+            &mut out,
+            "esg_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency in seconds (monotonic clock).",
+        );
+        for ((r, m, s), h) in &g.http_duration {
+            let labels = format!(
+                "route=\"{}\",method=\"{}\",status=\"{s}\"",
+                escape_label(r),
+                escape_label(m)
+            );
+            h.render(&mut out, "esg_http_request_duration_seconds", &labels);
+        }
+        family(
+            &mut out,
+            "esg_http_requests_in_flight",
+            "gauge",
+            "HTTP requests being served.",
+        );
+        let _ = writeln!(
+            out,
+            "esg_http_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+
+        family(
+            &mut out,
+            "esg_score_duration_seconds",
+            "histogram",
+            "Time to score one company-year, in seconds.",
+        );
+        g.score_duration
+            .render(&mut out, "esg_score_duration_seconds", "");
+        family(
+            &mut out,
+            "esg_retrieval_duration_seconds",
+            "histogram",
+            "Time to retrieve chunks (index build and search), in seconds, by operation.",
+        );
+        for (op, h) in &g.retrieval_duration {
+            h.render(
+                &mut out,
+                "esg_retrieval_duration_seconds",
+                &format!("operation=\"{}\"", escape_label(op)),
+            );
+        }
+
+        for (name, map, help) in [
+            (
+                "esg_ingest_documents_total",
+                &g.ingest_documents,
+                "Documents uploaded, by detected format and outcome.",
+            ),
+            (
+                "esg_ingest_pages_total",
+                &g.ingest_pages,
+                "Pages of uploaded documents, by format and outcome.",
+            ),
+            (
+                "esg_ingest_chunks_total",
+                &g.ingest_chunks,
+                "Chunks of uploaded documents, by format and outcome.",
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            for ((f, o), v) in map {
+                let _ = writeln!(
+                    out,
+                    "{name}{{format=\"{}\",outcome=\"{}\"}} {v}",
+                    escape_label(f),
+                    escape_label(o)
+                );
+            }
+        }
+
+        family(&mut out, "esg_companies", "gauge", "Companies on file.");
+        let _ = writeln!(out, "esg_companies {}", g.companies);
+        family(&mut out, "esg_chunks", "gauge", "Chunks on file.");
+        let _ = writeln!(out, "esg_chunks {}", g.chunks);
+        family(
+            &mut out,
+            "esg_parity_breaks_total",
+            "counter",
+            "Scorecards whose evidence came from a chunk outside the retrieved top-k.",
+        );
+        let _ = writeln!(out, "esg_parity_breaks_total {}", g.parity_breaks);
+        drop(g);
+
+        let b = self.build.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        family(
+            &mut out,
+            "esg_build_info",
+            "gauge",
+            "Build facts; always 1.",
+        );
+        let _ = writeln!(
+            out,
+            "esg_build_info{{version=\"{}\",rubric_version=\"{}\",commit=\"{}\"}} 1",
+            escape_label(&b.version),
+            escape_label(&b.rubric_version),
+            escape_label(&b.commit)
+        );
+        render_process(&mut out);
+        out
+    }
+}
+
+/// Process figures from `/proc/self` (Linux); absent elsewhere.
+fn render_process(out: &mut String) {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends at the last ')'.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    // rest[0] is field 3 (state): utime is field 14, stime 15, starttime 22, rss 24.
+    let field = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<f64>().ok());
+    let btime = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    let mut family = |name: &str, kind: &str, help: &str, v: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {v}");
+    };
+    if ticks > 0.0
+        && let (Some(u), Some(s)) = (field(14), field(15))
+    {
+        family(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            (u + s) / ticks,
+        );
+    }
+    if let Some(rss) = field(24) {
+        family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            rss * page,
+        );
+    }
+    if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
+        family(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            d.count() as f64,
+        );
+    }
+    if let (Some(start), Some(bt)) = (field(22), btime)
+        && ticks > 0.0
+    {
+        family(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            bt + start / ticks,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_has_every_family_and_moves() {
+        let m = Metrics::new();
+        m.request_started();
+        m.request_finished("/companies/{id}", "GET", 200, Duration::from_millis(3));
+        m.request_ended();
+        m.observe_ingest("text", "ingested", 2, 5);
+        m.parity_break();
+        let t = m.render();
+        assert!(
+            t.contains(
+                "esg_http_requests_total{route=\"/companies/{id}\",method=\"GET\",status=\"200\"} 1"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("esg_http_request_duration_seconds_bucket{route=\"/companies/{id}\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"));
+        assert!(t.contains("esg_http_requests_in_flight 0"));
+        assert!(t.contains("esg_ingest_chunks_total{format=\"text\",outcome=\"ingested\"} 5"));
+        assert!(t.contains("esg_parity_breaks_total 1"));
+        assert!(t.contains("esg_build_info{version="));
+        assert!(t.contains("process_open_fds "));
+        assert!(t.contains("process_start_time_seconds "));
+        assert!(t.contains("esg_score_duration_seconds_count 0"));
+        assert_eq!(escape_label("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    }
+}

@@ -1,0 +1,196 @@
+//! The OpenAPI 3 description served at `/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn ok(desc: &str, schema: &str) -> Value {
+    json!({ "description": desc, "content": content(r(schema)) })
+}
+
+fn err(desc: &str) -> Value {
+    json!({ "description": desc, "content": content(r("Error")) })
+}
+
+fn q(name: &str, required: bool, schema: Value, desc: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": required, "schema": schema, "description": desc })
+}
+
+fn year_schema() -> Value {
+    json!({ "type": "integer", "minimum": 2000, "maximum": 2100 })
+}
+
+fn k_schema() -> Value {
+    json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 })
+}
+
+/// Error responses every route can give (limits, panics, timeouts).
+fn common_errors(mut responses: Value) -> Value {
+    let obj = responses.as_object_mut().expect("object");
+    for (code, desc) in [
+        ("405", "Method not allowed"),
+        ("408", "Request timed out"),
+        ("429", "Too many requests in flight (see Retry-After)"),
+        ("500", "Internal error"),
+        (
+            "503",
+            "Not ready (store or rubric not loaded, or shutting down)",
+        ),
+    ] {
+        obj.entry(code).or_insert_with(|| err(desc));
+    }
+    responses
+}
+
+/// The document.
+pub fn document() -> Value {
+    let company_q = || {
+        q(
+            "company",
+            true,
+            json!({ "type": "string", "minLength": 1 }),
+            "Company name, matched case-, accent- and punctuation-insensitively",
+        )
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ESG Scoring API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Page-cited ESG maturity scoring of sustainability reports. Every response carries X-Request-Id, X-Trace-Id and X-Span-Id."
+        },
+        "paths": {
+            "/health": { "get": { "summary": "Service health", "responses": common_errors(json!({ "200": ok("Healthy", "Health") })) } },
+            "/live": { "get": { "summary": "Liveness", "responses": common_errors(json!({ "200": ok("The process is serving", "Live") })) } },
+            "/ready": { "get": { "summary": "Readiness", "responses": common_errors(json!({ "200": ok("Ready", "Ready"), "503": ok("Not ready, with the failing checks", "NotReady") })) } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Text exposition format 0.0.4", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
+            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3 document", "content": content(json!({ "type": "object" })) } } } },
+            "/companies": { "get": { "summary": "Companies on file", "responses": common_errors(json!({ "200": ok("Companies, by key", "CompanyList") })) } },
+            "/companies/{id}": { "get": {
+                "summary": "One company with its documents",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "Company name or key" }],
+                "responses": common_errors(json!({ "200": ok("The company", "CompanyDetail"), "404": err("No such company") }))
+            } },
+            "/documents": {
+                "get": {
+                    "summary": "Documents on file",
+                    "parameters": [q("company", false, json!({ "type": "string" }), "Only this company's documents")],
+                    "responses": common_errors(json!({ "200": ok("Documents", "DocumentList"), "404": err("No such company"), "422": err("Invalid parameters") }))
+                },
+                "post": {
+                    "summary": "Upload one report (raw body; format detected from the bytes)",
+                    "parameters": [company_q(), q("year", true, year_schema(), "Report year"), q("filename", false, json!({ "type": "string" }), "File name to record (else Content-Disposition, else `upload`)")],
+                    "requestBody": { "required": true, "content": {
+                        "application/pdf": { "schema": { "type": "string", "format": "binary" } },
+                        "text/html": { "schema": { "type": "string" } },
+                        "text/plain": { "schema": { "type": "string" } },
+                        "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }
+                    } },
+                    "responses": common_errors(json!({
+                        "201": ok("Ingested", "UploadResult"),
+                        "200": ok("Already ingested (same bytes); nothing written", "UploadResult"),
+                        "413": err("Body too large"),
+                        "415": err("Content type or detected format not supported"),
+                        "422": err("Invalid parameters, or the document is unreadable (the code names why)")
+                    }))
+                }
+            },
+            "/search": { "get": {
+                "summary": "Top-k passages for a question (BM25 over chunks)",
+                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file"), q("q", true, json!({ "type": "string", "minLength": 1 }), "The question"), q("k", false, k_schema(), "Passages")],
+                "responses": common_errors(json!({ "200": ok("Passages, best first", "SearchResult"), "404": err("Unknown company or year"), "422": err("Invalid parameters") }))
+            } },
+            "/score": { "post": {
+                "summary": "Score one company-year on the rubric",
+                "parameters": [
+                    q("semantic", false, json!({ "type": "integer", "enum": [0, 1], "default": 0 }), "Semantic retrieval (needs an embedder)"),
+                    q("k", false, k_schema(), "Chunks retrieved per theme"),
+                    q("alpha", false, json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }), "Lexical weight in fusion")
+                ],
+                "requestBody": { "required": true, "content": content(r("ScoreRequest")) },
+                "responses": common_errors(json!({
+                    "200": ok("The scorecard", "Scorecard"),
+                    "400": err("Malformed JSON"),
+                    "404": err("Unknown company or year"),
+                    "413": err("Body too large"),
+                    "415": err("Not JSON"),
+                    "422": err("Invalid input, one detail per field")
+                }))
+            } },
+            "/trace": { "get": {
+                "summary": "Audit trail of a scoring: documents, quotes, parity",
+                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file")],
+                "responses": common_errors(json!({ "200": ok("The audit trail", "Trace"), "404": err("Unknown company or year"), "422": err("Invalid parameters") }))
+            } }
+        },
+        "components": { "schemas": {
+            "Error": {
+                "type": "object", "required": ["error", "request_id"],
+                "properties": {
+                    "error": { "type": "object", "required": ["code", "message", "details"], "properties": {
+                        "code": { "type": "string", "description": "Stable snake_case code" },
+                        "message": { "type": "string" },
+                        "details": { "type": "array", "items": { "type": "object" } }
+                    } },
+                    "request_id": { "type": "string" }
+                }
+            },
+            "Health": { "type": "object", "required": ["status", "service", "version", "timestamp"], "properties": {
+                "status": { "type": "string", "enum": ["healthy"] }, "service": { "type": "string" },
+                "version": { "type": "string" }, "timestamp": { "type": "string", "format": "date-time" } } },
+            "Live": { "type": "object", "required": ["live"], "properties": { "live": { "type": "boolean" } } },
+            "Ready": { "type": "object", "required": ["ready", "checks"], "properties": {
+                "ready": { "type": "boolean" }, "checks": { "type": "object", "additionalProperties": { "type": "string" } } } },
+            "NotReady": { "type": "object", "required": ["ready", "checks", "error", "request_id"], "properties": {
+                "ready": { "type": "boolean" }, "checks": { "type": "object" }, "error": { "type": "object" }, "request_id": { "type": "string" } } },
+            "CompanySummary": { "type": "object", "required": ["key", "name", "years", "documents", "pages", "chunks"], "properties": {
+                "key": { "type": "string" }, "name": { "type": "string" },
+                "years": { "type": "array", "items": { "type": "integer" } },
+                "documents": { "type": "integer" }, "pages": { "type": "integer" }, "chunks": { "type": "integer" } } },
+            "CompanyList": { "type": "object", "required": ["companies"], "properties": { "companies": { "type": "array", "items": r("CompanySummary") } } },
+            "CompanyDetail": { "type": "object", "required": ["company", "documents"], "properties": {
+                "company": r("CompanySummary"),
+                "documents": { "type": "array", "items": r("Document") } } },
+            "Document": { "type": "object", "required": ["doc_id", "sha256", "company", "company_key", "year", "filename", "media_type", "pages", "chunks", "bytes", "virtual_pages", "warnings", "ingested_at"], "properties": {
+                "doc_id": { "type": "string" }, "sha256": { "type": "string" }, "company": { "type": "string" },
+                "company_key": { "type": "string" }, "year": { "type": "integer" }, "filename": { "type": "string" },
+                "media_type": { "type": "string" }, "pages": { "type": "integer" }, "chunks": { "type": "integer" },
+                "bytes": { "type": "integer" }, "virtual_pages": { "type": "boolean" },
+                "warnings": { "type": "array", "items": { "type": "string" } }, "ingested_at": { "type": "string", "format": "date-time" } } },
+            "DocumentList": { "type": "object", "required": ["documents"], "properties": { "documents": { "type": "array", "items": r("Document") } } },
+            "UploadResult": { "type": "object", "required": ["status", "document"], "properties": {
+                "status": { "type": "string", "enum": ["ingested", "already_ingested"] }, "document": r("Document") } },
+            "Passage": { "type": "object", "required": ["rank", "score", "doc_id", "filename", "year", "page", "chunk_id", "char_start", "char_end", "text"], "properties": {
+                "rank": { "type": "integer" }, "score": { "type": "number" }, "doc_id": { "type": "string" },
+                "filename": { "type": "string" }, "year": { "type": "integer" }, "page": { "type": "integer" },
+                "chunk_id": { "type": "string" }, "char_start": { "type": "integer" }, "char_end": { "type": "integer" }, "text": { "type": "string" } } },
+            "SearchResult": { "type": "object", "required": ["company", "company_key", "year", "query", "k", "retrieval", "chunks_searched", "passages"], "properties": {
+                "company": { "type": "string" }, "company_key": { "type": "string" }, "year": { "type": "integer" },
+                "query": { "type": "string" }, "k": { "type": "integer" }, "retrieval": { "type": "string" },
+                "chunks_searched": { "type": "integer" }, "passages": { "type": "array", "items": r("Passage") } } },
+            "ScoreRequest": { "type": "object", "required": ["company"], "properties": {
+                "company": { "type": "string", "minLength": 1 }, "year": { "type": "integer", "minimum": 2000, "maximum": 2100 },
+                "query": { "type": "string", "description": "Accepted; not used by lexical scoring yet" },
+                "themes": { "type": "array", "items": { "type": "string" }, "minItems": 1 } } },
+            "Scorecard": { "type": "object", "required": ["company", "company_key", "rubric_version", "rubric_sha256", "year", "as_of", "k", "themes", "overall", "documents", "fingerprint", "parity", "sources"], "properties": {
+                "company": { "type": "string" }, "company_key": { "type": "string" }, "rubric_version": { "type": "string" },
+                "rubric_sha256": { "type": "string" }, "year": { "type": "integer" }, "as_of": { "type": "string" },
+                "k": { "type": "integer" }, "themes": { "type": "array", "items": { "type": "object" } },
+                "overall": { "type": "object", "required": ["mean_stage", "grade", "themes_scored"] },
+                "documents": { "type": "array", "items": { "type": "object" } }, "fingerprint": { "type": "string" },
+                "parity": { "type": "object", "required": ["parity_ok"] }, "sources": { "type": "array", "items": { "type": "object" } } } },
+            "Trace": { "type": "object", "required": ["company", "company_key", "year", "rubric_version", "fingerprint", "documents", "quotes", "parity"], "properties": {
+                "company": { "type": "string" }, "company_key": { "type": "string" }, "year": { "type": "integer" },
+                "rubric_version": { "type": "string" }, "fingerprint": { "type": "string" },
+                "documents": { "type": "array", "items": { "type": "object", "required": ["doc_id", "sha256", "filename", "pages", "ingested_at"] } },
+                "quotes": { "type": "array", "items": { "type": "object", "required": ["text", "page", "chunk_id", "source_sha256", "theme"] } },
+                "parity": { "type": "object", "required": ["verdict"], "properties": { "verdict": { "type": "string", "enum": ["PASS", "FAIL"] } } } } }
+        } }
+    })
+}
