@@ -768,63 +768,14 @@ fn semantic_search_without_an_embedder_fails_clearly() {
 // ---------------------------------------------------------------------------
 // The shared corpus (third-party reports, never copied into the repository).
 
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ESG_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    if dir.join("manifest.csv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: corpus not found at {} (set ESG_CORPUS_DIR)",
-            dir.display()
-        );
-        None
-    }
-}
-
-/// Splits one CSV line, honouring double-quoted fields.
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                out.last_mut().unwrap().push('"');
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(String::new()),
-            c => out.last_mut().unwrap().push(c),
-        }
-    }
-    out
-}
-
-/// (file, company, year) of every manifest row.
-fn manifest(dir: &Path) -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(dir.join("manifest.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = csv_fields(lines.next().unwrap());
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let (f, c, y) = (col("file"), col("company"), col("year"));
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v = csv_fields(l);
-            (v[f].clone(), v[c].clone(), v[y].clone())
-        })
-        .collect()
-}
-
 #[test]
 fn every_ingested_corpus_company_scores_with_verifiable_evidence() {
     let Some(dir) = corpus_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut companies: BTreeMap<String, String> = BTreeMap::new(); // company → year
-    for (file, company, year) in manifest(&dir) {
+    for row in manifest(&dir) {
+        let (file, company, year) = (row.file, row.company, row.year);
         let out = esg(
             &data,
             &[

@@ -284,3 +284,81 @@ pub fn counts(data: &Path) -> (i64, i64, i64, i64) {
     };
     (n("companies"), n("documents"), n("pages"), n("chunks"))
 }
+
+/// The shared corpus (`ESG_CORPUS_DIR`, default `../shared/corpus` beside
+/// the project), or `None` after printing a SKIP line.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ESG_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    if dir.join("manifest.csv").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIP: corpus not found at {} (set ESG_CORPUS_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Splits one CSV line, honouring double-quoted fields.
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().unwrap().push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
+
+/// One row of the corpus `manifest.csv`.
+pub struct Row {
+    pub file: String,
+    pub company: String,
+    pub year: String,
+    pub format: String,
+    pub pages: Option<u64>,
+}
+
+/// Every row of `manifest.csv`.
+pub fn manifest(dir: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string(dir.join("manifest.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = csv_fields(lines.next().unwrap());
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("manifest has no {name} column"))
+    };
+    let (f, c, y, fm, p) = (
+        col("file"),
+        col("company"),
+        col("year"),
+        col("format"),
+        col("pages"),
+    );
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v = csv_fields(l);
+            Row {
+                file: v[f].clone(),
+                company: v[c].clone(),
+                year: v[y].clone(),
+                format: v[fm].clone(),
+                pages: v[p].parse().ok(),
+            }
+        })
+        .collect()
+}
