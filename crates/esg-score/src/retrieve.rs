@@ -26,11 +26,36 @@ pub const STOPWORDS: &[&str] = &[
 
 /// Lowercased alphanumeric tokens of `text`, stop words removed.
 pub fn tokenize(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
+    let mut out = Vec::new();
+    each_token(text, |t| out.push(t.to_string()));
+    out
+}
+
+/// Calls `f` with each token of [`tokenize`], without allocating a string
+/// per token (index building runs this over every word of a company's text).
+fn each_token(text: &str, mut f: impl FnMut(&str)) {
+    let mut buf = String::new();
+    for t in text
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
-        .map(str::to_lowercase)
-        .filter(|t| !is_stopword(t))
-        .collect()
+    {
+        let token: &str = if t.is_ascii() {
+            if t.bytes().any(|b| b.is_ascii_uppercase()) {
+                buf.clear();
+                buf.push_str(t);
+                buf.make_ascii_lowercase();
+                &buf
+            } else {
+                t
+            }
+        } else {
+            buf = t.to_lowercase();
+            &buf
+        };
+        if !is_stopword(token) {
+            f(token);
+        }
+    }
 }
 
 /// `true` for a word in [`STOPWORDS`] (a hash set: this runs once per token).
@@ -72,8 +97,10 @@ pub struct Bm25Index {
     ids: Vec<String>,
     lengths: Vec<u32>,
     avgdl: f64,
-    /// term → postings (document index, term frequency), ascending by document.
-    postings: HashMap<String, Vec<(u32, u32)>>,
+    /// term → index into `postings`.
+    vocab: HashMap<String, u32>,
+    /// Per term: (document index, term frequency), ascending by document.
+    postings: Vec<Vec<(u32, u32)>>,
 }
 
 impl Bm25Index {
@@ -86,32 +113,35 @@ impl Bm25Index {
         S: Into<String>,
         T: AsRef<str>,
     {
-        let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_id: BTreeMap<String, T> = BTreeMap::new();
         for (id, text) in docs {
-            by_id
-                .entry(id.into())
-                .or_insert_with(|| tokenize(text.as_ref()));
+            by_id.entry(id.into()).or_insert(text);
         }
         let mut ids = Vec::with_capacity(by_id.len());
         let mut lengths = Vec::with_capacity(by_id.len());
-        let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
-        for (doc, (id, tokens)) in by_id.into_iter().enumerate() {
-            // Term frequencies without copying tokens; each term gets one
-            // posting per document, appended in document order.
-            let mut tf: HashMap<&str, u32> = HashMap::new();
-            for t in &tokens {
-                *tf.entry(t.as_str()).or_insert(0) += 1;
-            }
-            for (t, n) in tf {
-                match postings.get_mut(t) {
-                    Some(list) => list.push((doc as u32, n)),
+        let mut vocab: HashMap<String, u32> = HashMap::new();
+        let mut postings: Vec<Vec<(u32, u32)>> = Vec::new();
+        let mut terms: Vec<u32> = Vec::new();
+        for (doc, (id, text)) in by_id.into_iter().enumerate() {
+            terms.clear();
+            each_token(text.as_ref(), |t| {
+                let term = match vocab.get(t) {
+                    Some(&i) => i,
                     None => {
-                        postings.insert(t.to_string(), vec![(doc as u32, n)]);
+                        let i = postings.len() as u32;
+                        vocab.insert(t.to_string(), i);
+                        postings.push(Vec::new());
+                        i
                     }
-                }
+                };
+                terms.push(term);
+            });
+            lengths.push(terms.len() as u32);
+            terms.sort_unstable();
+            for run in terms.chunk_by(|a, b| a == b) {
+                postings[run[0] as usize].push((doc as u32, run.len() as u32));
             }
             ids.push(id);
-            lengths.push(tokens.len() as u32);
         }
         let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
         let avgdl = if ids.is_empty() {
@@ -124,6 +154,7 @@ impl Bm25Index {
             ids,
             lengths,
             avgdl,
+            vocab,
             postings,
         }
     }
@@ -161,7 +192,7 @@ impl Bm25Index {
             if !seen.insert(term.clone()) {
                 continue;
             }
-            let Some(post) = self.postings.get(&term) else {
+            let Some(post) = self.vocab.get(&term).map(|&i| &self.postings[i as usize]) else {
                 continue;
             };
             let df = post.len() as f64;
