@@ -13,7 +13,7 @@
 //! `--misses THEME` also lists the dev rows the rubric gets wrong for that
 //! theme (missed gold rows, and false alarms with the criteria that hit).
 
-use esg_score::{Rubric, evaluate_labels, parse_csv, tcfd_label_themes};
+use esg_score::{Rubric, evaluate_labels, evaluate_labels_with, parse_csv, tcfd_label_themes};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -89,6 +89,17 @@ fn main() -> ExitCode {
         println!("\n== {name} ==");
         print!("{}", evaluate_labels(&rubric, part).to_table());
     }
+    // The fair held-out comparison: baseline thresholds fixed on the dev rows.
+    let dev_thresholds: std::collections::BTreeMap<String, usize> = evaluate_labels(&rubric, &dev)
+        .themes
+        .iter()
+        .map(|t| (t.theme.clone(), t.baseline_threshold))
+        .collect();
+    println!("\n== held-out (odd rows), baseline thresholds chosen on dev ==");
+    print!(
+        "{}",
+        evaluate_labels_with(&rubric, &held, Some(&dev_thresholds)).to_table()
+    );
     if let Some(theme) = misses {
         println!("\n== dev rows wrong for {theme} ==");
         for (text, label) in &dev {

@@ -38,7 +38,9 @@ pub mod score;
 mod text;
 
 pub use error::{CsvError, RubricError, ScoreError};
-pub use eval::{EvalReport, Prf, ThemeEval, evaluate_labels, parse_csv, tcfd_label_themes};
+pub use eval::{
+    EvalReport, Prf, ThemeEval, evaluate_labels, evaluate_labels_with, parse_csv, tcfd_label_themes,
+};
 pub use matcher::{MatchRule, NegationGuard, Proximity};
 pub use retrieve::{Bm25Index, Bm25Params, SearchHit, tokenize};
 pub use rubric::{
