@@ -153,12 +153,7 @@ fn run() -> anyhow::Result<()> {
         let (chunks, t_chunks) = time(|| store.chunks(&company, Some(year)));
         let chunks: Vec<ScoringChunk> = chunks?
             .into_iter()
-            .map(|c| ScoringChunk {
-                source_sha256: c.doc_id.clone(),
-                doc_id: c.doc_id,
-                year: c.year,
-                chunk: c.chunk,
-            })
+            .map(|c| ScoringChunk::from_stored(c.doc_id, c.year, c.chunk))
             .collect();
         chunk_count = chunks.len();
         let params = ScoreParams::new(year, as_of.year, as_of.month);

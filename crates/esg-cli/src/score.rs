@@ -91,12 +91,7 @@ pub fn score_company(
         .chunks(&company.name, Some(year))
         .with_context(|| format!("cannot read the chunks of {} for {year}", company.name))?
         .into_iter()
-        .map(|c| ScoringChunk {
-            source_sha256: c.doc_id.clone(),
-            doc_id: c.doc_id,
-            year: c.year,
-            chunk: c.chunk,
-        })
+        .map(|c| ScoringChunk::from_stored(c.doc_id, c.year, c.chunk))
         .collect();
     let mut params = ScoreParams::new(year, req.as_of.year, req.as_of.month);
     params.k = req.k.unwrap_or(rubric.scoring.default_k);

@@ -66,6 +66,19 @@ pub struct ScoringChunk {
     pub chunk: Chunk,
 }
 
+impl ScoringChunk {
+    /// A chunk of a stored document whose id is the SHA-256 of its source
+    /// bytes (as the store keys documents), so `source_sha256 == doc_id`.
+    pub fn from_stored(doc_id: String, year: i32, chunk: Chunk) -> Self {
+        ScoringChunk {
+            source_sha256: doc_id.clone(),
+            doc_id,
+            year,
+            chunk,
+        }
+    }
+}
+
 /// What to score and as of when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScoreParams {

@@ -913,12 +913,7 @@ fn run_scoring(
     let chunks: Vec<ScoringChunk> = tracing::info_span!("store.chunks")
         .in_scope(|| store.chunks(&c.name, Some(year)))?
         .into_iter()
-        .map(|c| ScoringChunk {
-            source_sha256: c.doc_id.clone(),
-            doc_id: c.doc_id,
-            year: c.year,
-            chunk: c.chunk,
-        })
+        .map(|c| ScoringChunk::from_stored(c.doc_id, c.year, c.chunk))
         .collect();
     use chrono::Datelike;
     let now = chrono::Utc::now();
