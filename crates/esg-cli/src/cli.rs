@@ -30,6 +30,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Score one company's ESG maturity on the rubric, with cited evidence.
     Score(ScoreArgs),
+    /// Serve the HTTP API (probes, metrics, traces, JSON logs) until SIGTERM/SIGINT.
+    Serve(ServeArgs),
     /// Internal: extraction worker (reads a document on stdin, writes JSON).
     #[command(name = "__extract-worker", hide = true)]
     ExtractWorker,
@@ -192,4 +194,42 @@ fn parse_k(s: &str) -> Result<usize, String> {
     } else {
         Err(format!("must be between 1 and {MAX_K}, found {k}"))
     }
+}
+
+/// `esg serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    #[arg(long, env = "ESG_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: std::net::SocketAddr,
+    /// Rubric file [default: the built-in rubric v3.0].
+    #[arg(long, env = "ESG_RUBRIC", value_name = "FILE")]
+    pub rubric: Option<PathBuf>,
+    /// Log line format on stdout.
+    #[arg(long, env = "ESG_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormatArg,
+    /// Seconds in-flight requests may run after shutdown begins.
+    #[arg(long, env = "ESG_DRAIN_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_timeout_secs: u64,
+    /// Longest time a request may take, in seconds (408 beyond it).
+    #[arg(long, env = "ESG_REQUEST_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+    /// Requests served at once (429 with Retry-After beyond it).
+    #[arg(long, env = "ESG_MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    pub max_concurrent_requests: u64,
+    /// Largest JSON request body, in KiB (413 beyond it).
+    #[arg(long, env = "ESG_MAX_JSON_KB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1048576))]
+    pub max_json_kb: u64,
+    /// Largest uploaded document, in MiB (413 beyond it).
+    #[arg(long, env = "ESG_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_upload_mb: u64,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
 }

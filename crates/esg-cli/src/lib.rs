@@ -5,6 +5,7 @@ pub mod ingest;
 pub mod list;
 pub mod score;
 pub mod search;
+pub mod serve;
 
 use anyhow::Context;
 use cli::{Cli, Command};
@@ -41,6 +42,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Documents(args) => list::documents(&open()?, &args),
         Command::Search(args) => search::run(&open()?, &args),
         Command::Score(args) => score::run(&open()?, &args),
+        Command::Serve(args) => serve::run(&data_dir, &args),
         Command::ExtractWorker => unreachable!("handled in run"),
     }
 }

@@ -1,0 +1,32 @@
+//! `esg serve`: the HTTP API over the same data directory.
+
+use crate::cli::{LogFormatArg, ServeArgs};
+use anyhow::Context;
+use esg_server::{Extraction, LogFormat, ServerConfig};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Runs the server until SIGTERM/SIGINT, then drains and exits 0.
+pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()
+        .context("cannot locate the esg executable (the extraction worker)")?;
+    let mut config = ServerConfig::new(data_dir, Extraction::esg_worker(exe));
+    config.listen = args.listen;
+    config.rubric_path = args.rubric.clone();
+    config.log_format = match args.log_format {
+        LogFormatArg::Json => LogFormat::Json,
+        LogFormatArg::Text => LogFormat::Text,
+    };
+    config.limits.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
+    config.limits.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.limits.max_concurrent_requests = usize::try_from(args.max_concurrent_requests)?;
+    config.limits.json_body_bytes = usize::try_from(args.max_json_kb << 10)?;
+    config.limits.upload_body_bytes = usize::try_from(args.max_upload_mb << 20)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(esg_server::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
