@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the external tools the tests use when they
 # are missing and this user can (root with apt-get): qpdf (encrypts fixture
-# PDFs) and poppler-utils (pdfinfo checks page counts). Then runs every test
+# PDFs), poppler-utils (pdfinfo checks page counts), prometheus (promtool
+# checks the live /metrics output) and sqlite3. Then runs every test
 # with cargo-nextest (or cargo test where nextest is not installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v qpdf >/dev/null || need+=(qpdf)
 command -v pdfinfo >/dev/null || need+=(poppler-utils)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing test tools: ${need[*]}"
