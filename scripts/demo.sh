@@ -31,3 +31,33 @@ echo "== scorecard"
 if [ -d "$corpus/reports" ]; then
   "$esg" score --company "CarMax Inc." --year 2022
 fi
+
+# Serve the same data over HTTP. The demo keeps serving until Ctrl-C;
+# ESG_DEMO_EXIT=1 stops it after the requests below (used to check the demo).
+listen="${ESG_LISTEN:-127.0.0.1:8000}"
+echo "== serve on http://$listen (OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:=none})"
+export OTEL_TRACES_EXPORTER
+log="$ESG_DATA_DIR/serve.log"
+"$esg" serve --listen "$listen" >"$log" 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if curl -fsS "http://$listen/ready" >/dev/null 2>&1; then break; fi
+  if ! kill -0 $server 2>/dev/null; then echo "esg serve exited; log:"; cat "$log"; exit 1; fi
+  sleep 0.1
+done
+echo "-- GET /ready"
+curl -fsS "http://$listen/ready"; echo
+echo "-- POST /score (company Northwind Components Ltd), stage per theme"
+curl -fsS -X POST "http://$listen/score" -H 'content-type: application/json' \
+  -d '{"company":"Northwind Components Ltd"}' |
+  python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for t in r["themes"]:
+    print("%4s  stage %d  %-24s %d quotes" % (t["theme"], t["stage"], t["label"], len(t["evidence"])))
+print("overall:", json.dumps(r["overall"]))'
+echo "-- server log (JSON lines): $log"
+if [ "${ESG_DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
+echo "== serving on http://$listen until Ctrl-C (try: curl http://$listen/metrics)"
+wait $server
