@@ -32,6 +32,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Serve the HTTP API (probes, metrics, traces, JSON logs) until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Ask a running server whether it is healthy (exit 0) or not (exit 1); for container health checks.
+    Healthcheck(HealthcheckArgs),
     /// Internal: extraction worker (reads a document on stdin, writes JSON).
     #[command(name = "__extract-worker", hide = true)]
     ExtractWorker,
@@ -232,4 +234,19 @@ pub enum LogFormatArg {
     Json,
     /// Human-readable text.
     Text,
+}
+
+/// `esg healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// URL to GET (plain http://); healthy = 200 with `"status":"healthy"`, `"ready":true` or `"live":true`.
+    #[arg(
+        long,
+        env = "ESG_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8000/health"
+    )]
+    pub url: String,
+    /// Time limit for the whole exchange (connect, send, answer), in milliseconds.
+    #[arg(long, env = "ESG_HEALTHCHECK_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
 }

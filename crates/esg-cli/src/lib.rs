@@ -1,6 +1,7 @@
 //! The `esg` command-line application: each subcommand is a module.
 
 pub mod cli;
+pub mod healthcheck;
 pub mod ingest;
 pub mod list;
 pub mod score;
@@ -43,6 +44,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search::run(&open()?, &args),
         Command::Score(args) => score::run(&open()?, &args),
         Command::Serve(args) => serve::run(&data_dir, &args),
+        Command::Healthcheck(args) => healthcheck::run(&args),
         Command::ExtractWorker => unreachable!("handled in run"),
     }
 }

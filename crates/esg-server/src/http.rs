@@ -528,6 +528,7 @@ async fn live() -> Json<Value> {
 
 async fn ready(State(st): State<AppState>) -> Response {
     let r = st.readiness();
+    st.metrics().set_ready(r.ready);
     if r.ready {
         return Json(json!({ "ready": true, "checks": r.checks })).into_response();
     }
@@ -553,6 +554,7 @@ async fn ready(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(st): State<AppState>) -> Response {
+    st.metrics().set_ready(st.readiness().ready);
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         st.metrics().render(),

@@ -108,6 +108,7 @@ pub struct BuildInfo {
 pub struct Metrics {
     inner: Mutex<Inner>,
     in_flight: AtomicI64,
+    ready: AtomicI64,
     build: Mutex<BuildInfo>,
 }
 
@@ -141,6 +142,7 @@ impl Metrics {
                 parity_breaks: 0,
             }),
             in_flight: AtomicI64::new(0),
+            ready: AtomicI64::new(0),
             build: Mutex::new(BuildInfo {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 rubric_version: "none".into(),
@@ -161,6 +163,12 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .rubric_version = version.to_string();
+    }
+
+    /// The readiness verdict of `/ready` (exported as `esg_ready` 1/0), set
+    /// from the same checks each time `/ready` or `/metrics` is served.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(i64::from(ready), Ordering::Relaxed);
     }
 
     /// A request started.
@@ -319,6 +327,13 @@ impl Metrics {
             }
         }
 
+        family(
+            &mut out,
+            "esg_ready",
+            "gauge",
+            "1 when /ready answers 200 (store open, migrations done, rubric loaded, not shutting down), else 0.",
+        );
+        let _ = writeln!(out, "esg_ready {}", self.ready.load(Ordering::Relaxed));
         family(&mut out, "esg_companies", "gauge", "Companies on file.");
         let _ = writeln!(out, "esg_companies {}", g.companies);
         family(&mut out, "esg_chunks", "gauge", "Chunks on file.");
@@ -434,6 +449,9 @@ mod tests {
         );
         assert!(t.contains("esg_http_request_duration_seconds_bucket{route=\"/companies/{id}\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"));
         assert!(t.contains("esg_http_requests_in_flight 0"));
+        assert!(t.contains("esg_ready 0"), "not ready until told");
+        m.set_ready(true);
+        assert!(m.render().contains("esg_ready 1"));
         assert!(t.contains("esg_ingest_chunks_total{format=\"text\",outcome=\"ingested\"} 5"));
         assert!(t.contains("esg_parity_breaks_total 1"));
         assert!(t.contains("esg_build_info{version="));
