@@ -163,7 +163,9 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     let status = res.status().as_u16();
     st.metrics()
         .request_finished(&route, &method, status, elapsed);
-    span.record("http.response.status_code", status);
+    // An int attribute, as the HTTP semantic conventions say (tracing-opentelemetry
+    // turns u64 into a string, i64 into an int).
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "error");
     }
@@ -229,7 +231,9 @@ fn on_panic(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    tracing::error!(error_type = "panic", panic = %msg, "handler panicked");
+    if !crate::panics::hook_installed() {
+        tracing::error!(error_type = "panic", panic = %msg, "handler panicked");
+    }
     ApiError::internal().into_response()
 }
 
@@ -460,16 +464,28 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| {
-            if e.is_panic() {
+            if e.is_panic() && !crate::panics::hook_installed() {
                 tracing::error!(error_type = "panic", "a blocking task panicked");
             }
             ApiError::internal()
         })?
 }
 
+/// Runs one store access inside a child span named `name` (`store.chunks`,
+/// `store.company`, ...) with the database semantic-convention attributes.
+pub fn store_op<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    tracing::info_span!(
+        "store",
+        otel.name = name,
+        otel.kind = "internal",
+        db.system.name = "sqlite",
+        db.operation.name = name.trim_start_matches("store."),
+    )
+    .in_scope(f)
+}
+
 fn company_not_found(store: &dyn Store, name: &str) -> ApiError {
-    let on_file: Vec<String> = store
-        .companies()
+    let on_file: Vec<String> = store_op("store.companies", || store.companies())
         .map(|v| v.into_iter().map(|c| c.name).collect())
         .unwrap_or_default();
     ApiError::new(
@@ -481,7 +497,7 @@ fn company_not_found(store: &dyn Store, name: &str) -> ApiError {
 }
 
 fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySummary, ApiError> {
-    match store.company(name)? {
+    match store_op("store.company", || store.company(name))? {
         Some(c) => Ok(c),
         None => Err(company_not_found(store, name)),
     }
@@ -504,11 +520,12 @@ fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiE
 }
 
 fn filenames(store: &dyn Store, company: &str) -> Result<BTreeMap<String, String>, ApiError> {
-    Ok(store
-        .documents(Some(company))?
-        .into_iter()
-        .map(|d| (d.doc_id, d.filename))
-        .collect())
+    Ok(
+        store_op("store.documents", || store.documents(Some(company)))?
+            .into_iter()
+            .map(|d| (d.doc_id, d.filename))
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------- probes
@@ -570,7 +587,7 @@ async fn openapi_json() -> Json<Value> {
 
 async fn companies(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.store()?;
-    let list = blocking(move || Ok(store.companies()?)).await?;
+    let list = blocking(move || Ok(store_op("store.companies", || store.companies())?)).await?;
     Ok(Json(json!({ "companies": list })))
 }
 
@@ -581,7 +598,7 @@ async fn company(
     let store = st.store()?;
     blocking(move || {
         let c = resolve_company(&*store, &id)?;
-        let docs = store.documents(Some(&c.name))?;
+        let docs = store_op("store.documents", || store.documents(Some(&c.name)))?;
         Ok(Json(json!({ "company": c, "documents": docs })))
     })
     .await
@@ -599,7 +616,7 @@ async fn documents(
         if let Some(name) = &company {
             resolve_company(&*store, name)?;
         }
-        let docs = store.documents(company.as_deref())?;
+        let docs = store_op("store.documents", || store.documents(company.as_deref()))?;
         Ok(Json(json!({ "documents": docs })))
     })
     .await
@@ -782,8 +799,7 @@ async fn search(
     blocking(move || {
         let c = resolve_company(&*store, &company)?;
         let year = resolve_year(&c, year.map(|y| y as i32))?;
-        let chunks =
-            tracing::info_span!("store.chunks").in_scope(|| store.chunks(&c.name, Some(year)))?;
+        let chunks = store_op("store.chunks", || store.chunks(&c.name, Some(year)))?;
         let names = filenames(&*store, &c.name)?;
         let started = Instant::now();
         let hits = tracing::info_span!("retrieval", k).in_scope(|| {
@@ -912,8 +928,7 @@ fn run_scoring(
     let rubric = st.rubric()?;
     let c = resolve_company(store, &req.company)?;
     let year = resolve_year(&c, req.year)?;
-    let chunks: Vec<ScoringChunk> = tracing::info_span!("store.chunks")
-        .in_scope(|| store.chunks(&c.name, Some(year)))?
+    let chunks: Vec<ScoringChunk> = store_op("store.chunks", || store.chunks(&c.name, Some(year)))?
         .into_iter()
         .map(|c| ScoringChunk::from_stored(c.doc_id, c.year, c.chunk))
         .collect();
@@ -944,6 +959,22 @@ fn run_scoring(
     Ok((c, card, names))
 }
 
+/// Why `semantic=1` is refused.
+pub const SEMANTIC_UNAVAILABLE: &str = "semantic retrieval is not available in this build (no embedder is configured); use semantic=0 for BM25 retrieval";
+
+/// 422 `semantic_unavailable`: `semantic=1` on a build without an embedder.
+fn semantic_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "semantic_unavailable",
+        SEMANTIC_UNAVAILABLE,
+    )
+    .with_details(vec![json!(FieldError::new(
+        "semantic",
+        SEMANTIC_UNAVAILABLE
+    ))])
+}
+
 async fn score(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery,
@@ -955,10 +986,11 @@ async fn score(
     let _alpha = p.float("alpha", 0.0, 1.0, DEFAULT_ALPHA);
     let parsed = parse_score_body(&body, &mut p);
     if semantic {
-        p.error(
-            "semantic",
-            "semantic retrieval needs an embedder and none is configured; use semantic=0",
-        );
+        // DESIGN §4: semantic fusion needs an embedder; this build has none.
+        if p.errors.is_empty() {
+            return Err(semantic_unavailable());
+        }
+        p.error("semantic", SEMANTIC_UNAVAILABLE);
     }
     p.finish()?;
     let (Some((company, year, themes)), Some(k)) = (parsed, k) else {
@@ -1009,7 +1041,7 @@ async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json
         let (c, card, _) = run_scoring(&st2, &*store, &req)?;
         let mut documents = Vec::new();
         for d in &card.documents {
-            if let Some(s) = store.document(&d.doc_id)? {
+            if let Some(s) = store_op("store.document", || store.document(&d.doc_id))? {
                 documents.push(json!({
                     "doc_id": s.doc_id, "sha256": s.sha256, "filename": s.filename,
                     "pages": s.pages, "ingested_at": s.ingested_at,

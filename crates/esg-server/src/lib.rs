@@ -10,11 +10,13 @@
 //! * [`metrics`] — Prometheus text exposition;
 //! * [`otel`] — OpenTelemetry exporter selection (`OTEL_*`), provider, W3C extraction;
 //! * [`shutdown`] — SIGTERM/SIGINT;
+//! * [`panics`] — the panic hook that logs a panic as one ERROR line;
 //! * [`state`] — store, rubric, readiness, limits;
 //! * [`config`] — [`ServerConfig`];
 //! * [`openapi`] — the `/openapi.json` document.
 //!
-//! Not yet here: multipart uploads and semantic retrieval.
+//! Not yet here: multipart uploads and semantic retrieval (`semantic=1`
+//! is refused with 422 `semantic_unavailable`).
 //!
 //! The CLI calls [`serve`]; tests call [`run`] on their own listener.
 
@@ -28,6 +30,7 @@ pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod otel;
+pub mod panics;
 pub mod request_id;
 pub mod shutdown;
 pub mod state;
@@ -150,6 +153,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             }
         }
     };
+    panics::install();
     let result = serve_bound(config).await;
     tokio::task::spawn_blocking(move || telemetry.shutdown())
         .await

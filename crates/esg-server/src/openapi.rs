@@ -109,7 +109,7 @@ pub fn document() -> Value {
             "/score": { "post": {
                 "summary": "Score one company-year on the rubric",
                 "parameters": [
-                    q("semantic", false, json!({ "type": "integer", "enum": [0, 1], "default": 0 }), "Semantic retrieval (needs an embedder)"),
+                    q("semantic", false, json!({ "type": "integer", "enum": [0, 1], "default": 0 }), "Semantic retrieval. This build has no embedder: semantic=1 is refused with 422 semantic_unavailable"),
                     q("k", false, k_schema(), "Chunks retrieved per theme"),
                     q("alpha", false, json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }), "Lexical weight in fusion")
                 ],
@@ -120,7 +120,7 @@ pub fn document() -> Value {
                     "404": err("Unknown company or year"),
                     "413": err("Body too large"),
                     "415": err("Not JSON"),
-                    "422": err("Invalid input, one detail per field")
+                    "422": err("Invalid input, one detail per field (validation_failed), or semantic=1 on a build without an embedder (semantic_unavailable)")
                 }))
             } },
             "/trace": { "get": {

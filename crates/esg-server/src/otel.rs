@@ -1,11 +1,13 @@
 //! OpenTelemetry traces: exporter selection from the standard `OTEL_*`
 //! variables, the tracer provider, and W3C context extraction.
 //!
-//! * `OTEL_TRACES_EXPORTER` = `otlp` | `console` | `none`. Unset: `otlp`
-//!   when an OTLP endpoint variable is set, else `none` (a development
-//!   server does not export to a collector that is not there).
+//! * `OTEL_TRACES_EXPORTER` = `otlp` | `console` | `none`; unset or empty
+//!   means `otlp`, as the specification says. Any other value (a list
+//!   included) is a startup error naming the accepted values.
 //! * `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`:
-//!   read by the OTLP exporter itself.
+//!   read by the OTLP exporter itself; unset, the standard local collector
+//!   (`http://localhost:4318/v1/traces` for HTTP, `http://localhost:4317`
+//!   for gRPC). Nothing listening there costs nothing but dropped batches.
 //! * `OTEL_EXPORTER_OTLP_PROTOCOL` (or `..._TRACES_PROTOCOL`) = `grpc` |
 //!   `http/protobuf` (default `http/protobuf`, as the specification says).
 //! * `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`: read by the SDK
@@ -69,16 +71,13 @@ pub fn exporter_from_env() -> anyhow::Result<Exporter> {
             "OTEL_EXPORTER_OTLP_PROTOCOL={other:?} is not supported; use grpc or http/protobuf"
         ),
     };
-    let endpoint_set = var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-        || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some();
     Ok(
         match var("OTEL_TRACES_EXPORTER")
             .map(|v| v.to_ascii_lowercase())
             .as_deref()
         {
-            None if endpoint_set => Exporter::Otlp(protocol),
-            None | Some("none") => Exporter::None,
-            Some("otlp") => Exporter::Otlp(protocol),
+            None | Some("otlp") => Exporter::Otlp(protocol),
+            Some("none") => Exporter::None,
             Some("console") => Exporter::Console,
             Some(other) => {
                 bail!("OTEL_TRACES_EXPORTER={other:?} is not supported; use otlp, console or none")

@@ -296,8 +296,31 @@ async fn errors_have_one_shape() {
         .send()
         .await
         .unwrap();
-    let v = error_body(r, 422, "validation_failed").await;
+    let v = error_body(r, 422, "semantic_unavailable").await;
     assert_eq!(v["error"]["details"][0]["field"], "semantic");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available in this build"),
+        "{v}"
+    );
+    // With other bad fields it is one more validation detail.
+    let r = s
+        .client
+        .post(s.url("/score?semantic=1&alpha=-0.1"))
+        .json(&json!({ "company": COMPANY }))
+        .send()
+        .await
+        .unwrap();
+    let v = error_body(r, 422, "validation_failed").await;
+    let fields: Vec<&str> = v["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["alpha", "semantic"], "{v}");
     let v = error_body(
         s.get("/search?company=&k=101").await,
         422,

@@ -31,7 +31,20 @@ async fn every_line_is_json_with_ids_matching_the_headers() {
         .with(tracing_subscriber::EnvFilter::new("info"))
         .with(esg_server::logging::JsonLayer::new(move || b2.clone()))
         .init();
-    let s = start_with(|_| {}, axum::Router::new()).await;
+    esg_server::panics::install();
+    let s = start_with(
+        |_| {},
+        axum::Router::new().route(
+            "/test/panic",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("boom in a handler");
+                }
+                ""
+            }),
+        ),
+    )
+    .await;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let r = s
         .client
@@ -46,6 +59,16 @@ async fn every_line_is_json_with_ids_matching_the_headers() {
     let r = s.get("/missing").await;
     let rid404 = header(&r, "x-request-id").to_string();
     let trace404 = header(&r, "x-trace-id").to_string();
+    let r = s
+        .client
+        .get(s.url("/test/panic"))
+        .header("x-request-id", "panic-1")
+        .send()
+        .await
+        .unwrap();
+    let panic_trace = header(&r, "x-trace-id").to_string();
+    error_body(r, 500, "internal_error").await;
+    assert_eq!(s.get("/health").await.status(), 200, "still serving");
     s.stop().await.unwrap();
 
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
@@ -85,4 +108,37 @@ async fn every_line_is_json_with_ids_matching_the_headers() {
     let nf = of(&rid404);
     assert_eq!(nf[1]["status_code"], 404);
     assert_eq!(nf[1]["trace_id"], trace404.as_str());
+
+    // A panic: the hook's one ERROR line, in the request's context, then
+    // the access log's "request failed"; no other line mentions it.
+    let p = of("panic-1");
+    let msgs: Vec<(&str, &str)> = p
+        .iter()
+        .map(|v| (v["level"].as_str().unwrap(), v["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            ("INFO", "request received"),
+            ("ERROR", "panicked"),
+            ("ERROR", "request failed")
+        ],
+        "{p:?}"
+    );
+    let hook = p[1];
+    assert_eq!(hook["logger"], "esg_server::panic");
+    assert_eq!(hook["error_type"], "panic");
+    assert_eq!(hook["panic"], "boom in a handler");
+    assert!(
+        hook["location"].as_str().unwrap().contains("logs.rs"),
+        "{hook}"
+    );
+    assert_eq!(hook["trace_id"], panic_trace.as_str());
+    assert_eq!(hook["path"], "/test/panic");
+    assert_eq!(p[2]["status_code"], 500);
+    assert_eq!(
+        lines.iter().filter(|v| v["error_type"] == "panic").count(),
+        1,
+        "one panic line"
+    );
 }

@@ -123,8 +123,24 @@ async fn server_spans_continue_the_caller_and_carry_http_attributes() {
     }
     let nf = spans
         .iter()
-        .find(|s| s.span_context.trace_id().to_string() == fresh_trace)
+        .find(|s| {
+            s.span_context.trace_id().to_string() == fresh_trace && s.span_kind == SpanKind::Server
+        })
         .expect("404 span");
+    // The lookup and the "closest names" listing are store child spans.
+    let mut store_children: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == nf.span_context.span_id())
+        .map(|s| s.name.as_ref())
+        .collect();
+    store_children.sort_unstable();
+    assert_eq!(store_children, ["store.companies", "store.company"]);
+    let lookup = spans.iter().find(|s| s.name == "store.company").unwrap();
+    assert_eq!(attr(lookup, "db.system.name").as_deref(), Some("sqlite"));
+    assert_eq!(
+        attr(lookup, "db.operation.name").as_deref(),
+        Some("company")
+    );
     assert_eq!(nf.name, "GET /companies/{id}");
     assert_eq!(attr(nf, "url.path").as_deref(), Some("/companies/acme"));
     assert_eq!(

@@ -11,10 +11,13 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[tokio::test]
 async fn unreachable_collector_does_not_slow_requests() {
     // SAFETY: set before any thread reads the environment in this binary.
+    // OTEL_TRACES_EXPORTER and the protocol are left unset: the defaults
+    // (otlp over http/protobuf) must not slow requests either.
     unsafe {
         std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9");
-        std::env::set_var("OTEL_TRACES_EXPORTER", "otlp");
-        std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        std::env::remove_var("OTEL_TRACES_EXPORTER");
+        std::env::remove_var("OTEL_EXPORTER_OTLP_PROTOCOL");
+        std::env::remove_var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
     }
     let exporter = esg_server::otel::exporter_from_env().unwrap();
     assert_eq!(
