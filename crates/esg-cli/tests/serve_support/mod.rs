@@ -90,9 +90,14 @@ pub fn write_head(
 
 /// Reads a whole `Connection: close` response.
 pub fn read_response(s: &mut TcpStream) -> Resp {
+    try_read_response(s).expect("read response")
+}
+
+/// [`read_response`], with I/O errors (a reset connection) returned.
+pub fn try_read_response(s: &mut TcpStream) -> std::io::Result<Resp> {
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
-    parse_response(&raw)
+    s.read_to_end(&mut raw)?;
+    Ok(parse_response(&raw))
 }
 
 /// Parses a raw HTTP/1.1 response (no chunked bodies: the server sends
@@ -129,7 +134,7 @@ pub fn request(
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     write_head(&mut s, addr, method, path, headers, body.len());
     s.write_all(body)?;
-    Ok(read_response(&mut s))
+    try_read_response(&mut s)
 }
 
 impl Served {

@@ -1,0 +1,176 @@
+//! SIGTERM with a request in flight, through the real `esg serve` binary.
+//!
+//! The slow request is a real one: `POST /score` whose JSON body the client
+//! sends in two parts over a raw `TcpStream`, so the server is inside the
+//! handler (reading the body) when the signal arrives.
+//!
+//! * Drained: `/ready` on a new connection is refused or 503 at once, the
+//!   in-flight request then completes with its normal 200 scorecard, and the
+//!   process exits 0 within the drain timeout.
+//! * Cut off: a request that outlives `--drain-timeout-secs` is abandoned
+//!   (its connection closed without a response); the process still exits
+//!   with status 0 shortly after the drain timeout and logs a WARN line
+//!   "drain timeout reached; abandoning in-flight requests".
+
+mod serve_support;
+
+use serve_support::*;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const BODY: &[u8] = br#"{"company":"Northwind Components Ltd","year":2024}"#;
+
+/// Opens a connection and sends the head and the first half of the body.
+fn start_slow_score(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write_head(
+        &mut c,
+        addr,
+        "POST",
+        "/score",
+        &[("Content-Type", "application/json")],
+        BODY.len(),
+    );
+    c.write_all(&BODY[..BODY.len() / 2]).unwrap();
+    c.flush().unwrap();
+    c
+}
+
+/// Polls `/ready` on new connections until it is refused or not 200;
+/// returns what it saw.
+fn ready_after_sigterm(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match request(addr, "GET", "/ready", &[], b"") {
+            // Refused, or reset: accepted by the kernel as the listener closed.
+            Err(e) => return format!("refused: {e}"),
+            Ok(r) if r.status == 200 => {
+                assert!(Instant::now() < deadline, "/ready stayed 200 after SIGTERM");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(r) => {
+                assert_eq!(r.status, 503, "{r:?}");
+                assert_eq!(r.json()["error"]["code"], "not_ready", "{r:?}");
+                return "503".into();
+            }
+        }
+    }
+}
+
+fn in_flight(s: &Served) -> f64 {
+    // /metrics stays reachable only before shutdown; read it first.
+    let r = s.get("/metrics");
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix("esg_http_requests_in_flight "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("esg_http_requests_in_flight")
+}
+
+#[test]
+fn sigterm_drains_an_in_flight_request_then_exits_0() {
+    let mut s = Served::start_ingested(
+        &["--drain-timeout-secs", "20"],
+        &[("OTEL_TRACES_EXPORTER", "none")],
+    );
+    let mut c = start_slow_score(&s.addr);
+    // The server is in the handler, waiting for the rest of the body: the
+    // scrape itself is one in-flight request, the slow one the other.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while in_flight(&s) < 2.0 {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let signalled = Instant::now();
+    s.sigterm();
+    let seen = ready_after_sigterm(&s.addr);
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "the process must wait for the in-flight request"
+    );
+
+    // Finish the request: it gets its normal answer.
+    c.write_all(&BODY[BODY.len() / 2..]).unwrap();
+    let r = read_response(&mut c);
+    assert_eq!(r.status, 200, "{r:?}");
+    let card = r.json();
+    assert_eq!(card["company"], "Northwind Components Ltd", "{card}");
+    assert!(card["fingerprint"].as_str().is_some_and(|f| f.len() == 64));
+
+    let (status, _) = s
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits once drained");
+    let took = signalled.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+
+    // The logs tell the story in order; /ready was {seen} meanwhile.
+    let logs = s.json_logs();
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| logs.iter().position(pred);
+    let begun = pos(&|v| v["message"] == "shutdown begun: draining in-flight requests")
+        .expect("shutdown begun line");
+    let sent = pos(&|v| {
+        v["message"] == "request sent" && v["path"] == "/score" && v["status_code"] == 200
+    })
+    .expect("the /score request was logged as sent");
+    let stopped = pos(&|v| v["message"] == "server stopped").expect("server stopped line");
+    assert!(
+        begun < sent && sent < stopped,
+        "order: {begun} {sent} {stopped} (ready: {seen})"
+    );
+    assert!(
+        !logs.iter().any(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("drain timeout"))),
+        "no request was cut off"
+    );
+}
+
+#[test]
+fn a_request_outliving_the_drain_timeout_is_cut_off_and_the_process_exits_0() {
+    let mut s = Served::start_ingested(
+        &["--drain-timeout-secs", "1"],
+        &[("OTEL_TRACES_EXPORTER", "none")],
+    );
+    let mut c = start_slow_score(&s.addr);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while in_flight(&s) < 2.0 {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    s.sigterm();
+    ready_after_sigterm(&s.addr);
+    // The rest of the body never comes.
+    let (status, _) = s
+        .wait_exit(Duration::from_secs(15))
+        .expect("esg serve must exit after the drain timeout");
+    let took = signalled.elapsed();
+    assert!(status.success(), "documented exit status 0, got {status:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited before the drain timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The abandoned connection is closed without a response.
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    assert!(
+        !String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"),
+        "the cut-off request must not be answered 200"
+    );
+    let logs = s.json_logs();
+    let warn = logs
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("drain timeout reached"))
+        })
+        .expect("a WARN line about the drain timeout");
+    assert_eq!(warn["level"], "WARN");
+    assert_eq!(warn["drain_timeout_ms"], 1000);
+}
