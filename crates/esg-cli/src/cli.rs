@@ -32,6 +32,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Serve the HTTP API (probes, metrics, traces, JSON logs) until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Manage the API keys the server requires for uploads (add, list, revoke).
+    Keys(KeysArgs),
     /// Ask a running server whether it is healthy (exit 0) or not (exit 1); for container health checks.
     Healthcheck(HealthcheckArgs),
     /// Internal: extraction worker (reads a document on stdin, writes JSON).
@@ -222,9 +224,73 @@ pub struct ServeArgs {
     /// Largest JSON request body, in KiB (413 beyond it).
     #[arg(long, env = "ESG_MAX_JSON_KB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1048576))]
     pub max_json_kb: u64,
-    /// Largest uploaded document, in MiB (413 beyond it).
+    /// Largest uploaded document, in MiB (413 beyond it, enforced while the body streams to disk).
     #[arg(long, env = "ESG_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mb: u64,
+    /// Wall-clock limit for extracting one uploaded document, in seconds.
+    #[arg(long, env = "ESG_EXTRACT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+    /// Memory (address-space) limit for extracting one uploaded document, in MiB.
+    #[arg(long, env = "ESG_EXTRACT_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=65536))]
+    pub max_memory_mb: u64,
+    /// API key file; uploads (and every write) need `Authorization: Bearer <key>` from it
+    /// [default: <data-dir>/api-keys.json; manage it with `esg keys`].
+    #[arg(long, env = "ESG_API_KEYS_FILE", value_name = "FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Also require an API key for read-only endpoints (probes, /metrics and /openapi.json stay open).
+    #[arg(long, env = "ESG_REQUIRE_AUTH_FOR_READS")]
+    pub require_auth_for_reads: bool,
+    /// Allow cross-origin requests from ORIGIN (repeatable, or comma-separated; `*` allows any) [default: CORS off].
+    #[arg(long, env = "ESG_CORS_ALLOW_ORIGIN", value_name = "ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allow_origin: Vec<String>,
+    /// Requests per minute per client IP address (429 with Retry-After beyond it); 0 turns it off.
+    #[arg(long, env = "ESG_RATE_LIMIT_PER_MINUTE", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub rate_limit_per_minute: u32,
+    /// Also serve /health, /live, /ready and /metrics on ADDR; /metrics then leaves the main listener
+    /// (probes stay there too).
+    #[arg(long, env = "ESG_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<std::net::SocketAddr>,
+}
+
+fn parse_origin(s: &str) -> Result<String, String> {
+    esg_server::security::parse_origin(s)
+}
+
+/// `esg keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// API key file [default: <data-dir>/api-keys.json].
+    #[arg(long, global = true, env = "ESG_API_KEYS_FILE", value_name = "FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// What to do with the keys.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// `esg keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key and print it once on stdout (only its salted hash is stored).
+    Add {
+        /// What the key is for (shown by `esg keys list`).
+        #[arg(long, alias = "name", env = "ESG_KEY_LABEL")]
+        label: String,
+        /// Print a JSON object (id, label, created_at, key) instead of the bare key.
+        #[arg(long, env = "ESG_JSON")]
+        json: bool,
+    },
+    /// List the keys: id, label, created, revoked (never the keys or their hashes).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long, env = "ESG_JSON")]
+        json: bool,
+    },
+    /// Revoke a key by its id; a running server refuses it from its next request.
+    Revoke {
+        /// The key's id (see `esg keys list`).
+        #[arg(env = "ESG_KEY_ID")]
+        id: String,
+    },
 }
 
 /// Log line formats.

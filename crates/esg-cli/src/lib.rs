@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod healthcheck;
 pub mod ingest;
+pub mod keys;
 pub mod list;
 pub mod score;
 pub mod search;
@@ -44,6 +45,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search::run(&open()?, &args),
         Command::Score(args) => score::run(&open()?, &args),
         Command::Serve(args) => serve::run(&data_dir, &args),
+        Command::Keys(args) => keys::run(&data_dir, &args),
         Command::Healthcheck(args) => healthcheck::run(&args),
         Command::ExtractWorker => unreachable!("handled in run"),
     }

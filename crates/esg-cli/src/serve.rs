@@ -11,7 +11,15 @@ use std::time::Duration;
 pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()
         .context("cannot locate the esg executable (the extraction worker)")?;
-    let mut config = ServerConfig::new(data_dir, Extraction::esg_worker(exe));
+    let mut config = ServerConfig::new(
+        data_dir,
+        Extraction::Sandbox {
+            program: exe,
+            args: vec!["__extract-worker".into()],
+            timeout: Duration::from_secs(args.timeout_secs),
+            memory_limit: args.max_memory_mb << 20,
+        },
+    );
     config.listen = args.listen;
     config.rubric_path = args.rubric.clone();
     config.log_format = match args.log_format {
@@ -23,6 +31,13 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     config.limits.max_concurrent_requests = usize::try_from(args.max_concurrent_requests)?;
     config.limits.json_body_bytes = usize::try_from(args.max_json_kb << 10)?;
     config.limits.upload_body_bytes = usize::try_from(args.max_upload_mb << 20)?;
+    config.security = esg_server::config::SecurityConfig {
+        api_keys_file: args.api_keys_file.clone(),
+        require_auth_for_reads: args.require_auth_for_reads,
+        cors_allow_origins: args.cors_allow_origin.clone(),
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        admin_listen: args.admin_listen,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

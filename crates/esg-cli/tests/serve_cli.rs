@@ -10,11 +10,24 @@ use std::time::{Duration, Instant};
 
 /// A minimal HTTP/1.1 request; returns (status, body).
 fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    http_with_key(addr, method, path, content_type, body, None)
+}
+
+/// [`http`] with `Authorization: Bearer <key>` when a key is given.
+fn http_with_key(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    key: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = key.map_or_else(String::new, |k| format!("Authorization: Bearer {k}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -38,6 +51,14 @@ fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
 fn serve_binds_answers_ingests_through_the_worker_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    // Uploads need an API key (`esg keys add` prints it once).
+    let out = support::esg(&data, &["keys", "add", "--label", "serve-test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let mut child = Command::new(support::esg_bin())
         .args([
             "--data-dir",
@@ -94,13 +115,23 @@ fn serve_binds_answers_ingests_through_the_worker_and_stops_on_sigterm() {
         "text/plain",
         &sample,
     );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = http(
+    assert_eq!(status, 401, "no key: {body}");
+    let (status, body) = http_with_key(
         &addr,
         "POST",
         "/documents?company=Northwind%20Components%20Ltd&year=2024",
         "text/plain",
         &sample,
+        Some(&key),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http_with_key(
+        &addr,
+        "POST",
+        "/documents?company=Northwind%20Components%20Ltd&year=2024",
+        "text/plain",
+        &sample,
+        Some(&key),
     );
     assert_eq!(status, 200, "already ingested: {body}");
     let (status, body) = http(

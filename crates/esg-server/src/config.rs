@@ -83,6 +83,24 @@ impl Default for Limits {
     }
 }
 
+/// Authentication, CORS, rate limiting and the admin listener (issue 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// The API key file; `None` is `<data-dir>/api-keys.json`.
+    pub api_keys_file: Option<PathBuf>,
+    /// Also require a key for read-only endpoints (probes, `/metrics` and
+    /// `/openapi.json` stay open).
+    pub require_auth_for_reads: bool,
+    /// Origins allowed by CORS (`*` allows any); empty turns CORS off.
+    pub cors_allow_origins: Vec<String>,
+    /// Requests per minute per client IP (token bucket, burst of one
+    /// minute's worth); 0 turns rate limiting off.
+    pub rate_limit_per_minute: u32,
+    /// Serve `/health`, `/live`, `/ready` and `/metrics` on this address too;
+    /// `/metrics` then leaves the main listener.
+    pub admin_listen: Option<SocketAddr>,
+}
+
 /// Everything [`crate::serve`] needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -100,6 +118,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// `service.name` reported by `/health` and in traces.
     pub service_name: String,
+    /// API keys, CORS, rate limiting, admin listener.
+    pub security: SecurityConfig,
 }
 
 impl ServerConfig {
@@ -115,7 +135,22 @@ impl ServerConfig {
             limits: Limits::default(),
             log_format: LogFormat::Json,
             service_name: service_name_from_env(),
+            security: SecurityConfig::default(),
         }
+    }
+
+    /// The API key file: `security.api_keys_file`, else
+    /// `<data-dir>/api-keys.json`.
+    pub fn api_keys_path(&self) -> PathBuf {
+        self.security
+            .api_keys_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(crate::auth::DEFAULT_FILE_NAME))
+    }
+
+    /// Where uploads are spooled before extraction: `<data-dir>/tmp`.
+    pub fn upload_tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
     }
 }
 

@@ -1,8 +1,11 @@
 //! Routes, handlers and the middleware stack.
 //!
-//! Layers, outermost first: `observe` (request id, trace ids, access log,
-//! HTTP metrics, response headers), `limits` (concurrency → 429, request
-//! timeout → 408; probes and `/metrics` exempt), panic catching (→ 500).
+//! Layers, outermost first: security headers (`nosniff`, no `Server`
+//! banner), `observe` (request id, trace ids, access log, HTTP metrics,
+//! response headers), CORS (when origins are configured), per-client rate
+//! limit (→ 429), API key check (→ 401/403; see [`crate::security`]),
+//! `limits` (concurrency → 429, request timeout → 408; probes and
+//! `/metrics` exempt), panic catching (→ 500).
 //! Every error, including unknown routes (404) and wrong methods (405), is
 //! an [`ApiError`] in the one JSON shape.
 
@@ -10,7 +13,7 @@ use crate::config::Extraction;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::state::AppState;
 use crate::trace_context::{SPAN_ID_HEADER, SpanIds, TRACE_ID_HEADER};
-use crate::{metrics, openapi, request_id};
+use crate::{metrics, openapi, request_id, security, upload};
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -56,21 +59,21 @@ pub fn router(state: AppState) -> Router {
 /// for handlers that panic or sleep).
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let json_limit = state.limits().json_body_bytes;
-    let upload_limit = state.limits().upload_body_bytes;
-    Router::new()
+    let mut app = Router::new()
         .route("/health", get(health))
         .route("/live", get(live))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics_text))
+        .route("/ready", get(ready));
+    // With an admin listener, /metrics is served there only.
+    if !state.security().admin_separate() {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    let mut app = app
         .route("/openapi.json", get(openapi_json))
         .route("/companies", get(companies))
         .route("/companies/{id}", get(company))
-        .route(
-            "/documents",
-            get(documents)
-                .post(upload)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
+        // The upload body is streamed to disk under its own limit
+        // (`upload::spool`), not buffered by an extractor.
+        .route("/documents", get(documents).post(upload))
         .route("/search", get(search))
         .route(
             "/score",
@@ -82,7 +85,36 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(middleware::from_fn_with_state(state.clone(), limits))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::authorize,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::rate_limit,
+        ));
+    if let Some(cors) = state.security().cors_layer() {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::map_response(security::headers))
+        .with_state(state)
+}
+
+/// The admin listener's router (`--admin-listen`): `/health`, `/live`,
+/// `/ready` and `/metrics`, with the same access log, metrics and headers;
+/// never a key.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(on_panic))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::map_response(security::headers))
         .with_state(state)
 }
 
@@ -572,11 +604,9 @@ async fn ready(State(st): State<AppState>) -> Response {
 
 async fn metrics_text(State(st): State<AppState>) -> Response {
     st.metrics().set_ready(st.readiness().ready);
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        st.metrics().render(),
-    )
-        .into_response()
+    let mut text = st.metrics().render();
+    st.security().render_metrics(&mut text);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
 async fn openapi_json() -> Json<Value> {
@@ -633,34 +663,23 @@ pub const UPLOAD_TYPES: &[&str] = &[
     "application/octet-stream",
 ];
 
-fn upload_filename(p: &Params, headers: &HeaderMap) -> String {
-    let from_disposition = headers
+/// The `filename` of `Content-Disposition`, sanitised.
+fn disposition_filename(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.split(';')
                 .find_map(|part| part.trim().strip_prefix("filename="))
         })
-        .map(|s| s.trim_matches('"').to_string());
-    let raw = p
-        .get("filename")
-        .map(str::to_string)
-        .or(from_disposition)
-        .unwrap_or_default();
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or("").trim();
-    let base: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
-    if base.is_empty() {
-        "upload".to_string()
-    } else {
-        base
-    }
+        .and_then(|s| upload::sanitize_filename(s.trim_matches('"')))
 }
 
 async fn upload(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery,
     headers: HeaderMap,
-    ApiBytes(bytes): ApiBytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let company = p.text("company", true);
@@ -670,45 +689,52 @@ async fn upload(
         p.error("company", "must contain at least one letter or digit");
     }
     let year = p.int("year", MIN_YEAR, MAX_YEAR, None);
-    let filename = upload_filename(&p, &headers);
+    let query_filename = p.get("filename").and_then(upload::sanitize_filename);
     p.finish()?;
     let (Some(company), Some(year)) = (company, year) else {
         return Err(ApiError::internal());
     };
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let ctype = upload::media_type(&headers);
     if let Some(ct) = &ctype
         && !UPLOAD_TYPES.contains(&ct.as_str())
+        && ct != "multipart/form-data"
     {
         let mut e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
-                "Content-Type {ct} is not accepted; send the report's bytes as one of {} (multipart is not supported yet)",
+                "Content-Type {ct} is not accepted; send the report's bytes as one of {}, or as one file part of multipart/form-data",
                 UPLOAD_TYPES.join(", ")
             ),
         );
         e.details = vec![json!({ "accepted": UPLOAD_TYPES })];
         return Err(e);
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        let e = esg_ingest::IngestError::new(esg_ingest::ErrorCode::EmptyFile, "the body is empty");
-        st.metrics()
-            .observe_ingest("unknown", e.code.as_str(), 0, 0);
-        return Err(e.into());
-    }
     let store = st.store()?;
+    // Streamed to <data-dir>/tmp under the limit; removed when `spooled`
+    // is dropped (in the blocking task below, or here on any error or
+    // client disconnect).
+    let limit = st.limits().upload_body_bytes as u64;
+    let spooled = upload::spool(&headers, body, st.security().tmp_dir(), limit).await?;
+    let filename = query_filename
+        .or_else(|| spooled.filename.clone())
+        .or_else(|| disposition_filename(&headers))
+        .unwrap_or_else(|| "upload".to_string());
     let extraction = st.extraction().clone();
     let metrics = st.metrics().clone();
     let (outcome, format) = blocking(move || {
+        let bytes = std::fs::read(spooled.file.path()).map_err(|e| {
+            tracing::error!(error_type = "spool_error", error = %e, "cannot read the spooled upload");
+            ApiError::internal()
+        })?;
+        drop(spooled);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            let e = esg_ingest::IngestError::new(
+                esg_ingest::ErrorCode::EmptyFile,
+                "the body is empty",
+            );
+            return Ok((Err(e), "unknown"));
+        }
         let format = esg_ingest::detect(&bytes).map_or("unknown", |m| m.short());
         let extract = |b: &[u8]| match &extraction {
             Extraction::Sandbox {

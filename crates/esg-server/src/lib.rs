@@ -13,9 +13,12 @@
 //! * [`panics`] — the panic hook that logs a panic as one ERROR line;
 //! * [`state`] — store, rubric, readiness, limits;
 //! * [`config`] — [`ServerConfig`];
-//! * [`openapi`] — the `/openapi.json` document.
+//! * [`openapi`] — the `/openapi.json` document;
+//! * [`auth`] — the API key file and the check of a Bearer key;
+//! * [`security`] — key checks, rate limiting, CORS, security headers;
+//! * [`upload`] — uploads streamed to a temporary file under a size limit.
 //!
-//! Not yet here: multipart uploads and semantic retrieval (`semantic=1`
+//! Not yet here: semantic retrieval (`semantic=1`
 //! is refused with 422 `semantic_unavailable`).
 //!
 //! The CLI calls [`serve`]; tests call [`run`] on their own listener.
@@ -23,6 +26,7 @@
 #![warn(missing_docs)]
 #![recursion_limit = "512"]
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -32,9 +36,11 @@ pub mod openapi;
 pub mod otel;
 pub mod panics;
 pub mod request_id;
+pub mod security;
 pub mod shutdown;
 pub mod state;
 pub mod trace_context;
+pub mod upload;
 
 use anyhow::Context as _;
 use std::future::Future;
@@ -48,6 +54,7 @@ pub use state::AppState;
 /// Opens the store (migrating it) and loads the rubric, then marks the state
 /// ready. Failures are logged and shown by `/ready`.
 pub async fn load(state: AppState, config: ServerConfig) {
+    security::on_load(&state);
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         match esg_store::SqliteStore::open_in_dir(&config.data_dir) {
@@ -110,7 +117,12 @@ pub async fn run(
         begun2.notify_one();
     };
     let drain = state.limits().drain_timeout;
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    // The peer address feeds the per-client rate limit.
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
     tokio::select! {
         r = server.into_future() => r.context("the HTTP server failed")?,
         () = async { begun.notified().await; tokio::time::sleep(drain).await } => {
@@ -131,9 +143,47 @@ pub async fn serve_on(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_on_with_admin(listener, None, config, shutdown).await
+}
+
+/// [`serve_on`], plus the admin listener (probes and `/metrics`, see
+/// [`http::admin_router`]) on `admin` when given. The admin listener keeps
+/// answering while the main one drains (so `/ready` shows 503 there), and
+/// stops with it.
+///
+/// # Errors
+/// As [`run`].
+pub async fn serve_on_with_admin(
+    listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = AppState::new(&config);
     tokio::spawn(load(state.clone(), config));
-    run(listener, router(state.clone()), state, shutdown).await
+    let admin = admin.map(|l| {
+        let app = http::admin_router(state.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        (stop, task)
+    });
+    let result = run(listener, router(state.clone()), state, shutdown).await;
+    if let Some((stop, mut task)) = admin {
+        let _ = stop.send(());
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+    result
 }
 
 /// `esg serve`: installs logging (unless a subscriber is already set), binds
@@ -166,5 +216,15 @@ async fn serve_bound(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, service = %config.service_name, "listening");
-    serve_on(listener, config, shutdown::signal()).await
+    let admin = match config.security.admin_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?;
+            tracing::info!(admin_listen = %l.local_addr()?, "admin listening (probes and /metrics)");
+            Some(l)
+        }
+        None => None,
+    };
+    serve_on_with_admin(listener, admin, config, shutdown::signal()).await
 }

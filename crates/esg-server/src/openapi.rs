@@ -36,7 +36,10 @@ fn common_errors(mut responses: Value) -> Value {
     for (code, desc) in [
         ("405", "Method not allowed"),
         ("408", "Request timed out"),
-        ("429", "Too many requests in flight (see Retry-After)"),
+        (
+            "429",
+            "Too many requests in flight (`too_many_requests`), or over the per-client rate limit (`rate_limited`); see Retry-After",
+        ),
         ("500", "Internal error"),
         (
             "503",
@@ -48,8 +51,65 @@ fn common_errors(mut responses: Value) -> Value {
     responses
 }
 
+/// Read operations: a key is optional (required with
+/// `--require-auth-for-reads`).
+const READ_OPS: &[(&str, &str)] = &[
+    ("/companies", "get"),
+    ("/companies/{id}", "get"),
+    ("/documents", "get"),
+    ("/search", "get"),
+    ("/score", "post"),
+    ("/trace", "get"),
+];
+
+/// Adds the API key scheme (issue 6): `POST /documents` requires a Bearer
+/// key (401 without, 403 wrong or revoked) and also takes
+/// multipart/form-data; reads take one optionally.
+fn with_security(mut doc: Value) -> Value {
+    doc["components"]["securitySchemes"] = json!({
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key `esg_<id>_<secret>` made by `esg keys add` (shown once; stored as a salted SHA-256). Required for writes; for reads only with --require-auth-for-reads."
+        }
+    });
+    let unauthorized = || err("No API key (`unauthorized`, with WWW-Authenticate: Bearer)");
+    let forbidden = || err("The API key is wrong or revoked (`forbidden`)");
+    for (path, method) in READ_OPS {
+        let op = &mut doc["paths"][*path][*method];
+        op["security"] = json!([{}, { "apiKey": [] }]);
+        op["responses"]["401"] = unauthorized();
+        op["responses"]["403"] = forbidden();
+    }
+    let up = &mut doc["paths"]["/documents"]["post"];
+    up["security"] = json!([{ "apiKey": [] }]);
+    up["summary"] = json!(
+        "Upload one report: the raw body, or one file part of multipart/form-data (format detected from the bytes; streamed to disk under --max-upload-mb)"
+    );
+    up["requestBody"]["content"]["multipart/form-data"] = json!({
+        "schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": { "file": { "type": "string", "format": "binary", "description": "The report; its file name is kept as display metadata only (`../../x.pdf` is recorded as `x.pdf`)" } }
+        }
+    });
+    up["responses"]["400"] = err(
+        "Body unreadable, or multipart without exactly one file part (`malformed_multipart`, `no_file`, `too_many_files`)",
+    );
+    up["responses"]["401"] = unauthorized();
+    up["responses"]["403"] = forbidden();
+    up["responses"]["413"] = err(
+        "Larger than --max-upload-mb (by Content-Length at once, else as soon as the stream crosses it)",
+    );
+    doc
+}
+
 /// The document.
 pub fn document() -> Value {
+    with_security(document_paths())
+}
+
+fn document_paths() -> Value {
     let company_q = || {
         q(
             "company",

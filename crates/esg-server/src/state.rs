@@ -27,6 +27,7 @@ struct Inner {
     limits: Limits,
     service_name: String,
     concurrency: Arc<Semaphore>,
+    security: crate::security::Security,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,6 +65,7 @@ impl AppState {
             limits: config.limits,
             service_name: config.service_name.clone(),
             concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1))),
+            security: crate::security::Security::new(config),
         }))
     }
 
@@ -139,6 +141,11 @@ impl AppState {
     /// `service.name`.
     pub fn service_name(&self) -> &str {
         &self.0.service_name
+    }
+
+    /// API keys, rate limiting, CORS and the upload directory.
+    pub fn security(&self) -> &crate::security::Security {
+        &self.0.security
     }
 
     /// Permits for concurrently served (non-probe) requests.

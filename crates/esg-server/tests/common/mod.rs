@@ -11,7 +11,12 @@ pub const COMPANY: &str = "Northwind Components Ltd";
 
 pub struct TestServer {
     pub base: String,
+    /// Sends `Authorization: Bearer <api_key>` on every request (uploads need it).
     pub client: reqwest::Client,
+    /// A current key from the server's key file (`<data>/api-keys.json`).
+    pub api_key: String,
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     pub handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -64,6 +69,11 @@ pub async fn start_with(
     let mut cfg = ServerConfig::new(dir.path().join("data"), Extraction::InProcess);
     cfg.service_name = "esg-test".into();
     configure(&mut cfg);
+    let api_key = esg_server::auth::update(&cfg.api_keys_path(), |f| f.add("tests"))
+        .expect("api key")
+        .1
+        .expose()
+        .to_string();
     let state = AppState::new(&cfg);
     esg_server::load(state.clone(), cfg.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -75,9 +85,19 @@ pub async fn start_with(
     let handle = tokio::spawn(esg_server::run(listener, app, state.clone(), async move {
         let _ = rx.await;
     }));
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {api_key}").parse().expect("header"),
+    );
     TestServer {
         base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .default_headers(auth)
+            .build()
+            .expect("client"),
+        api_key,
+        data_dir: cfg.data_dir.clone(),
         state,
         shutdown: Some(tx),
         handle: Some(handle),
