@@ -456,3 +456,113 @@ fn hardened_serve_end_to_end() {
         );
     }
 }
+
+/// The new `serve` flags work from their `ESG_*` environment fallbacks, and
+/// a bad origin is a usage error naming it.
+#[test]
+fn serve_security_flags_have_env_fallbacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = add_key(&data, "env");
+    let bad = Command::new(support::esg_bin())
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("ESG_CORS_ALLOW_ORIGIN", "https://ok.example,not-an-origin")
+        .env_remove("ESG_DATA_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not-an-origin"), "{}", stderr(&bad));
+
+    let mut child = Command::new(support::esg_bin())
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env_remove("ESG_DATA_DIR")
+        .env(
+            "ESG_CORS_ALLOW_ORIGIN",
+            "https://a.example,https://b.example",
+        )
+        .env("ESG_RATE_LIMIT_PER_MINUTE", "4")
+        .env("ESG_REQUIRE_AUTH_FOR_READS", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .take(50)
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l.ok()?).ok()?;
+            (v["message"] == "listening").then(|| v["listen"].as_str().map(str::to_string))?
+        })
+        .expect("listening line");
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(&addr, "GET", "/ready", &[], b"").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bearer = format!("Bearer {key}");
+    // Reads need the key (ESG_REQUIRE_AUTH_FOR_READS).
+    let (st, _, body) = http(&addr, "GET", "/companies", &[], b"");
+    assert_eq!((st, code(&body).as_str()), (401, "unauthorized"));
+    // The second origin of the comma list is allowed (ESG_CORS_ALLOW_ORIGIN).
+    let (st, head, _) = http(
+        &addr,
+        "GET",
+        "/companies",
+        &[("Origin", "https://b.example"), ("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(
+        head.contains("access-control-allow-origin: https://b.example"),
+        "{head}"
+    );
+    // The fifth counted request in a minute is limited (ESG_RATE_LIMIT_PER_MINUTE=4).
+    let (st, _, _) = http(
+        &addr,
+        "GET",
+        "/documents",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let (st, _, _) = http(
+        &addr,
+        "GET",
+        "/documents",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let (st, head, body) = http(
+        &addr,
+        "GET",
+        "/documents",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!((st, code(&body).as_str()), (429, "rate_limited"), "{body}");
+    assert!(head.contains("retry-after: "), "{head}");
+    assert_eq!(
+        http(&addr, "GET", "/health", &[], b"").0,
+        200,
+        "probes are exempt"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    assert!(child.wait().unwrap().success());
+}

@@ -13,7 +13,7 @@
 //!   `WWW-Authenticate: Bearer`; a wrong or revoked key → 403 `forbidden`.
 //!
 //! Rate limiting is a token bucket per client IP address (the TCP peer;
-//! `X-Forwarded-For` is not trusted) holding one minute's worth of requests;
+//! `X-Forwarded-For` is not trusted; IPv6 by /64) holding one minute's worth of requests;
 //! probes and `/metrics` are exempt. It runs before the key check, so
 //! guessing keys is rate limited too.
 
@@ -109,9 +109,22 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `ip` at `now`; `Err(seconds)` says when the next
-    /// token will be there (at least 1).
+    /// The bucket of an address: IPv4 (IPv4-mapped IPv6 included) by
+    /// address, IPv6 by its /64 (one host usually holds a whole /64).
+    pub fn client_key(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// Takes one token for `ip`'s bucket ([`Self::client_key`]) at `now`;
+    /// `Err(seconds)` says when the next token will be there (at least 1).
     pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        let ip = Self::client_key(ip);
         let cap = f64::from(self.per_minute);
         let per_sec = cap / 60.0;
         let mut g = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -470,6 +483,19 @@ mod tests {
         assert_eq!(rl.take(ip, t0), Ok(()));
         assert_eq!(rl.take(ip, t0), Ok(()));
         assert_eq!(rl.take(ip, t0), Err(30));
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
+        let k = |s: &str| RateLimiter::client_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:bbbb::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
+        let rl = RateLimiter::new(1);
+        let t0 = Instant::now();
+        assert!(rl.take("2001:db8::1".parse().unwrap(), t0).is_ok());
+        assert!(rl.take("2001:db8::2".parse().unwrap(), t0).is_err());
     }
 
     #[test]
