@@ -312,6 +312,45 @@ done
 curl -fsS "$PROM/-/ready" >/dev/null || fail "prometheus never became ready"
 ok "prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') on $PROM scraping $ADDR"
 
+step "gates.py computes quantiles exactly as Prometheus' histogram_quantile"
+python3 - "$PROM" <<'PY'
+import importlib.util, json, math, random, sys, urllib.parse, urllib.request
+spec = importlib.util.spec_from_file_location("gates", "scripts/gates.py")
+gates = importlib.util.module_from_spec(spec)
+sys.modules["gates"] = gates  # dataclasses look their module up
+spec.loader.exec_module(gates)
+prom = sys.argv[1]
+bounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, math.inf]
+rng = random.Random(5)
+cases = []
+for _ in range(40):
+    counts, c = [], 0
+    for _ in bounds:
+        c += rng.choice([0, 0, 1, 2, 5, 17, 100])
+        counts.append(c)
+    if counts[-1] == 0:
+        counts[-1] = 3
+    cases.append(list(zip(bounds, counts)))
+# Edge cases: everything in +Inf, everything in the first bucket.
+cases.append([(b, 0 if not math.isinf(b) else 9) for b in bounds])
+cases.append([(b, 4) for b in bounds])
+bad = 0
+for case in cases:
+    sel = " or ".join(
+        f'label_replace(vector({c}), "le", "{"+Inf" if math.isinf(b) else b}", "", "")' for b, c in case)
+    for q in (0.5, 0.95, 0.99):
+        url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": f"histogram_quantile({q}, {sel})"})
+        r = json.load(urllib.request.urlopen(url, timeout=10))
+        want = float(r["data"]["result"][0]["value"][1])
+        got = gates.histogram_quantile(q, case)
+        if not (abs(want - got) <= 1e-9 * max(1.0, abs(want))):
+            bad += 1
+            print(f"  q={q} buckets={case}: prometheus {want}, gates.py {got}")
+print(f"  {len(cases) * 3} quantiles compared, {bad} differ")
+sys.exit(1 if bad else 0)
+PY
+ok "gates.py's histogram_quantile agrees with Prometheus on 42 bucket sets x 3 quantiles"
+
 step "Load: uploads, errors, reads, POST /score with wrk"
 code() { curl -s -o "$WORK/last.json" -w '%{http_code}' "$@"; }
 expect() { # expect CODE DESCRIPTION curl-args...
