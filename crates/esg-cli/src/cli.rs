@@ -227,6 +227,9 @@ pub struct ServeArgs {
     /// Largest uploaded document, in MiB (413 beyond it, enforced while the body streams to disk).
     #[arg(long, env = "ESG_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mb: u64,
+    /// Longest wait for the next bytes of an upload body, in seconds (408 beyond it).
+    #[arg(long, env = "ESG_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub upload_idle_timeout_secs: u64,
     /// Wall-clock limit for extracting one uploaded document, in seconds.
     #[arg(long, env = "ESG_EXTRACT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,

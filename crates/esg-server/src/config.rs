@@ -61,6 +61,10 @@ pub struct Limits {
     pub json_body_bytes: usize,
     /// Largest uploaded document, in bytes (413 `payload_too_large`).
     pub upload_body_bytes: usize,
+    /// Longest wait for the next bytes of an upload body (408
+    /// `request_timeout`): a client trickling its upload does not hold a
+    /// request slot until the request timeout.
+    pub upload_idle_timeout: Duration,
     /// Longest time a request may take (408 `request_timeout`). Probes and
     /// `/metrics` are exempt.
     pub request_timeout: Duration,
@@ -76,6 +80,7 @@ impl Default for Limits {
         Limits {
             json_body_bytes: 1 << 20,
             upload_body_bytes: 256 << 20,
+            upload_idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(300),
             max_concurrent_requests: 64,
             drain_timeout: Duration::from_secs(30),

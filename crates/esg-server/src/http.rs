@@ -715,7 +715,8 @@ async fn upload(
     // is dropped (in the blocking task below, or here on any error or
     // client disconnect).
     let limit = st.limits().upload_body_bytes as u64;
-    let spooled = upload::spool(&headers, body, st.security().tmp_dir(), limit).await?;
+    let idle = st.limits().upload_idle_timeout;
+    let spooled = upload::spool(&headers, body, st.security().tmp_dir(), limit, idle).await?;
     let filename = query_filename
         .or_else(|| spooled.filename.clone())
         .or_else(|| disposition_filename(&headers))

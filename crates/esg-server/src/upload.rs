@@ -7,6 +7,9 @@
 //! * Otherwise bytes are written as they arrive, and the first chunk that
 //!   would take the file past the limit ends the request with 413: the rest
 //!   of the body is never read and the file never holds more than the limit.
+//! * A body that stalls longer than the idle timeout ends with 408, so a
+//!   client trickling bytes does not hold a request slot for the whole
+//!   request timeout.
 //! * The file is a [`tempfile::NamedTempFile`] (mode 0600, random name
 //!   `upload-XXXXXX`): dropping it removes it, on success, on every error
 //!   and when the client disconnects (the request future is dropped).
@@ -132,17 +135,42 @@ fn append(
     Ok(())
 }
 
+/// 408 `request_timeout` when no body bytes came for `idle`.
+fn idle_timeout(idle: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "no upload data arrived for {} ms; the upload was abandoned",
+            idle.as_millis()
+        ),
+    )
+}
+
+/// `fut`, or 408 when it takes longer than `idle`.
+async fn within<T>(
+    idle: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(idle, fut)
+        .await
+        .map_err(|_| idle_timeout(idle))
+}
+
 /// Streams the body into a temporary file under `dir`, at most `limit`
-/// bytes of document (see the module documentation).
+/// bytes of document, waiting at most `idle` for each next piece of the body
+/// (see the module documentation).
 ///
 /// # Errors
-/// 413 over the limit, 400 when the body or the multipart framing cannot be
-/// read, 500 when the file cannot be written.
+/// 413 over the limit, 408 when the body stalls for `idle`, 400 when the
+/// body or the multipart framing cannot be read, 500 when the file cannot
+/// be written.
 pub async fn spool(
     headers: &HeaderMap,
     body: Body,
     dir: &Path,
     limit: u64,
+    idle: Duration,
 ) -> Result<Spooled, ApiError> {
     let multipart = is_multipart(headers);
     let declared = headers
@@ -161,10 +189,10 @@ pub async fn spool(
     let mut len = 0u64;
     let mut filename = None;
     if multipart {
-        filename = spool_multipart(headers, body, &mut file, &mut len, limit).await?;
+        filename = spool_multipart(headers, body, &mut file, &mut len, limit, idle).await?;
     } else {
         let mut body = body;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = within(idle, body.frame()).await? {
             let frame = frame.map_err(body_failed)?;
             if let Ok(data) = frame.into_data() {
                 append(&mut file, &mut len, &data, limit)?;
@@ -202,6 +230,7 @@ async fn spool_multipart(
     file: &mut NamedTempFile,
     len: &mut u64,
     limit: u64,
+    idle: Duration,
 ) -> Result<Option<String>, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -220,15 +249,17 @@ async fn spool_multipart(
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let mut found = false;
     let mut filename = None;
-    while let Some(mut field) = mp
-        .next_field()
-        .await
+    while let Some(mut field) = within(idle, mp.next_field())
+        .await?
         .map_err(|e| multipart_error(e, limit))?
     {
         let is_file = field.file_name().is_some() || field.name() == Some("file");
         if !is_file {
             let mut seen = 0usize;
-            while let Some(c) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+            while let Some(c) = within(idle, field.chunk())
+                .await?
+                .map_err(|e| multipart_error(e, limit))?
+            {
                 seen += c.len();
                 if seen > MAX_FORM_FIELD {
                     return Err(ApiError::new(
@@ -252,7 +283,10 @@ async fn spool_multipart(
         }
         found = true;
         filename = field.file_name().and_then(sanitize_filename);
-        while let Some(c) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        while let Some(c) = within(idle, field.chunk())
+            .await?
+            .map_err(|e| multipart_error(e, limit))?
+        {
             append(file, len, &c, limit)?;
         }
     }

@@ -369,3 +369,42 @@ async fn a_client_that_disconnects_mid_body_leaves_no_temp_file() {
     assert_no_temp_files(&s).await;
     s.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_ends_with_408_and_frees_its_slot() {
+    let s = start_with(
+        |c| c.limits.upload_idle_timeout = Duration::from_millis(400),
+        axum::Router::new(),
+    )
+    .await;
+    for multipart in [false, true] {
+        let mut stream = TcpStream::connect(addr(&s)).await.unwrap();
+        let mut req = head(&s, "Content-Length: 100000\r\n");
+        if multipart {
+            req = req.replace(
+                "Content-Type: text/plain",
+                "Content-Type: multipart/form-data; boundary=B",
+            );
+            req.push_str(
+                "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n",
+            );
+        }
+        req.push_str("Scope 1 emissions fell");
+        stream.write_all(req.as_bytes()).await.unwrap();
+        // ...then nothing more.
+        let started = Instant::now();
+        let (status, body) = read_response(&mut stream, Duration::from_secs(10))
+            .await
+            .expect("a response");
+        let waited = started.elapsed();
+        assert_eq!(status, 408, "{body}");
+        assert!(body.contains("request_timeout"), "{body}");
+        assert!(
+            waited >= Duration::from_millis(350) && waited < Duration::from_secs(5),
+            "answered after {waited:?}"
+        );
+        assert_no_temp_files(&s).await;
+    }
+    assert_eq!(s.upload_sample().await.status(), 201);
+    s.stop().await.unwrap();
+}
