@@ -337,3 +337,52 @@ fn spans_reach_a_real_otlp_grpc_receiver() {
 fn spans_reach_a_real_otlp_http_protobuf_receiver_with_default_settings() {
     export_case(Transport::HttpProtobuf);
 }
+
+#[test]
+fn console_exporter_prints_span_json_lines_on_stderr() {
+    let mut s = Served::start_ingested(&[], &[("OTEL_TRACES_EXPORTER", "console")]);
+    let tp = format!("00-{TRACE_A}-{PARENT_A}-01");
+    let r = s.send("GET", "/companies", &[("traceparent", &tp)], b"");
+    assert_eq!(r.status, 200);
+    let span_id = r.header("x-span-id").to_string();
+    s.sigterm();
+    let (status, _) = s.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert!(status.success());
+    let lines = s.stderr.lock().unwrap().clone();
+    let server = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["span_id"] == span_id.as_str())
+        .unwrap_or_else(|| panic!("no span line for {span_id} on stderr: {lines:?}"));
+    assert_eq!(server["name"], "GET /companies");
+    assert_eq!(server["trace_id"], TRACE_A);
+    assert_eq!(server["parent_span_id"], PARENT_A);
+    assert_eq!(server["attributes"]["http.route"], "/companies");
+    // stdout stays the JSON log stream.
+    assert!(!s.json_logs().is_empty());
+}
+
+#[test]
+fn an_unknown_exporter_stops_the_server_at_startup_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_esg"));
+    cmd.arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null());
+    for v in OTEL_VARS {
+        cmd.env_remove(v);
+    }
+    let out = cmd
+        .env("OTEL_TRACES_EXPORTER", "jaeger")
+        .output()
+        .expect("run esg serve");
+    assert!(!out.status.success(), "an unknown exporter must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OTEL_TRACES_EXPORTER")
+            && err.contains("jaeger")
+            && err.contains("otlp, console or none"),
+        "{err}"
+    );
+}

@@ -42,6 +42,8 @@ pub struct Served {
     pub child: Child,
     pub addr: String,
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// stderr lines (drained by a thread too).
+    pub stderr: Arc<Mutex<Vec<String>>>,
     pub data: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -185,7 +187,7 @@ impl Served {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for v in OTEL_VARS {
             cmd.env_remove(v);
         }
@@ -195,6 +197,15 @@ impl Served {
         let mut child = cmd.spawn().expect("start esg serve");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<String>();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("stderr");
+        let stderr2 = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                stderr2.lock().unwrap().push(line);
+            }
+        });
         let out = child.stdout.take().expect("stdout");
         let logs2 = logs.clone();
         std::thread::spawn(move || {
@@ -217,8 +228,9 @@ impl Served {
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "no 'listening' log line; stdout so far: {:?}",
-                    logs.lock().unwrap()
+                    "no 'listening' log line; stdout so far: {:?}; stderr: {:?}",
+                    logs.lock().unwrap(),
+                    stderr.lock().unwrap()
                 );
             }
         };
@@ -226,6 +238,7 @@ impl Served {
             child,
             addr,
             logs,
+            stderr,
             data,
             _tmp: tmp,
         };
