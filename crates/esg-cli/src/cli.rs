@@ -227,6 +227,10 @@ pub struct ServeArgs {
     /// Largest uploaded document, in MiB (413 beyond it, enforced while the body streams to disk).
     #[arg(long, env = "ESG_MAX_UPLOAD_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mb: u64,
+    /// Longest time to receive a request's head, and longest idle keep-alive, in seconds
+    /// (the connection is closed beyond it; stops slow-header clients).
+    #[arg(long, env = "ESG_HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
     /// Longest wait for the next bytes of an upload body, in seconds (408 beyond it).
     #[arg(long, env = "ESG_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub upload_idle_timeout_secs: u64,

@@ -73,6 +73,10 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// How long in-flight requests may run after shutdown begins.
     pub drain_timeout: Duration,
+    /// Longest time a client may take to send a request's head, and
+    /// longest idle time of a kept-alive connection; the connection is
+    /// closed beyond it (slow-header clients cannot hold connections open).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -84,6 +88,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(300),
             max_concurrent_requests: 64,
             drain_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }

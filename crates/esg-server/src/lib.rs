@@ -117,14 +117,10 @@ pub async fn run(
         begun2.notify_one();
     };
     let drain = state.limits().drain_timeout;
-    // The peer address feeds the per-client rate limit.
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
+    let server =
+        security::serve_connections(listener, app, state.limits().header_read_timeout, graceful);
     tokio::select! {
-        r = server.into_future() => r.context("the HTTP server failed")?,
+        r = server => r.context("the HTTP server failed")?,
         () = async { begun.notified().await; tokio::time::sleep(drain).await } => {
             tracing::warn!(drain_timeout_ms = drain.as_millis() as u64, "drain timeout reached; abandoning in-flight requests");
         }
@@ -164,13 +160,15 @@ pub async fn serve_on_with_admin(
     let admin = admin.map(|l| {
         let app = http::admin_router(state.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let header_timeout = state.limits().header_read_timeout;
+        let task = tokio::spawn(security::serve_connections(
+            l,
+            app,
+            header_timeout,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         (stop, task)
     });
     let result = run(listener, router(state.clone()), state, shutdown).await;

@@ -434,6 +434,110 @@ pub async fn headers(mut res: Response) -> Response {
     res
 }
 
+/// Serves `app` on `listener` until `shutdown`, then stops accepting, asks
+/// every connection to close once its current request is answered, and
+/// waits for them (the caller bounds that wait with the drain timeout).
+///
+/// The same as `axum::serve(..).with_graceful_shutdown(..)` with
+/// `ConnectInfo<SocketAddr>` (for the rate limit), except that hyper's
+/// HTTP/1 header read timeout is armed: a client that does not finish a
+/// request head within `header_read_timeout` (or keeps a connection idle
+/// that long) is disconnected, so slow-header clients cannot pin
+/// connections open. `axum::serve` sets no timer, which leaves that timeout
+/// off.
+///
+/// # Errors
+/// None so far (accept errors are logged and retried); the `Result` keeps
+/// the signature of a server.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // `stop` tells connections to finish; `close` counts the live ones.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    let spawn = |io: tokio::net::TcpStream, peer: SocketAddr| {
+        spawn_connection(
+            io,
+            peer,
+            app.clone(),
+            header_read_timeout,
+            stop_rx.clone(),
+            close_rx.clone(),
+        );
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((io, peer)) => spawn(io, peer),
+                Err(e) => {
+                    // EMFILE and the like are transient: back off, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    // Connections the kernel already completed are served (a probe on one
+    // sees /ready 503) rather than reset when the listener closes.
+    while let Ok(Ok((io, peer))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await {
+        spawn(io, peer);
+    }
+    drop(listener);
+    drop(close_rx);
+    let _ = stop_tx.send(true);
+    close_tx.closed().await;
+    Ok(())
+}
+
+fn spawn_connection(
+    io: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    close: tokio::sync::watch::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let _ = io.set_nodelay(true);
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    tokio::spawn(async move {
+        let _close = close;
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(io), svc);
+        let mut conn = std::pin::pin!(conn);
+        // The connection is polled first, so a request that arrived with it
+        // is read (and answered) even when shutdown begins at that moment;
+        // then keep-alive is turned off.
+        let done = tokio::select! {
+            biased;
+            r = conn.as_mut() => Some(r),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let r = match done {
+            Some(r) => r,
+            None => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+    });
+}
+
 /// At start: logs the key file's state and removes stale spooled uploads.
 pub fn on_load(st: &AppState) {
     let sec = st.security();

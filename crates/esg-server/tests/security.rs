@@ -287,3 +287,66 @@ async fn the_admin_listener_serves_probes_and_takes_metrics_off_the_main_one() {
         "admin still answering"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_clients_are_disconnected_but_slow_bodies_are_not() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = start_with(
+        |c| c.limits.header_read_timeout = Duration::from_millis(300),
+        axum::Router::new(),
+    )
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // A head that never ends: closed after the timeout.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "the connection was held open");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // An idle kept-alive connection is closed too.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    c.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut rest)).await;
+    assert!(r.is_ok(), "an idle keep-alive connection was held open");
+    // A body that arrives slowly (longer than the header timeout in all) is fine.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = SAMPLE.as_bytes();
+    c.write_all(
+        format!(
+            "POST /documents?company=Northwind%20Components%20Ltd&year=2024 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            s.api_key,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    for part in body.chunks(body.len() / 5 + 1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.write_all(part).await.unwrap();
+    }
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), c.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    // Ordinary requests are unaffected.
+    assert_eq!(s.get("/health").await.status(), 200);
+    s.stop().await.unwrap();
+}
