@@ -240,6 +240,12 @@ fn export_case(t: Transport) {
         Some(StatusCode::Error as i32)
     );
     assert!(c.end_time_unix_nano > c.start_time_unix_nano);
+    // The INFO access events are log lines, not span events.
+    assert!(
+        c.events.is_empty(),
+        "{:?}",
+        c.events.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
     let kids = children(&all, c);
     assert_eq!(kids, ["store.companies"], "children of GET /companies");
 

@@ -8,7 +8,7 @@
 //! (default `info`).
 
 use crate::config::LogFormat;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt;
 use std::io::Write as _;
 use tracing::field::{Field, Visit};
@@ -19,32 +19,56 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Fields recorded on a span, kept in its extensions.
+/// Fields recorded on a span, kept in its extensions: name and value, in
+/// the order first recorded (a later record of the same name replaces the
+/// value). Dotted names (`http.route`, `otel.name`) are span attributes for
+/// traces, not log fields, and are not kept.
 #[derive(Debug, Default, Clone)]
-struct SpanFields(Map<String, Value>);
+struct SpanFields(Vec<(&'static str, Value)>);
 
-struct Visitor<'a>(&'a mut Map<String, Value>);
+/// Collects fields as (name, value) pairs; a repeated name keeps the last.
+struct Visitor<'a>(&'a mut Vec<(&'static str, Value)>);
+
+impl Visitor<'_> {
+    fn put(&mut self, field: &Field, value: Value) {
+        let name = field.name();
+        if name.contains('.') {
+            return;
+        }
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value.into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.put(field, format!("{value:?}").into());
     }
+}
+
+/// Appends `"key":value` (with a leading comma) to `out`.
+fn push_member(out: &mut Vec<u8>, key: &str, value: &Value) {
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// The JSON lines layer, writing to `W`.
@@ -82,35 +106,47 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // Written straight into one buffer (no intermediate JSON object):
+        // this runs twice per request. Precedence when names repeat: the
+        // event's own fields, then inner spans over outer ones.
         let meta = event.metadata();
-        let mut obj = Map::new();
-        obj.insert(
-            "@timestamp".into(),
-            chrono::Utc::now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                .into(),
-        );
-        obj.insert("level".into(), meta.level().as_str().into());
-        obj.insert("logger".into(), meta.target().into());
-        obj.insert("message".into(), "".into());
+        let mut fields = Vec::with_capacity(8);
+        event.record(&mut Visitor(&mut fields));
+        let mut line = Vec::with_capacity(512);
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        line.extend_from_slice(b"{\"@timestamp\":");
+        let _ = serde_json::to_writer(&mut line, &ts);
+        push_member(&mut line, "level", &Value::from(meta.level().as_str()));
+        push_member(&mut line, "logger", &Value::from(meta.target()));
+        let message = fields
+            .iter()
+            .position(|(k, _)| *k == "message")
+            .map_or_else(|| Value::from(""), |i| fields.swap_remove(i).1);
+        push_member(&mut line, "message", &message);
+        let mut written: Vec<&'static str> = Vec::with_capacity(16);
         if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
+            // Innermost first, so the first value written for a name wins.
+            for span in scope {
                 if let Some(f) = span.extensions().get::<SpanFields>() {
-                    // Dotted names (`http.route`, `otel.name`) are span
-                    // attributes for traces, not log fields.
-                    for (k, v) in f.0.iter().filter(|(k, _)| !k.contains('.')) {
-                        obj.insert(k.clone(), v.clone());
+                    for &(k, ref v) in &f.0 {
+                        if matches!(k, "@timestamp" | "level" | "logger" | "message")
+                            || written.contains(&k)
+                            || fields.iter().any(|(e, _)| *e == k)
+                        {
+                            continue;
+                        }
+                        written.push(k);
+                        push_member(&mut line, k, v);
                     }
                 }
             }
         }
-        let mut fields = Map::new();
-        event.record(&mut Visitor(&mut fields));
-        for (k, v) in fields {
-            obj.insert(k, v);
+        for (k, v) in &fields {
+            if !matches!(*k, "@timestamp" | "level" | "logger") {
+                push_member(&mut line, k, v);
+            }
         }
-        let mut line = serde_json::to_vec(&Value::Object(obj)).unwrap_or_default();
-        line.push(b'\n');
+        line.extend_from_slice(b"}\n");
         let _ = self.make_writer.make_writer().write_all(&line);
     }
 }
@@ -132,9 +168,22 @@ pub fn try_init(format: LogFormat, service_name: &str) -> anyhow::Result<crate::
     use tracing_subscriber::Layer as _;
     let exporter = crate::otel::exporter_from_env()?;
     let provider = crate::otel::provider(exporter, service_name)?;
-    let otel = provider
-        .as_ref()
-        .map(|p| crate::otel::layer(p).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    // Spans at INFO and above; events only at WARN and above (a warning or
+    // an error on a span is worth a span event; the per-request INFO access
+    // events are log lines, and as span events they would double the
+    // export work of every request).
+    let otel = provider.as_ref().map(|p| {
+        crate::otel::layer(p).with_filter(
+            tracing_subscriber::filter::filter_fn(|meta| {
+                if meta.is_event() {
+                    *meta.level() <= tracing::Level::WARN
+                } else {
+                    *meta.level() <= tracing::Level::INFO
+                }
+            })
+            .with_max_level_hint(tracing_subscriber::filter::LevelFilter::INFO),
+        )
+    });
     let registry = tracing_subscriber::registry().with(otel);
     match format {
         LogFormat::Json => registry
@@ -192,5 +241,38 @@ mod tests {
         assert_eq!(v["request_id"], "r1");
         assert_eq!(v["status_code"], 200);
         assert!(v["@timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn event_fields_win_over_inner_spans_over_outer_spans_and_keys_are_unique() {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let sub = tracing_subscriber::registry().with(JsonLayer::new(move || b2.clone()));
+        tracing::subscriber::with_default(sub, || {
+            let outer = tracing::info_span!("request", a = "outer", b = "outer", http.route = "/x");
+            let _o = outer.enter();
+            let inner = tracing::info_span!("store", b = "inner", c = "inner");
+            let _i = inner.enter();
+            tracing::warn!(
+                c = "event",
+                quote = "say \"hi\"\n",
+                level = "sneaky",
+                "done"
+            );
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let v: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["a"], "outer");
+        assert_eq!(v["b"], "inner");
+        assert_eq!(v["c"], "event");
+        assert_eq!(v["quote"], "say \"hi\"\n");
+        assert_eq!(v["level"], "WARN", "reserved names are not overwritten");
+        assert_eq!(v["message"], "done");
+        assert!(v.get("http.route").is_none());
+        // serde_json keeps the last of duplicate keys: count them in the text.
+        for key in ["\"b\":", "\"c\":", "\"level\":", "\"message\":"] {
+            assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
+        }
     }
 }

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# HTTP load on loopback with wrk: requests/s and p50/p99 latency of
+# GET /health and POST /score at several concurrencies, for
+#   on    esg serve with observability on: JSON logs at info to a file and
+#         OTLP/gRPC span export to a local receiver (examples/otlp_sink.rs),
+#   off   esg serve with OTEL_TRACES_EXPORTER=none and RUST_LOG=warn,
+#   hello a minimal hyper 1 server (examples/hello.rs, same runtime), /health only,
+# in one run, interleaved (for each endpoint and concurrency: on, off, hello)
+# so that machine noise hits all of them alike. Goals (issue 4):
+# observability costs <= 5 % throughput; /health >= 70 % of hello's.
+#
+# Every cell is run REPEAT times (interleaved rounds) and the table shows the
+# median round, so one noisy moment on a shared machine does not decide it.
+#
+# Run by hand:  bench/http_load.sh
+# Knobs:        DURATION=8 (seconds per run)  REPEAT=3  CONCURRENCY="1 8 64"
+#               CARGO_TARGET_DIR (where release binaries are built)
+# Needs: cargo, wrk, curl, python3 (to pick free ports).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-8}
+REPEAT=${REPEAT:-3}
+CONCURRENCY=${CONCURRENCY:-"1 8 64"}
+TARGET=${CARGO_TARGET_DIR:-target}
+
+for tool in cargo wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "http_load.sh: $tool is required" >&2; exit 1; }
+done
+
+echo "building release binaries (esg, examples hello and otlp_sink)..." >&2
+cargo build --release --quiet -p esg-cli --bin esg
+cargo build --release --quiet -p esg-server --example hello --example otlp_sink
+ESG="$TARGET/release/esg"
+HELLO="$TARGET/release/examples/hello"
+SINK="$TARGET/release/examples/otlp_sink"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_ready() { # url
+  for _ in $(seq 1 200); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ]; then return 0; fi
+    sleep 0.05
+  done
+  echo "http_load.sh: $1 never answered 200" >&2
+  exit 1
+}
+
+# Data: the shipped sample report, ingested once; both servers read it.
+"$ESG" --data-dir "$WORK/data" ingest --company "Northwind Components Ltd" --year 2024 \
+  samples/northwind-2024-sustainability.txt >/dev/null
+
+SINK_PORT=$(free_port)
+"$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" &
+PIDS+=($!)
+SINK_PID=$!
+
+ON_PORT=$(free_port)
+env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
+  RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME=esg-bench \
+  "$ESG" --data-dir "$WORK/data" serve --listen "127.0.0.1:$ON_PORT" \
+  --max-concurrent-requests 1024 >"$WORK/on.log" 2>"$WORK/on.err" &
+PIDS+=($!)
+ON_PID=$!
+
+OFF_PORT=$(free_port)
+env -u OTEL_EXPORTER_OTLP_ENDPOINT RUST_LOG=warn OTEL_TRACES_EXPORTER=none \
+  "$ESG" --data-dir "$WORK/data" serve --listen "127.0.0.1:$OFF_PORT" \
+  --max-concurrent-requests 1024 >"$WORK/off.log" 2>"$WORK/off.err" &
+PIDS+=($!)
+
+HELLO_PORT=$(free_port)
+"$HELLO" "127.0.0.1:$HELLO_PORT" >/dev/null &
+PIDS+=($!)
+
+wait_ready "http://127.0.0.1:$ON_PORT/ready"
+wait_ready "http://127.0.0.1:$OFF_PORT/ready"
+wait_ready "http://127.0.0.1:$HELLO_PORT/health"
+
+cat >"$WORK/score.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"company":"Northwind Components Ltd","year":2024}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -d '{"company":"Northwind Components Ltd","year":2024}' "http://127.0.0.1:$OFF_PORT/score")
+[ "$code" = 200 ] || { echo "http_load.sh: POST /score answered $code" >&2; exit 1; }
+
+# to_ms VALUE-WITH-UNIT (wrk prints us, ms or s)
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n = n * 60000; else if (v ~ /s$/) n = n * 1000
+    printf "%.3f", n }'
+}
+
+# run NAME PORT PATH CONC [LUA] -> appends a row to $WORK/rows
+ON_REQUESTS=0
+run() {
+  local name=$1 port=$2 path=$3 c=$4 lua=${5:-}
+  local t=$(( c < 2 ? c : 2 ))
+  local out="$WORK/wrk.out"
+  wrk -t "$t" -c "$c" -d "${DURATION}s" --latency ${lua:+-s "$lua"} \
+    "http://127.0.0.1:$port$path" >"$out" 2>&1
+  local rps p50 p99 reqs non2xx errs
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+  reqs=$(awk '/requests in/ {print $1}' "$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
+  errs=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$out")
+  if [ "$name" = on ]; then ON_REQUESTS=$((ON_REQUESTS + reqs)); fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$c" "$name" "$rps" "$p50" "$p99" \
+    "${non2xx:-0}" "${errs:-0}" >>"$WORK/rows"
+}
+
+echo "warming up..." >&2
+for port in $ON_PORT $OFF_PORT; do
+  wrk -t 2 -c 8 -d 2s "http://127.0.0.1:$port/health" >/dev/null
+  wrk -t 2 -c 8 -d 2s -s "$WORK/score.lua" "http://127.0.0.1:$port/score" >/dev/null
+done
+wrk -t 2 -c 8 -d 2s "http://127.0.0.1:$HELLO_PORT/health" >/dev/null
+
+: >"$WORK/rows"
+for round in $(seq 1 "$REPEAT"); do
+  for c in $CONCURRENCY; do
+    echo "round $round/$REPEAT, concurrency $c..." >&2
+    run on "$ON_PORT" /health "$c"
+    run off "$OFF_PORT" /health "$c"
+    run hello "$HELLO_PORT" /health "$c"
+    run on "$ON_PORT" /score "$c" "$WORK/score.lua"
+    run off "$OFF_PORT" /score "$c" "$WORK/score.lua"
+  done
+done
+# Median round per (endpoint, concurrency, server), by req/s; rows keep
+# first-seen order.
+awk -F'\t' '
+  { k = $1 "\t" $2 "\t" $3; if (!(k in n)) order[++m] = k; n[k]++; row[k, n[k]] = $0; rps[k, n[k]] = $4 }
+  END {
+    for (i = 1; i <= m; i++) {
+      k = order[i]; c = n[k]
+      for (a = 1; a <= c; a++) idx[a] = a
+      for (a = 1; a <= c; a++) for (b = a + 1; b <= c; b++)
+        if (rps[k, idx[b]] + 0 < rps[k, idx[a]] + 0) { t = idx[a]; idx[a] = idx[b]; idx[b] = t }
+      med = idx[int((c + 1) / 2)]
+      all = ""; for (a = 1; a <= c; a++) all = all (a > 1 ? "/" : "") sprintf("%.0f", rps[k, a])
+      print row[k, med] "\t" all
+    }
+  }' "$WORK/rows" >"$WORK/median"
+
+# Flush: stopping the "on" server flushes its spans; then stop the sink.
+kill -TERM "$ON_PID"; wait "$ON_PID" 2>/dev/null || true
+sleep 1
+kill -TERM "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+SPANS=$(tail -n 1 "$WORK/sink.log" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p')
+LOG_LINES=$(wc -l <"$WORK/on.log")
+
+echo
+echo "# HTTP load, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), ${DURATION}s per run, wrk on loopback"
+echo
+echo "| endpoint | conc | server | req/s (median) | p50 ms | p99 ms | non-2xx | socket errors | req/s of each round |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|---|"
+awk -F'\t' '{ printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$WORK/median"
+echo
+echo "| endpoint | conc | observability cost (1 - on/off) | /health on/hello | /health off/hello |"
+echo "|---|---:|---:|---:|---:|"
+awk -F'\t' '
+  { r[$1 "|" $2 "|" $3] = $4; if (!seen[$1 "|" $2]++) keys[++n] = $1 "|" $2 }
+  END {
+    for (i = 1; i <= n; i++) {
+      split(keys[i], k, "|"); on = r[keys[i] "|on"]; off = r[keys[i] "|off"]; h = r[keys[i] "|hello"]
+      cost = off > 0 ? 100 * (1 - on / off) : 0
+      if (h > 0) printf "| %s | %s | %.1f %% | %.0f %% | %.0f %% |\n", k[1], k[2], cost, 100 * on / h, 100 * off / h
+      else printf "| %s | %s | %.1f %% | | |\n", k[1], k[2], cost
+    }
+  }' "$WORK/median"
+echo
+echo "observability on: $ON_REQUESTS requests measured; $SPANS spans received by the OTLP sink; $LOG_LINES JSON log lines written"
+echo "goals: observability cost <= 5 %; /health >= 70 % of hello"
