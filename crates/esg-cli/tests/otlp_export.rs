@@ -392,3 +392,54 @@ fn an_unknown_exporter_stops_the_server_at_startup_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_sampler_variables_are_honoured_parent_based_ratio_zero() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = Received::default();
+    let endpoint = start_receiver(&rt, Transport::HttpProtobuf, received.clone());
+    let mut s = Served::start_ingested(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    );
+    // A sampled caller: the parent's decision wins over the ratio.
+    let sampled = format!("00-{TRACE_A}-{PARENT_A}-01");
+    let r = s.send("GET", "/companies", &[("traceparent", &sampled)], b"");
+    assert_eq!(r.status, 200);
+    // An unsampled caller, and a root request: ratio 0 drops them.
+    let unsampled = format!("00-{TRACE_B}-{PARENT_B}-00");
+    let r = s.send("GET", "/companies", &[("traceparent", &unsampled)], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-trace-id"), TRACE_B, "ids still propagate");
+    let r = s.get("/live");
+    assert_eq!(r.status, 200);
+    let root_trace = r.header("x-trace-id").to_string();
+    s.sigterm();
+    let (status, _) = s.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert!(status.success());
+    let traces: Vec<String> = spans(&received)
+        .iter()
+        .map(|(_, sp)| hex(&sp.trace_id))
+        .collect();
+    assert!(
+        traces.iter().any(|t| t == TRACE_A),
+        "sampled parent exported: {traces:?}"
+    );
+    assert!(
+        !traces.iter().any(|t| t == TRACE_B),
+        "unsampled parent dropped: {traces:?}"
+    );
+    assert!(
+        !traces.contains(&root_trace),
+        "ratio 0 drops roots: {traces:?}"
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
