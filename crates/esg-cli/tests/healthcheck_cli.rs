@@ -2,91 +2,24 @@
 //! port (healthy, ready, not ready, not a probe), a closed port and a
 //! listener that never answers; plus the `esg_ready` gauge it mirrors.
 
+mod serve_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use serve_support::Served;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `esg serve`, stopped (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    _tmp: tempfile::TempDir,
+/// Starts `esg serve --listen 127.0.0.1:0 extra...` without waiting for
+/// `/ready` (some tests want a server that never gets ready).
+fn start(extra: &[&str]) -> Served {
+    Served::spawn_with(|_| {}, extra, &[("OTEL_TRACES_EXPORTER", "none")])
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `esg serve --listen 127.0.0.1:0 extra...` and reads the bound
-/// address from its `listening` log line.
-fn start(extra: &[&str]) -> Server {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let mut child = Command::new(support::esg_bin())
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("ESG_HEALTHCHECK_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start esg serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = None;
-    for line in lines.by_ref().take(20) {
-        let line = line.unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
-        if v["message"] == "listening" {
-            addr = v["listen"].as_str().map(str::to_string);
-            break;
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let addr = addr.expect("a 'listening' log line with the address");
-    Server {
-        child,
-        addr,
-        _tmp: tmp,
-    }
-}
-
-/// Raw GET, independent of the code under test; returns (status, body).
+/// GET on a new connection; returns (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let r = serve_support::request(addr, "GET", path, &[], b"").expect("GET");
+    (r.status, r.body)
 }
 
 /// Waits until every readiness check has run (ok or failed): `/ready`

@@ -5,14 +5,15 @@
 //! `extraction_memory_limit` under `--max-memory-mb 256`), the admin
 //! listener, and no key in any log line.
 
+mod serve_support;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use serve_support::Served;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::esg;
 
@@ -39,9 +40,7 @@ fn stderr(o: &std::process::Output) -> String {
 }
 
 fn add_key(data: &Path, label: &str) -> String {
-    let out = esg(data, &["keys", "add", "--label", label]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let key = stdout(&out).trim().to_string();
+    let key = serve_support::add_key(data, label);
     assert!(is_key(&key), "stdout is the key alone: {key:?}");
     key
 }
@@ -207,7 +206,8 @@ fn concurrent_key_additions_are_all_kept() {
     assert_eq!(rows.len(), 6, "a concurrent add was lost: {rows:?}");
 }
 
-/// One HTTP/1.1 exchange; returns (status, lower-cased head, body).
+/// One HTTP/1.1 exchange on a new connection; returns (status, the
+/// response head lower-cased, body).
 fn http(
     addr: &str,
     method: &str,
@@ -215,28 +215,12 @@ fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+    let r = serve_support::request(addr, method, path, headers, body).expect("request");
+    let mut head = format!("http/1.1 {}", r.status);
+    for (k, v) in &r.headers {
+        head.push_str(&format!("\r\n{k}: {}", v.to_ascii_lowercase()));
     }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (h, b) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = h
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, h.to_ascii_lowercase(), b.to_string())
+    (r.status, head, r.body)
 }
 
 fn code(body: &str) -> String {
@@ -245,68 +229,25 @@ fn code(body: &str) -> String {
         .unwrap_or_default()
 }
 
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
 #[test]
 fn hardened_serve_end_to_end() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let key = add_key(&data, "uploader");
-    let mut child = Command::new(support::esg_bin())
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let mut key = String::new();
+    let mut srv = Served::spawn_with(
+        |data| key = add_key(data, "uploader"),
+        &[
             "--admin-listen",
             "127.0.0.1:0",
             "--max-memory-mb",
             "256",
             "--max-upload-mb",
             "8",
-        ])
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("ESG_DATA_DIR")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start esg serve");
-    let logs = Arc::new(Mutex::new(Vec::<String>::new()));
-    let logs2 = logs.clone();
-    let out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            logs2.lock().unwrap().push(line);
-        }
-    });
-    let field = |message: &str, name: &str| -> Option<String> {
-        logs.lock().unwrap().iter().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["message"].as_str()? == message).then(|| v[name].as_str().map(str::to_string))?
-        })
-    };
+        ],
+        &[("OTEL_TRACES_EXPORTER", "none"), ("RUST_LOG", "debug")],
+    );
+    let data = srv.data.clone();
+    let addr = srv.addr.clone();
+    let admin = srv.wait_log_field("admin listening (probes and /metrics)", "admin_listen");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (addr, admin) = loop {
-        if let (Some(a), Some(b)) = (
-            field("listening", "listen"),
-            field("admin listening (probes and /metrics)", "admin_listen"),
-        ) {
-            break (a, b);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no listening lines: {:?}",
-            logs.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
     while http(&admin, "GET", "/ready", &[], b"").0 != 200 {
         assert!(Instant::now() < deadline, "never ready");
         std::thread::sleep(Duration::from_millis(50));
@@ -429,19 +370,13 @@ fn hardened_serve_end_to_end() {
     assert_eq!(http(&addr, "GET", "/ready", &[], b"").0, 200);
 
     // SIGTERM: both listeners stop, exit 0.
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc_kill(child.id() as i32, 15) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    srv.sigterm();
+    let (status, _) = srv
+        .wait_exit(Duration::from_secs(30))
+        .expect("no exit after SIGTERM");
     assert!(status.success(), "{status:?}");
-    reader.join().unwrap();
-    let logs = logs.lock().unwrap();
+    srv.join_logs();
+    let logs = srv.logs.lock().unwrap();
     assert!(
         logs.iter().any(|l| l.contains("\"request sent\"")),
         "request lines logged"
@@ -463,7 +398,6 @@ fn hardened_serve_end_to_end() {
 fn serve_security_flags_have_env_fallbacks() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let key = add_key(&data, "env");
     let bad = Command::new(support::esg_bin())
         .args([
             "--data-dir",
@@ -479,41 +413,20 @@ fn serve_security_flags_have_env_fallbacks() {
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("not-an-origin"), "{}", stderr(&bad));
 
-    let mut child = Command::new(support::esg_bin())
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env_remove("ESG_DATA_DIR")
-        .env(
-            "ESG_CORS_ALLOW_ORIGIN",
-            "https://a.example,https://b.example",
-        )
-        .env("ESG_RATE_LIMIT_PER_MINUTE", "4")
-        .env("ESG_REQUIRE_AUTH_FOR_READS", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .take(50)
-        .find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l.ok()?).ok()?;
-            (v["message"] == "listening").then(|| v["listen"].as_str().map(str::to_string))?
-        })
-        .expect("listening line");
-    std::thread::spawn(move || lines.for_each(drop));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http(&addr, "GET", "/ready", &[], b"").0 != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut srv = Served::start(
+        &[],
+        &[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            (
+                "ESG_CORS_ALLOW_ORIGIN",
+                "https://a.example,https://b.example",
+            ),
+            ("ESG_RATE_LIMIT_PER_MINUTE", "4"),
+            ("ESG_REQUIRE_AUTH_FOR_READS", "true"),
+        ],
+    );
+    let key = srv.add_key("env");
+    let addr = srv.addr.clone();
     let bearer = format!("Bearer {key}");
     // Reads need the key (ESG_REQUIRE_AUTH_FOR_READS).
     let (st, _, body) = http(&addr, "GET", "/companies", &[], b"");
@@ -562,7 +475,7 @@ fn serve_security_flags_have_env_fallbacks() {
         200,
         "probes are exempt"
     );
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc_kill(child.id() as i32, 15) };
-    assert!(child.wait().unwrap().success());
+    srv.sigterm();
+    let (status, _) = srv.wait_exit(Duration::from_secs(30)).expect("exit");
+    assert!(status.success(), "{status:?}");
 }

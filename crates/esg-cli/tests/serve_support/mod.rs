@@ -37,6 +37,29 @@ pub const OTEL_VARS: &[&str] = &[
     "OTEL_RESOURCE_ATTRIBUTES",
 ];
 
+/// Runs `esg --data-dir DATA keys add --label LABEL` and returns the key
+/// it printed on stdout.
+pub fn add_key(data: &Path, label: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_esg"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["keys", "add", "--label", label])
+        .env_remove("ESG_DATA_DIR")
+        .env_remove("ESG_API_KEYS_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run esg keys add");
+    assert!(
+        out.status.success(),
+        "esg keys add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 key")
+        .trim()
+        .to_string()
+}
+
 /// A running `esg serve`.
 pub struct Served {
     pub child: Child,
@@ -45,6 +68,7 @@ pub struct Served {
     /// stderr lines (drained by a thread too).
     pub stderr: Arc<Mutex<Vec<String>>>,
     pub data: PathBuf,
+    stdout_reader: Option<std::thread::JoinHandle<()>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -144,7 +168,22 @@ impl Served {
     /// with the `OTEL_*` variables cleared and then `env` set, waits for the
     /// `listening` log line and for `/ready` to answer 200.
     pub fn start(extra_args: &[&str], env: &[(&str, &str)]) -> Served {
-        Self::start_in(tempfile::tempdir().expect("tempdir"), extra_args, env)
+        let s = Self::spawn_with(|_| {}, extra_args, env);
+        s.wait_ready();
+        s
+    }
+
+    /// Like [`Served::start`], but runs `setup` on the (not yet existing)
+    /// data directory first, e.g. to add API keys, and returns as soon as
+    /// the `listening` line is logged, without waiting for `/ready`.
+    pub fn spawn_with(
+        setup: impl FnOnce(&Path),
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Served {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        setup(&tmp.path().join("data"));
+        Self::spawn_in(tmp, extra_args, env)
     }
 
     /// [`Served::start`] on a data directory where `esg ingest` has stored
@@ -173,10 +212,12 @@ impl Served {
             "esg ingest: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self::start_in(tmp, extra_args, env)
+        let s = Self::spawn_in(tmp, extra_args, env);
+        s.wait_ready();
+        s
     }
 
-    fn start_in(tmp: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Served {
+    fn spawn_in(tmp: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Served {
         let data = tmp.path().join("data");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_esg"));
         cmd.arg("--data-dir")
@@ -208,7 +249,7 @@ impl Served {
         });
         let out = child.stdout.take().expect("stdout");
         let logs2 = logs.clone();
-        std::thread::spawn(move || {
+        let stdout_reader = std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
@@ -234,24 +275,56 @@ impl Served {
                 );
             }
         };
-        let s = Served {
+        Served {
             child,
             addr,
             logs,
             stderr,
             data,
+            stdout_reader: Some(stdout_reader),
             _tmp: tmp,
-        };
+        }
+    }
+
+    /// Waits (up to 30 s) until `/ready` answers 200.
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let r = s.get("/ready");
+            let r = self.get("/ready");
             if r.status == 200 {
-                break;
+                return;
             }
             assert!(Instant::now() < deadline, "never ready: {r:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        s
+    }
+
+    /// Waits (up to 30 s) for a JSON log line whose `message` is `message`
+    /// and returns its string field `field`.
+    pub fn wait_log_field(&self, message: &str, field: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.logs.lock().unwrap().iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == message).then(|| v[field].as_str().map(str::to_string))?
+            });
+            if let Some(f) = found {
+                return f;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {message:?} log line with {field:?}: {:?}",
+                self.logs.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `esg keys add --label LABEL` on this server's data directory
+    /// and returns the key it printed (the server picks new keys up
+    /// without a restart).
+    pub fn add_key(&self, label: &str) -> String {
+        add_key(&self.data, label)
     }
 
     /// GET `path` on a new connection.
@@ -282,6 +355,14 @@ impl Served {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// After the process has exited: waits until every stdout line it wrote
+    /// is in [`Served::logs`].
+    pub fn join_logs(&mut self) {
+        if let Some(h) = self.stdout_reader.take() {
+            h.join().expect("stdout reader");
         }
     }
 
