@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 
 fn anon() -> reqwest::Client {
     reqwest::Client::new()
@@ -255,19 +254,6 @@ async fn reads_can_require_a_key_while_probes_and_metrics_stay_open() {
         );
     }
     s.stop().await.unwrap();
-}
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The request log lines of accepted and refused keys name neither key.

@@ -3,6 +3,7 @@
 
 use axum::Router;
 use esg_server::{AppState, Extraction, ServerConfig};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -138,4 +139,19 @@ pub async fn error_body(r: reqwest::Response, status: u16, code: &str) -> serde_
     assert!(v["error"]["details"].is_array(), "{v}");
     assert_eq!(v["request_id"], rid.as_str(), "{v}");
     v
+}
+
+/// An in-memory log sink for `esg_server::logging::JsonLayer` (or any
+/// `MakeWriter`): clones share one buffer.
+#[derive(Clone, Default)]
+pub struct Buf(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
