@@ -269,6 +269,7 @@ fn export_case(t: Transport) {
     );
     let kids = children(&all, sc);
     for want in [
+        "retrieval",
         "scoring",
         "store.chunks",
         "store.company",
@@ -288,11 +289,17 @@ fn export_case(t: Transport) {
         );
         assert!(k.end_time_unix_nano <= sc.end_time_unix_nano, "{}", k.name);
     }
-    let chunks = all
-        .iter()
-        .map(|(_, k)| k)
-        .find(|k| k.parent_span_id == sc.span_id && k.name == "store.chunks")
-        .unwrap();
+    // Retrieval is timed on its own: it ends before scoring starts.
+    let child = |name: &str| {
+        all.iter()
+            .map(|(_, k)| k)
+            .find(|k| k.parent_span_id == sc.span_id && k.name == name)
+            .unwrap()
+    };
+    let (retrieval, scoring) = (child("retrieval"), child("scoring"));
+    assert!(retrieval.end_time_unix_nano > retrieval.start_time_unix_nano);
+    assert!(retrieval.end_time_unix_nano <= scoring.start_time_unix_nano);
+    let chunks = child("store.chunks");
     assert_eq!(
         attr(&chunks.attributes, "db.system.name").as_deref(),
         Some("sqlite")

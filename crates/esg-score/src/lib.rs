@@ -7,7 +7,9 @@
 //! * [`matcher`] — word-boundary patterns, proximity rules, negation guards.
 //! * [`retrieve`] — BM25 over chunks keyed by `chunk_id`.
 //! * [`quote`] — verbatim quotes of at most N words around a match.
-//! * [`mod@score`] — per-theme stage, confidence and evidence, the [`Scorecard`].
+//! * [`mod@score`] — per-theme stage, confidence and evidence, the [`Scorecard`];
+//!   [`score`] is [`retrieve`] (BM25 top-k per theme) then [`Retrieval::score`],
+//!   so callers can time the two phases apart.
 //! * [`eval`] — precision/recall of the criteria on TCFD-labelled sentences.
 //!
 //! ```
@@ -48,6 +50,6 @@ pub use rubric::{
 };
 pub use score::{
     CapApplied, ConfidenceDetail, DEFAULT_K, DocumentUsed, Evidence, FrameworkSignal, Gap, Overall,
-    Parity, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult,
-    retrieve_theme, score,
+    Parity, Retrieval, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult,
+    retrieve, retrieve_theme, score,
 };

@@ -309,7 +309,8 @@ pub struct Scorecard {
     pub parity: Parity,
 }
 
-/// Scores the chunks of one company for `params.year`.
+/// Scores the chunks of one company for `params.year`: [`retrieve`]
+/// followed by [`Retrieval::score`].
 ///
 /// # Errors
 /// [`ScoreError::InvalidParam`] for `k` outside 1..=100, a month outside
@@ -320,6 +321,115 @@ pub fn score(
     chunks: &[ScoringChunk],
     params: &ScoreParams,
 ) -> Result<Scorecard, ScoreError> {
+    Ok(retrieve(rubric, chunks, params)?.score())
+}
+
+/// The retrieval phase of [`score`]: the year's chunks (de-duplicated by
+/// chunk id), their BM25 index and every selected theme's top-k
+/// ([`retrieve_theme`]). [`Retrieval::score`] is the scoring phase; the two
+/// phases together are exactly [`score`], so a caller can time (or trace)
+/// retrieval and scoring separately without changing the result.
+#[derive(Debug)]
+pub struct Retrieval<'a> {
+    rubric: &'a Rubric,
+    params: ScoreParams,
+    themes: Vec<&'a Theme>,
+    pool: Vec<&'a ScoringChunk>,
+    hits: Vec<Vec<SearchHit>>,
+}
+
+impl Retrieval<'_> {
+    /// Number of distinct chunks of the year that were searched.
+    pub fn chunks_searched(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Each selected theme's code with its retrieved hits, in rubric order.
+    pub fn theme_hits(&self) -> impl Iterator<Item = (&str, &[SearchHit])> {
+        self.themes
+            .iter()
+            .zip(&self.hits)
+            .map(|(t, h)| (t.code.as_str(), h.as_slice()))
+    }
+
+    /// The scoring phase: evaluates the criteria of every theme on its
+    /// retrieved chunks and builds the [`Scorecard`].
+    pub fn score(self) -> Scorecard {
+        let Retrieval {
+            rubric,
+            params,
+            themes,
+            pool,
+            hits,
+        } = self;
+        let params = &params;
+        let by_id: BTreeMap<&str, &ScoringChunk> = pool
+            .iter()
+            .map(|c| (c.chunk.chunk_id.as_str(), *c))
+            .collect();
+
+        let results: Vec<ThemeResult> = themes
+            .iter()
+            .zip(&hits)
+            .map(|(t, h)| score_theme(rubric, t, h, &by_id, params))
+            .collect();
+
+        let documents: Vec<DocumentUsed> = pool
+            .iter()
+            .map(|c| DocumentUsed {
+                doc_id: c.doc_id.clone(),
+                source_sha256: c.source_sha256.clone(),
+                year: c.year,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+
+        let retrieved: BTreeSet<String> = results
+            .iter()
+            .flat_map(|r| r.retrieved.iter().map(|x| x.chunk_id.clone()))
+            .collect();
+        let evidence: BTreeSet<String> = results
+            .iter()
+            .flat_map(|r| r.evidence.iter().map(|e| e.chunk_id.clone()))
+            .collect();
+        let missing: Vec<String> = evidence.difference(&retrieved).cloned().collect();
+        let parity = Parity {
+            parity_ok: missing.is_empty(),
+            retrieved_chunk_ids: retrieved.into_iter().collect(),
+            evidence_chunk_ids: evidence.into_iter().collect(),
+            missing_chunk_ids: missing,
+        };
+
+        let overall = overall(rubric, &results);
+        let as_of = format!("{:04}-{:02}", params.as_of_year, params.as_of_month);
+        let fingerprint = fingerprint(rubric, params, &themes, &documents);
+        Scorecard {
+            rubric_version: rubric.version.clone(),
+            rubric_sha256: rubric.sha256().to_string(),
+            year: params.year,
+            as_of,
+            k: params.k,
+            themes: results,
+            overall,
+            documents,
+            fingerprint,
+            parity,
+        }
+    }
+}
+
+/// The retrieval phase of [`score`] (see [`Retrieval`]): validates the
+/// parameters, builds the BM25 index over the year's chunks and retrieves
+/// every selected theme's top-k.
+///
+/// # Errors
+/// As [`score`].
+pub fn retrieve<'a>(
+    rubric: &'a Rubric,
+    chunks: &'a [ScoringChunk],
+    params: &ScoreParams,
+) -> Result<Retrieval<'a>, ScoreError> {
     if !(1..=MAX_K).contains(&params.k) {
         return Err(invalid(
             "k",
@@ -346,62 +456,21 @@ pub fn score(
             .then_with(|| a.doc_id.cmp(&b.doc_id))
     });
     pool.dedup_by(|b, a| a.chunk.chunk_id == b.chunk.chunk_id);
-    let by_id: BTreeMap<&str, &ScoringChunk> = pool
-        .iter()
-        .map(|c| (c.chunk.chunk_id.as_str(), *c))
-        .collect();
     let index = Bm25Index::new(
         Bm25Params::default(),
         pool.iter()
             .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
     );
-
-    let results: Vec<ThemeResult> = themes
+    let hits = themes
         .iter()
-        .map(|t| score_theme(rubric, t, &index, &by_id, params))
+        .map(|t| retrieve_theme(t, &index, params.k))
         .collect();
-
-    let documents: Vec<DocumentUsed> = pool
-        .iter()
-        .map(|c| DocumentUsed {
-            doc_id: c.doc_id.clone(),
-            source_sha256: c.source_sha256.clone(),
-            year: c.year,
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-
-    let retrieved: BTreeSet<String> = results
-        .iter()
-        .flat_map(|r| r.retrieved.iter().map(|x| x.chunk_id.clone()))
-        .collect();
-    let evidence: BTreeSet<String> = results
-        .iter()
-        .flat_map(|r| r.evidence.iter().map(|e| e.chunk_id.clone()))
-        .collect();
-    let missing: Vec<String> = evidence.difference(&retrieved).cloned().collect();
-    let parity = Parity {
-        parity_ok: missing.is_empty(),
-        retrieved_chunk_ids: retrieved.into_iter().collect(),
-        evidence_chunk_ids: evidence.into_iter().collect(),
-        missing_chunk_ids: missing,
-    };
-
-    let overall = overall(rubric, &results);
-    let as_of = format!("{:04}-{:02}", params.as_of_year, params.as_of_month);
-    let fingerprint = fingerprint(rubric, params, &themes, &documents);
-    Ok(Scorecard {
-        rubric_version: rubric.version.clone(),
-        rubric_sha256: rubric.sha256().to_string(),
-        year: params.year,
-        as_of,
-        k: params.k,
-        themes: results,
-        overall,
-        documents,
-        fingerprint,
-        parity,
+    Ok(Retrieval {
+        rubric,
+        params: params.clone(),
+        themes,
+        pool,
+        hits,
     })
 }
 
@@ -666,12 +735,11 @@ fn core_ok(rule: CoreRule, cores: &[&str], ok: impl Fn(&str) -> bool) -> bool {
 fn score_theme(
     rubric: &Rubric,
     theme: &Theme,
-    index: &Bm25Index,
+    hits: &[SearchHit],
     by_id: &BTreeMap<&str, &ScoringChunk>,
     params: &ScoreParams,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
-    let hits = retrieve_theme(theme, index, params.k);
     let ranked: Vec<&ScoringChunk> = hits
         .iter()
         .filter_map(|h| by_id.get(h.chunk_id.as_str()).copied())

@@ -3,7 +3,10 @@
 mod common;
 
 use common::{RICH_REPORT, doc, page_text};
-use esg_score::{Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk, ThemeResult, score};
+use esg_score::{
+    Bm25Index, Bm25Params, Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk, ThemeResult,
+    retrieve, retrieve_theme, score,
+};
 use std::collections::BTreeSet;
 
 fn run(chunks: &[ScoringChunk]) -> Scorecard {
@@ -364,6 +367,46 @@ fn output_is_deterministic_and_fingerprinted() {
     let mut more = chunks.clone();
     more.extend(doc("old", 2019, RICH_REPORT));
     assert_eq!(base, fp(&more, &p));
+}
+
+#[test]
+fn retrieval_then_scoring_is_exactly_score() {
+    let mut chunks = doc("rich", 2023, RICH_REPORT);
+    chunks.extend(doc("old", 2019, RICH_REPORT));
+    let r = Rubric::builtin();
+    let p = ScoreParams::new(2023, 2024, 6);
+    let whole = serde_json::to_string(&score(&r, &chunks, &p).unwrap()).unwrap();
+    let phases = retrieve(&r, &chunks, &p).unwrap();
+    let year: Vec<&ScoringChunk> = chunks.iter().filter(|c| c.year == 2023).collect();
+    assert_eq!(phases.chunks_searched(), year.len());
+    // The retrieval phase holds each theme's BM25 top-k, in rubric order.
+    let index = Bm25Index::new(
+        Bm25Params::default(),
+        year.iter()
+            .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
+    );
+    let codes: Vec<&str> = phases.theme_hits().map(|(c, _)| c).collect();
+    let rubric_codes: Vec<&str> = r.themes.iter().map(|t| t.code.as_str()).collect();
+    assert_eq!(codes, rubric_codes);
+    for ((_, hits), t) in phases.theme_hits().zip(&r.themes) {
+        assert_eq!(hits, retrieve_theme(t, &index, p.k).as_slice());
+    }
+    let split = serde_json::to_string(&phases.score()).unwrap();
+    assert_eq!(
+        whole, split,
+        "retrieve + score must be byte-identical to score"
+    );
+    // The phases validate like score does.
+    let mut bad = p.clone();
+    bad.k = 0;
+    assert!(matches!(
+        retrieve(&r, &chunks, &bad),
+        Err(ScoreError::InvalidParam { .. })
+    ));
+    assert!(matches!(
+        retrieve(&r, &chunks, &ScoreParams::new(2030, 2031, 1)),
+        Err(ScoreError::NoChunks { year: 2030 })
+    ));
 }
 
 #[test]

@@ -517,15 +517,19 @@ pub fn store_op<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
 }
 
 fn company_not_found(store: &dyn Store, name: &str) -> ApiError {
-    let on_file: Vec<String> = store_op("store.companies", || store.companies())
-        .map(|v| v.into_iter().map(|c| c.name).collect())
-        .unwrap_or_default();
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "company_not_found",
-        format!("no company named {name:?} is on file"),
-    )
-    .with_details(vec![json!({ "companies_on_file": on_file })])
+    let all = store_op("store.companies", || store.companies()).unwrap_or_default();
+    let close: Vec<&str> = esg_core::company::closest(name, &all, |c| &c.key, 5)
+        .into_iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let on_file: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    let message = match close.as_slice() {
+        [] => format!("no company named {name:?} is on file"),
+        [one, ..] => format!("no company named {name:?} is on file; did you mean {one:?}?"),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "company_not_found", message).with_details(vec![
+        json!({ "close_matches": close, "companies_on_file": on_file }),
+    ])
 }
 
 fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySummary, ApiError> {
@@ -536,19 +540,14 @@ fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySummary, ApiE
 }
 
 fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiError> {
-    let missing = |y: Option<i32>| {
-        let msg = match y {
+    company.year_on_file(year).ok_or_else(|| {
+        let msg = match year {
             Some(y) => format!("{} has no documents for {y}", company.name),
             None => format!("{} has no documents on file", company.name),
         };
         ApiError::new(StatusCode::NOT_FOUND, "no_documents_for_year", msg)
             .with_details(vec![json!({ "years_on_file": company.years })])
-    };
-    match year {
-        None => company.years.last().copied().ok_or_else(|| missing(None)),
-        Some(y) if company.years.contains(&y) => Ok(y),
-        Some(y) => Err(missing(Some(y))),
-    }
+    })
 }
 
 fn filenames(store: &dyn Store, company: &str) -> Result<BTreeMap<String, String>, ApiError> {
@@ -964,9 +963,12 @@ fn run_scoring(
     let mut params = ScoreParams::new(year, now.year(), now.month());
     params.k = req.k;
     params.themes = req.themes.clone();
+    // Two phases, each in its own child span of the request: BM25
+    // retrieval (index build and every theme's top-k), then scoring.
+    // `esg_score_duration_seconds` covers both, as before.
     let started = Instant::now();
-    let card = tracing::info_span!("scoring", year, k = req.k)
-        .in_scope(|| esg_score::score(&rubric, &chunks, &params))
+    let retrieved = tracing::info_span!("retrieval", year, k = req.k)
+        .in_scope(|| esg_score::retrieve(&rubric, &chunks, &params))
         .map_err(|e| match e {
             ScoreError::InvalidParam { field, message } => {
                 ApiError::validation(vec![FieldError::new(field, message)])
@@ -977,6 +979,8 @@ fn run_scoring(
                 format!("{} has no chunks on file for {year}", c.name),
             ),
         })?;
+    st.metrics().observe_retrieval("score", started.elapsed());
+    let card = tracing::info_span!("scoring", year, k = req.k).in_scope(|| retrieved.score());
     st.metrics().observe_score(started.elapsed());
     if !card.parity.parity_ok {
         st.metrics().parity_break();

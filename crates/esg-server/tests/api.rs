@@ -349,6 +349,23 @@ async fn errors_have_one_shape() {
         .unwrap();
     let v = error_body(r, 404, "no_documents_for_year").await;
     assert_eq!(v["error"]["details"][0]["years_on_file"], json!([2024]));
+    // A misspelt company: the 404 names the close match.
+    let r = s
+        .client
+        .post(s.url("/score"))
+        .json(&json!({ "company": "Nortwind Components" }))
+        .send()
+        .await
+        .unwrap();
+    let v = error_body(r, 404, "company_not_found").await;
+    assert_eq!(v["error"]["details"][0]["close_matches"], json!([COMPANY]));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("did you mean {COMPANY:?}?")),
+        "{v}"
+    );
     let r = s
         .client
         .post(s.url("/score"))
@@ -577,6 +594,12 @@ async fn metrics_move_with_the_code_paths_they_describe() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        s.get("/trace?company=Northwind%20Components%20Ltd")
+            .await
+            .status(),
+        200
+    );
     s.get("/test/panic").await;
     let r = s.get("/metrics").await;
     assert_eq!(
@@ -597,8 +620,21 @@ async fn metrics_move_with_the_code_paths_they_describe() {
     has("esg_ingest_documents_total{format=\"unknown\",outcome=\"unsupported_format\"} 1");
     has("esg_ingest_chunks_total{format=\"text\",outcome=\"ingested\"} ");
     has("esg_companies 1");
-    has("esg_score_duration_seconds_count 1");
+    // /score and /trace each score once, retrieval included.
+    has("esg_score_duration_seconds_count 2");
     has("esg_retrieval_duration_seconds_count{operation=\"search\"} 1");
+    has("esg_retrieval_duration_seconds_count{operation=\"score\"} 2");
+    let sample = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}\n{m}"))
+    };
+    let retrieval_sum = sample("esg_retrieval_duration_seconds_sum{operation=\"score\"}");
+    let score_sum = sample("esg_score_duration_seconds_sum");
+    assert!(
+        retrieval_sum > 0.0 && retrieval_sum <= score_sum,
+        "retrieval {retrieval_sum} s is part of scoring {score_sum} s"
+    );
     has("esg_parity_breaks_total 0");
     has("process_resident_memory_bytes ");
     has("process_cpu_seconds_total ");
