@@ -44,6 +44,18 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(esg_server::serve(config))?;
+    let served = runtime.block_on(esg_server::serve(config));
+    // Dropping the runtime would wait for every blocking task, such as an
+    // upload's extraction that the drain timeout abandoned (up to
+    // `--timeout-secs`, 120 s by default). Give them a short grace instead:
+    // SQLite rolls back a transaction the exit interrupts (a document is
+    // stored whole or not at all), and an orphaned extraction worker ends
+    // when it writes to its closed pipe or at its own CPU limit.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    served?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long blocking tasks still running after the drain (uploads being
+/// extracted or stored) may delay the exit.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

@@ -174,3 +174,155 @@ fn a_request_outliving_the_drain_timeout_is_cut_off_and_the_process_exits_0() {
     assert_eq!(warn["level"], "WARN");
     assert_eq!(warn["drain_timeout_ms"], 1000);
 }
+
+/// Pids of `esg __extract-worker` processes whose parent is `parent`.
+fn extract_workers(parent: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("__extract-worker") {
+            continue;
+        }
+        // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A large plain-text report (~40 MB): extracting, chunking and storing it
+/// takes tens of seconds in a debug build, far longer than the drain
+/// timeout plus the exit grace.
+fn large_report() -> Vec<u8> {
+    let words = [
+        "emissions",
+        "scope",
+        "energy",
+        "climate",
+        "governance",
+        "board",
+        "water",
+        "waste",
+        "target",
+        "carbon",
+        "supplier",
+        "risk",
+        "the",
+        "of",
+        "and",
+        "we",
+    ];
+    let mut out = Vec::with_capacity(41 << 20);
+    let mut x: u32 = 7;
+    for _ in 0..560_000 {
+        for w in 0..12 {
+            // A small LCG: varied but reproducible sentences.
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            if w > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+        }
+        out.extend_from_slice(b".\n");
+    }
+    out
+}
+
+#[test]
+fn an_upload_still_extracting_after_the_drain_timeout_does_not_hold_the_exit() {
+    let mut key = String::new();
+    let mut s = Served::spawn_with(
+        |data| key = add_key(data, "shutdown-test"),
+        &["--drain-timeout-secs", "1"],
+        &[("OTEL_TRACES_EXPORTER", "none")],
+    );
+    s.wait_ready();
+    let body = large_report();
+    let bearer = format!("Bearer {key}");
+    let mut c = TcpStream::connect(&s.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write_head(
+        &mut c,
+        &s.addr,
+        "POST",
+        "/documents?company=Big%20Report%20Co&year=2024",
+        &[
+            ("Content-Type", "text/plain"),
+            ("Authorization", bearer.as_str()),
+        ],
+        body.len(),
+    );
+    c.write_all(&body).unwrap();
+    c.flush().unwrap();
+    // The whole body is sent; wait until the server runs the extraction
+    // worker for it (a blocking task of the runtime).
+    let pid = s.child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers = loop {
+        let w = extract_workers(pid);
+        if !w.is_empty() {
+            break w;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no extraction worker started; logs: {:?}",
+            s.logs.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    let signalled = Instant::now();
+    s.sigterm();
+    let exited = s.wait_exit(Duration::from_secs(60));
+    let took = signalled.elapsed();
+    // Do not leave the orphaned worker burning CPU after the test.
+    for w in &workers {
+        // SAFETY: kill(2) on a pid this test found; ESRCH when it is gone.
+        unsafe { libc::kill(*w, libc::SIGKILL) };
+    }
+    let (status, _) = exited.expect("esg serve must exit");
+    assert!(status.success(), "documented exit status 0, got {status:?}");
+    // Drain timeout (1 s) + exit grace (1 s) + slack; without the grace
+    // bound the runtime waits for the extraction to finish.
+    assert!(
+        took < Duration::from_secs(6),
+        "exit took {took:?}: the abandoned upload held the runtime"
+    );
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    assert!(
+        !String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 201"),
+        "the cut-off upload must not be answered 201"
+    );
+    // The upload was really abandoned mid-way: nothing of it is stored,
+    // and the database is intact.
+    let db = rusqlite::Connection::open(s.data.join("esg.sqlite3")).expect("open db");
+    let docs: i64 = db
+        .query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        docs, 0,
+        "the upload finished before the exit: test too weak"
+    );
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let logs = s.json_logs();
+    assert!(
+        logs.iter().any(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("drain timeout reached"))),
+        "the upload was cut off by the drain timeout"
+    );
+}
