@@ -158,138 +158,19 @@ pub fn resolve_year(
     match choice {
         YearChoice::All if company.years.is_empty() => Err(missing(0)),
         YearChoice::All => Ok(None),
-        YearChoice::Latest => company.years.last().copied().map(Some).ok_or(missing(0)),
-        YearChoice::Year(y) if company.years.contains(&y) => Ok(Some(y)),
-        YearChoice::Year(y) => Err(missing(y)),
+        YearChoice::Latest => company.year_on_file(None).map(Some).ok_or(missing(0)),
+        YearChoice::Year(y) => company.year_on_file(Some(y)).map(Some).ok_or(missing(y)),
     }
 }
 
-/// Words that say what kind of company it is, not which one; a name made
-/// only of these is not a useful match.
-const GENERIC_WORDS: &[&str] = &[
-    "ag",
-    "and",
-    "co",
-    "company",
-    "corp",
-    "corporation",
-    "gmbh",
-    "group",
-    "holding",
-    "holdings",
-    "inc",
-    "incorporated",
-    "limited",
-    "llc",
-    "ltd",
-    "nv",
-    "of",
-    "plc",
-    "sa",
-    "se",
-    "spa",
-    "the",
-];
-
-/// Smallest [`name_similarity`] reported as a close match.
-pub const CLOSE_MATCH_THRESHOLD: f64 = 0.65;
-
 /// Companies whose names are close to `name`, best first (ties by key), at
-/// most `max`.
+/// most `max` ([`esg_core::company::closest`]).
 pub fn close_matches<'a>(
     name: &str,
     companies: &'a [CompanySummary],
     max: usize,
 ) -> Vec<&'a CompanySummary> {
-    let key = company_key(name);
-    let mut scored: Vec<(f64, &CompanySummary)> = companies
-        .iter()
-        .map(|c| (name_similarity(&key, &c.key), c))
-        .filter(|(s, _)| *s >= CLOSE_MATCH_THRESHOLD)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.key.cmp(&b.1.key)));
-    scored.truncate(max);
-    scored.into_iter().map(|(_, c)| c).collect()
-}
-
-/// Similarity of two company keys in 0..=1, ignoring words such as "inc",
-/// "plc" or "group" when a key has others: the better of the edit
-/// similarity of the two keys' distinctive words, and the mean, over the
-/// query's distinctive words, of each word's best match among the other
-/// key's words (equal 1, prefix of ≥ 3 letters 0.9, else edit similarity).
-pub fn name_similarity(query_key: &str, company_key: &str) -> f64 {
-    if query_key.is_empty() || company_key.is_empty() {
-        return 0.0;
-    }
-    let query_words = distinctive_words(query_key);
-    let company_words: Vec<&str> = company_key.split(' ').collect();
-    let whole = edit_similarity(
-        &query_words.join(" "),
-        &distinctive_words(company_key).join(" "),
-    );
-    let per_word: f64 = query_words
-        .iter()
-        .map(|q| {
-            company_words
-                .iter()
-                .map(|c| word_similarity(q, c))
-                .fold(0.0, f64::max)
-        })
-        .sum::<f64>()
-        / query_words.len() as f64;
-    whole.max(per_word)
-}
-
-/// The words of a key that are not [`GENERIC_WORDS`] (all of them when
-/// every word is generic).
-fn distinctive_words(key: &str) -> Vec<&str> {
-    let words: Vec<&str> = key.split(' ').collect();
-    let distinctive: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|w| !GENERIC_WORDS.contains(w))
-        .collect();
-    if distinctive.is_empty() {
-        words
-    } else {
-        distinctive
-    }
-}
-
-fn word_similarity(a: &str, b: &str) -> f64 {
-    if a == b {
-        return 1.0;
-    }
-    let (la, lb) = (a.chars().count(), b.chars().count());
-    if la.min(lb) >= 3 && (a.starts_with(b) || b.starts_with(a)) {
-        return 0.9;
-    }
-    edit_similarity(a, b)
-}
-
-/// `1 − levenshtein(a, b) / max(len a, len b)`, over characters.
-fn edit_similarity(a: &str, b: &str) -> f64 {
-    let n = a.chars().count().max(b.chars().count());
-    if n == 0 {
-        return 1.0;
-    }
-    1.0 - levenshtein(a, b) as f64 / n as f64
-}
-
-/// Levenshtein distance over characters.
-pub fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
+    esg_core::company::closest(name, companies, |c| &c.key, max)
 }
 
 /// One passage found by `esg search`.
@@ -533,15 +414,6 @@ mod tests {
             pages: 1,
             chunks: 1,
         }
-    }
-
-    #[test]
-    fn levenshtein_counts_edits() {
-        assert_eq!(levenshtein("", ""), 0);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("nortwind", "northwind"), 1);
-        assert_eq!(levenshtein("abc", ""), 3);
-        assert_eq!(levenshtein("nestlé", "nestle"), 1);
     }
 
     #[test]

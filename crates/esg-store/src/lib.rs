@@ -166,6 +166,18 @@ pub struct CompanySummary {
     pub chunks: u32,
 }
 
+impl CompanySummary {
+    /// The report year to use for this company: `year` when documents for
+    /// it are on file, the latest year on file when `year` is `None`, and
+    /// `None` when there is no such year (or no document at all).
+    pub fn year_on_file(&self, year: Option<i32>) -> Option<i32> {
+        match year {
+            None => self.years.last().copied(),
+            Some(y) => self.years.contains(&y).then_some(y),
+        }
+    }
+}
+
 /// A chunk with the document it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredChunk {
