@@ -1,8 +1,8 @@
 //! Routes, handlers and the middleware stack.
 //!
-//! Layers, outermost first: security headers (`nosniff`, no `Server`
-//! banner), `observe` (request id, trace ids, access log, HTTP metrics,
-//! response headers), CORS (when origins are configured), per-client rate
+//! Layers, outermost first: `observe` (request id, trace ids, access log,
+//! HTTP metrics, response headers including the security headers:
+//! `nosniff`, no `Server` banner), CORS (when origins are configured), per-client rate
 //! limit (→ 429), API key check (→ 401/403; see [`crate::security`]),
 //! `limits` (concurrency → 429, request timeout → 408; probes and
 //! `/metrics` exempt), panic catching (→ 500).
@@ -97,7 +97,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         app = app.layer(cors);
     }
     app.layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::map_response(security::headers))
         .with_state(state)
 }
 
@@ -114,7 +113,6 @@ pub fn admin_router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::map_response(security::headers))
         .with_state(state)
 }
 
@@ -156,30 +154,34 @@ impl Drop for InFlight {
     }
 }
 
+/// The access middleware: request id, server span (continuing the caller's
+/// `traceparent`), received/sent log lines, HTTP metrics, and the response
+/// headers (ids and [`security::set_headers`]), in one layer. Borrows what
+/// it can from the request: no per-request copies of method, path or route.
 async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED_ROUTE.to_string(), |m| m.as_str().to_string());
+    let method = req.method().clone();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let rid = request_id::from_headers(req.headers());
+    let path = req.uri().path();
     let span = tracing::info_span!(
         "request",
-        otel.name = %format!("{method} {route}"),
+        otel.name = %format_args!("{} {route}", method.as_str()),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
-        http.request.method = %method,
-        http.route = %route,
-        url.path = %path,
+        http.request.method = method.as_str(),
+        http.route = route,
+        url.path = path,
         http.response.status_code = tracing::field::Empty,
-        service.name = %st.service_name(),
-        request_id = %rid,
+        service.name = st.service_name(),
+        request_id = rid.as_str(),
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
-        method = %method,
-        path = %path,
+        method = method.as_str(),
+        path = path,
     );
     let ids = span_ids(&span, req.headers());
     span.record("trace_id", ids.trace_id.as_str());
@@ -190,11 +192,12 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
         tracing::info!(target: ACCESS_LOG, "request received");
         next.run(req).await
     };
-    let mut res = request_id::scope(rid.clone(), inner.instrument(span.clone())).await;
+    let rid_header = HeaderValue::from_str(&rid);
+    let mut res = request_id::scope(rid, inner.instrument(span.clone())).await;
     let elapsed = start.elapsed();
     let status = res.status().as_u16();
     st.metrics()
-        .request_finished(&route, &method, status, elapsed);
+        .request_finished(route, method.as_str(), status, elapsed);
     // An int attribute, as the HTTP semantic conventions say (tracing-opentelemetry
     // turns u64 into a string, i64 into an int).
     span.record("http.response.status_code", i64::from(status));
@@ -217,15 +220,16 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
         }
     });
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&rid) {
+    if let Ok(v) = rid_header {
         h.insert(request_id::HEADER, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ids.trace_id) {
+    if let Ok(v) = HeaderValue::try_from(ids.trace_id) {
         h.insert(TRACE_ID_HEADER, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ids.span_id) {
+    if let Ok(v) = HeaderValue::try_from(ids.span_id) {
         h.insert(SPAN_ID_HEADER, v);
     }
+    security::set_headers(h);
     res
 }
 

@@ -71,6 +71,56 @@ fn push_member(out: &mut Vec<u8>, key: &str, value: &Value) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
 
+thread_local! {
+    /// The last whole second formatted on this thread and its
+    /// `YYYY-MM-DDTHH:MM:SS` text: most log lines fall in the same second
+    /// as the previous one, so only the milliseconds are formatted.
+    static SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// Appends `t` as RFC 3339 UTC with milliseconds (`2026-11-28T21:55:27.123Z`).
+fn push_timestamp(out: &mut Vec<u8>, t: std::time::SystemTime) {
+    let (secs, millis) = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
+        Err(e) => {
+            // Before 1970: round down to the whole second below.
+            let d = e.duration();
+            let ns = d.subsec_nanos();
+            let secs = -(d.as_secs() as i64) - i64::from(ns > 0);
+            (
+                secs,
+                if ns > 0 {
+                    (1_000_000_000 - ns) / 1_000_000
+                } else {
+                    0
+                },
+            )
+        }
+    };
+    let (cached, mut text) = SECOND.get();
+    if cached != secs {
+        let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+        let s = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
+        if s.len() == 19 {
+            text.copy_from_slice(s.as_bytes());
+            SECOND.set((secs, text));
+        } else {
+            // Years outside 0000..=9999: no cache, whatever chrono says.
+            out.extend_from_slice(s.as_bytes());
+            out.extend_from_slice(format!(".{millis:03}Z").as_bytes());
+            return;
+        }
+    }
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ]);
+}
+
 /// The JSON lines layer, writing to `W`.
 pub struct JsonLayer<W> {
     make_writer: W,
@@ -113,9 +163,9 @@ where
         let mut fields = Vec::with_capacity(8);
         event.record(&mut Visitor(&mut fields));
         let mut line = Vec::with_capacity(512);
-        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        line.extend_from_slice(b"{\"@timestamp\":");
-        let _ = serde_json::to_writer(&mut line, &ts);
+        line.extend_from_slice(b"{\"@timestamp\":\"");
+        push_timestamp(&mut line, std::time::SystemTime::now());
+        line.push(b'"');
         push_member(&mut line, "level", &Value::from(meta.level().as_str()));
         push_member(&mut line, "logger", &Value::from(meta.target()));
         let message = fields
@@ -220,6 +270,31 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn timestamps_match_chrono_rfc3339_millis() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let now = std::time::SystemTime::now();
+        let mut cases = vec![
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_millis(999),
+            UNIX_EPOCH + Duration::from_millis(1_000),
+            UNIX_EPOCH + Duration::new(951_782_400, 5_000_000), // 2000-02-29
+            UNIX_EPOCH + Duration::new(4_102_444_799, 999_999_999), // 2099-12-31T23:59:59.999
+            UNIX_EPOCH - Duration::from_millis(1),
+            now,
+        ];
+        // The same second twice (cached), then the next one.
+        cases.push(now + Duration::from_millis(1));
+        cases.push(now + Duration::from_secs(1));
+        for t in cases {
+            let mut out = Vec::new();
+            push_timestamp(&mut out, t);
+            let want = chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{t:?}");
         }
     }
 

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Server CPU time per request on GET /health (and POST /score), measured
+# from /proc/PID/stat while wrk drives each server on loopback: less
+# sensitive to a busy shared machine than req/s, since it counts only the
+# CPU the server process itself spent. Servers, all in one run and
+# interleaved round by round:
+#   on      esg serve, JSON logs at info + OTLP/gRPC export to a local sink
+#   off     esg serve, OTEL_TRACES_EXPORTER=none, RUST_LOG=warn
+#   hello   the minimal hyper server (examples/hello.rs), /health only
+# and, when BASE_ESG=/path/to/an/older/esg is set, the same two modes of
+# that binary (on-base, off-base), for a before/after comparison.
+#
+# Run by hand:  bench/http_cpu.sh      (BASE_ESG=/tmp/esg-old bench/http_cpu.sh)
+# Knobs:        DURATION=5 (seconds per run)  REPEAT=3  CONC=8  SCORE=1 (also /score)
+#               CARGO_TARGET_DIR (where release binaries are built)
+# Needs: cargo, wrk, curl, python3, Linux /proc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5}
+REPEAT=${REPEAT:-3}
+CONC=${CONC:-8}
+SCORE=${SCORE:-1}
+TARGET=${CARGO_TARGET_DIR:-target}
+BASE_ESG=${BASE_ESG:-}
+
+for tool in cargo wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "http_cpu.sh: $tool is required" >&2; exit 1; }
+done
+if [ -z "${NO_BUILD:-}" ]; then
+  echo "building release binaries (esg, examples hello and otlp_sink)..." >&2
+  cargo build --release --quiet -p esg-cli --bin esg
+  cargo build --release --quiet -p esg-server --example hello --example otlp_sink
+fi
+ESG="$TARGET/release/esg"
+HELLO="$TARGET/release/examples/hello"
+SINK="$TARGET/release/examples/otlp_sink"
+TICK=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_ready() { # url
+  for _ in $(seq 1 200); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ]; then return 0; fi
+    sleep 0.05
+  done
+  echo "http_cpu.sh: $1 never answered 200" >&2
+  exit 1
+}
+cpu_ticks() { # pid -> utime+stime of the process (all threads)
+  awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+"$ESG" --data-dir "$WORK/data" ingest --company "Northwind Components Ltd" --year 2024 \
+  samples/northwind-2024-sustainability.txt >/dev/null
+
+SINK_PORT=$(free_port)
+"$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" &
+PIDS+=($!)
+
+declare -A PORT PID
+start_esg() { # name binary mode
+  local name=$1 bin=$2 mode=$3 port
+  port=$(free_port)
+  if [ "$mode" = on ]; then
+    env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
+      RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+      OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME=esg-bench \
+      "$bin" --data-dir "$WORK/data" serve --listen "127.0.0.1:$port" \
+      --max-concurrent-requests 1024 >"$WORK/$name.log" 2>"$WORK/$name.err" &
+  else
+    env -u OTEL_EXPORTER_OTLP_ENDPOINT RUST_LOG=warn OTEL_TRACES_EXPORTER=none \
+      "$bin" --data-dir "$WORK/data" serve --listen "127.0.0.1:$port" \
+      --max-concurrent-requests 1024 >"$WORK/$name.log" 2>"$WORK/$name.err" &
+  fi
+  PIDS+=($!)
+  PID[$name]=$!
+  PORT[$name]=$port
+  wait_ready "http://127.0.0.1:$port/ready"
+}
+
+NAMES=(on off)
+start_esg on "$ESG" on
+start_esg off "$ESG" off
+if [ -n "$BASE_ESG" ]; then
+  NAMES+=(on-base off-base)
+  start_esg on-base "$BASE_ESG" on
+  start_esg off-base "$BASE_ESG" off
+fi
+HPORT=$(free_port)
+"$HELLO" "127.0.0.1:$HPORT" >/dev/null &
+PIDS+=($!)
+PID[hello]=$!
+PORT[hello]=$HPORT
+wait_ready "http://127.0.0.1:$HPORT/health"
+
+cat >"$WORK/score.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"company":"Northwind Components Ltd","year":2024}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# measure NAME PATH [LUA] -> a row: path name req/s cpu_us_per_request
+measure() {
+  local name=$1 path=$2 lua=${3:-} pid=${PID[$1]} port=${PORT[$1]} t0 t1 out reqs rps
+  out="$WORK/wrk.out"
+  t0=$(cpu_ticks "$pid")
+  wrk -t 2 -c "$CONC" -d "${DURATION}s" ${lua:+-s "$lua"} "http://127.0.0.1:$port$path" >"$out" 2>&1
+  t1=$(cpu_ticks "$pid")
+  reqs=$(awk '/requests in/ {print $1}' "$out")
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  awk -v p="$path" -v n="$name" -v r="$rps" -v d="$((t1 - t0))" -v q="$reqs" -v tk="$TICK" \
+    'BEGIN { printf "%s\t%s\t%.0f\t%.1f\n", p, n, r, d * 1e6 / tk / q }' >>"$WORK/rows"
+}
+
+echo "warming up..." >&2
+for n in "${NAMES[@]}" hello; do
+  wrk -t 2 -c "$CONC" -d 1s "http://127.0.0.1:${PORT[$n]}/health" >/dev/null
+done
+: >"$WORK/rows"
+for round in $(seq 1 "$REPEAT"); do
+  echo "round $round/$REPEAT..." >&2
+  for n in "${NAMES[@]}" hello; do measure "$n" /health; done
+  if [ "$SCORE" = 1 ]; then
+    for n in "${NAMES[@]}"; do measure "$n" /score "$WORK/score.lua"; done
+  fi
+done
+
+echo
+echo "# server CPU per request, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), wrk -t2 -c$CONC, ${DURATION}s x $REPEAT rounds (median)"
+echo
+echo "| endpoint | server | req/s (median) | CPU µs/request (median) | CPU µs/request, each round |"
+echo "|---|---|---:|---:|---|"
+awk -F'\t' '
+  { k = $1 "\t" $2; if (!(k in n)) order[++m] = k; n[k]++; rps[k, n[k]] = $3; cpu[k, n[k]] = $4 }
+  function median(arr, k, c,   a, b, t, v) {
+    for (a = 1; a <= c; a++) v[a] = arr[k, a]
+    for (a = 1; a <= c; a++) for (b = a + 1; b <= c; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
+    return v[int((c + 1) / 2)]
+  }
+  END {
+    for (i = 1; i <= m; i++) {
+      k = order[i]; c = n[k]; split(k, kk, "\t")
+      all = ""; for (a = 1; a <= c; a++) all = all (a > 1 ? " / " : "") cpu[k, a]
+      printf "| %s | %s | %.0f | %.1f | %s |\n", kk[1], kk[2], median(rps, k, c), median(cpu, k, c), all
+    }
+  }' "$WORK/rows"
