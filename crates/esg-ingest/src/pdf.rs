@@ -11,11 +11,57 @@ use crate::error::{ErrorCode, IngestError};
 use esg_core::RawPage;
 use oxidize_pdf::parser::{ParseError, ParseOptions, PdfDocument, PdfReader};
 use oxidize_pdf::text::ExtractionOptions;
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
 /// Upper bound on text kept from one page (a hostile content stream can
 /// repeat text without end).
 pub const MAX_PAGE_TEXT_BYTES: usize = 1 << 20;
+
+/// Reads past the end of the input allowed in a row, without a seek that
+/// moves, before reading fails.
+const MAX_EOF_READS: u32 = 1024;
+
+/// The document's bytes as oxidize-pdf reads them, with one guard: a parser
+/// that keeps reading at the end of the input without seeking elsewhere gets
+/// an I/O error instead of more zero-length reads. oxidize-pdf 5.5.6 loops
+/// for ever in `parse_traditional_xref` when an xref table runs into the end
+/// of the file without a `trailer` (found by `cargo fuzz`; the inputs are in
+/// `fuzz/regressions/`); the worker's timeout would end it, but only after
+/// burning a core for the whole timeout.
+struct EofGuard<'a> {
+    inner: Cursor<&'a [u8]>,
+    eof_reads: u32,
+}
+
+impl Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            self.eof_reads = 0;
+        } else {
+            self.eof_reads += 1;
+            if self.eof_reads > MAX_EOF_READS {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the parser kept reading past the end of the file",
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Seek for EofGuard<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let before = self.inner.position();
+        let after = self.inner.seek(pos)?;
+        // `stream_position()` is a seek that does not move: not progress.
+        if after != before {
+            self.eof_reads = 0;
+        }
+        Ok(after)
+    }
+}
 
 /// Text of every page, and per-page warnings for pages that failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,8 +95,11 @@ fn open_error(e: ParseError) -> IngestError {
 /// Errors: damaged beyond recovery, password required, unsupported
 /// encryption, or no text layer at all (every page empty).
 pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, IngestError> {
-    let reader = PdfReader::new_with_options(Cursor::new(bytes), ParseOptions::lenient())
-        .map_err(open_error)?;
+    let input = EofGuard {
+        inner: Cursor::new(bytes),
+        eof_reads: 0,
+    };
+    let reader = PdfReader::new_with_options(input, ParseOptions::lenient()).map_err(open_error)?;
     if reader.is_encrypted() && !reader.is_unlocked() {
         return Err(IngestError::new(
             ErrorCode::PdfPasswordRequired,
