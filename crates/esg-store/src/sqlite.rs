@@ -30,9 +30,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// several processes (and several `SqliteStore`s in one process) can share
 /// the file: readers never block, writers queue. One connection is held
 /// behind a mutex, so a single `SqliteStore` may be shared between threads.
+/// Reads use a second connection: a writer waiting for another process's
+/// write lock (up to the busy timeout) must not hold up searches and scoring,
+/// which WAL lets read the last committed state meanwhile.
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -74,9 +78,14 @@ impl SqliteStore {
         let deadline = Instant::now() + BUSY_TIMEOUT;
         retry_busy(deadline, || configure(&conn))?;
         retry_busy(deadline, || migrations::migrate(&mut conn))?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        retry_busy(deadline, || configure(&reader))?;
+        reader.pragma_update(None, "query_only", true)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
         })
     }
 
@@ -108,6 +117,11 @@ impl SqliteStore {
         // A panic while the lock was held cannot leave a transaction open:
         // rusqlite rolls back when the `Transaction` is dropped on unwind.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The read-only connection (see the type's documentation).
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -376,11 +390,11 @@ impl Store for SqliteStore {
     }
 
     fn document(&self, doc_id: &str) -> Result<Option<DocumentSummary>, StoreError> {
-        query_document(&self.lock(), doc_id)
+        query_document(&self.read(), doc_id)
     }
 
     fn companies(&self) -> Result<Vec<CompanySummary>, StoreError> {
-        query_companies(&self.lock(), None)
+        query_companies(&self.read(), None)
     }
 
     fn company(&self, name: &str) -> Result<Option<CompanySummary>, StoreError> {
@@ -388,14 +402,14 @@ impl Store for SqliteStore {
         if key.is_empty() {
             return Ok(None);
         }
-        Ok(query_companies(&self.lock(), Some(&key))?
+        Ok(query_companies(&self.read(), Some(&key))?
             .into_iter()
             .next())
     }
 
     fn documents(&self, company: Option<&str>) -> Result<Vec<DocumentSummary>, StoreError> {
         let key = company.map(esg_core::company_key);
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
             "{DOC_SELECT} WHERE ?1 IS NULL OR c.key = ?1 \
              ORDER BY c.key, d.year, d.filename, d.doc_id"
@@ -410,7 +424,7 @@ impl Store for SqliteStore {
 
     fn chunks(&self, company: &str, year: Option<i32>) -> Result<Vec<StoredChunk>, StoreError> {
         let key = esg_core::company_key(company);
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT d.doc_id, d.year, ch.chunk_id, ch.page, ch.seq, ch.char_start, ch.char_end, \
                     ch.text, ch.sha256, ch.words \
@@ -457,7 +471,7 @@ impl Store for SqliteStore {
     }
 
     fn page_text(&self, doc_id: &str, page: u32) -> Result<Option<String>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT p.text FROM pages p JOIN documents d ON d.id = p.document \
              WHERE d.doc_id = ?1 AND p.page = ?2",
@@ -468,7 +482,7 @@ impl Store for SqliteStore {
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let (companies, documents, pages, chunks) = conn.query_row(
             "SELECT (SELECT COUNT(*) FROM companies), (SELECT COUNT(*) FROM documents), \
                     (SELECT COUNT(*) FROM pages), (SELECT COUNT(*) FROM chunks)",
