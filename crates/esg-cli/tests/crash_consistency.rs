@@ -1,0 +1,492 @@
+//! Crash consistency of `esg ingest`: the real binary is SIGKILLed at random
+//! moments of a multi-document ingest into one real SQLite data directory,
+//! again and again; after every kill the database must be intact and hold
+//! only complete documents, and a last uninterrupted run must store the rest,
+//! each document exactly once.
+//!
+//! The kill delays come from a seeded generator: the seed is printed, and
+//! `ESG_CRASH_SEED=<seed>` replays a failing run. `ESG_CRASH_ROUNDS` and
+//! `ESG_CRASH_BUDGET_SECS` change the number of rounds (default 32) and the
+//! time budget of the kill phase (default 50 s). Each round takes the files
+//! in a different (seeded) order, so the kills land in the extraction and
+//! write phases of many documents rather than always in the same one.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{esg, esg_bin, json_lines, text_pdf};
+
+/// splitmix64: small, seedable, good enough to spread kill delays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Fisher-Yates.
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, (self.next() % (i as u64 + 1)) as usize);
+        }
+    }
+    /// Uniform in `lo..=hi` milliseconds.
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next() % (hi - lo + 1))
+    }
+}
+
+const WORDS: &[&str] = &[
+    "emissions",
+    "scope",
+    "renewable",
+    "electricity",
+    "board",
+    "oversight",
+    "climate",
+    "risk",
+    "target",
+    "reduction",
+    "water",
+    "supplier",
+    "audit",
+    "assurance",
+    "governance",
+    "biodiversity",
+    "waste",
+    "recycled",
+    "safety",
+    "training",
+];
+
+/// A sentence unique to (`doc`, `page`, `line`), so every document hashes differently.
+fn sentence(rng: &mut Rng, doc: usize, page: usize, line: usize) -> String {
+    let mut s = format!("Document {doc} page {page} line {line}:");
+    for _ in 0..9 {
+        s.push(' ');
+        s.push_str(WORDS[(rng.next() % WORDS.len() as u64) as usize]);
+    }
+    s.push_str(&format!(
+        " fell by {}.{} percent.",
+        rng.next() % 90,
+        rng.next() % 10
+    ));
+    s
+}
+
+/// Writes the ingest set: generated PDFs and form-feed text documents of
+/// varying size, one HTML report, and the smallest real corpus PDFs.
+fn build_set(dir: &Path) -> Vec<PathBuf> {
+    // Fixed content (not the kill seed): the set is the same in every run.
+    let mut rng = Rng(0x005e_ed0f_d0c5);
+    let mut files = Vec::new();
+    let mut doc = 0;
+    for pages in [3usize, 12, 40, 90] {
+        doc += 1;
+        let text: Vec<Vec<String>> = (1..=pages)
+            .map(|p| (1..=30).map(|l| sentence(&mut rng, doc, p, l)).collect())
+            .collect();
+        let refs: Vec<Vec<&str>> = text
+            .iter()
+            .map(|p| p.iter().map(String::as_str).collect())
+            .collect();
+        let path = dir.join(format!("{doc:02}-generated-{pages}p.pdf"));
+        std::fs::write(&path, text_pdf(&refs)).unwrap();
+        files.push(path);
+    }
+    // Text documents with many pages: large write transactions.
+    for pages in [100usize, 300, 700] {
+        doc += 1;
+        let body: Vec<String> = (1..=pages)
+            .map(|p| {
+                (1..=12)
+                    .map(|l| sentence(&mut rng, doc, p, l))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect();
+        let path = dir.join(format!("{doc:02}-generated-{pages}p.txt"));
+        std::fs::write(&path, body.join("\n\u{0c}")).unwrap();
+        files.push(path);
+    }
+    doc += 1;
+    let mut html = String::from("<!DOCTYPE html><html><head><title>Report</title></head><body>");
+    for p in 1..=25 {
+        html.push_str("<div style=\"page-break-before: always\">");
+        for l in 1..=10 {
+            html.push_str(&format!("<p>{}</p>", sentence(&mut rng, doc, p, l)));
+        }
+        html.push_str("</div>");
+    }
+    html.push_str("</body></html>");
+    let path = dir.join(format!("{doc:02}-generated.html"));
+    std::fs::write(&path, html).unwrap();
+    files.push(path);
+
+    match support::corpus_dir() {
+        Some(corpus) => {
+            for name in [
+                "Alphabet_Inc-ESG_Index.pdf",
+                "Nestle_SA-SASB_Index.pdf",
+                "PepsiCo_Inc-SASB_Index.pdf",
+            ] {
+                let p = corpus.join("reports").join(name);
+                assert!(p.is_file(), "corpus file missing: {}", p.display());
+                files.push(p);
+            }
+        }
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("the corpus is required under CI (set ESG_CORPUS_DIR)")
+        }
+        None => eprintln!("(continuing with generated documents only)"),
+    }
+    files
+}
+
+fn ingest_args(files: &[PathBuf]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "ingest",
+        "--company",
+        "Crash Test Corp",
+        "--year",
+        "2024",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(files.iter().map(|p| p.display().to_string()));
+    a
+}
+
+/// What an uninterrupted ingest stores for one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DocShape {
+    pages: i64,
+    chunks: i64,
+    /// sha256 of every chunk id and chunk text in order.
+    digest: String,
+}
+
+fn open(data: &Path) -> rusqlite::Connection {
+    // Read-write, as the next `esg` process would open it: a hot WAL left by
+    // the killed process is recovered by this connection.
+    let c = rusqlite::Connection::open(data.join("esg.sqlite3")).expect("open db");
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+/// Checks the whole database and returns the shape of every stored document.
+/// Panics (with `context`) on any inconsistency.
+fn check_db(data: &Path, context: &str) -> BTreeMap<String, DocShape> {
+    let c = open(data);
+    let ic: Vec<String> = c
+        .prepare("PRAGMA integrity_check")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ic, ["ok"], "{context}: integrity_check");
+    let fk: i64 = c
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk, 0, "{context}: foreign key violations");
+    let dups: i64 = c
+        .query_row(
+            "SELECT count(*) FROM (SELECT doc_id FROM documents GROUP BY doc_id HAVING count(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dups, 0, "{context}: a document stored twice");
+    let (chunks, distinct): (i64, i64) = c
+        .query_row(
+            "SELECT count(*), count(DISTINCT chunk_id) FROM chunks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(chunks, distinct, "{context}: duplicate chunk ids");
+    let orphans: i64 = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM pages WHERE document NOT IN (SELECT id FROM documents)) \
+                  + (SELECT count(*) FROM chunks WHERE document NOT IN (SELECT id FROM documents))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0, "{context}: pages or chunks without a document");
+
+    let docs: Vec<(i64, String, i64, i64)> = c
+        .prepare("SELECT id, doc_id, pages, chunks FROM documents ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for (id, doc_id, pages, nchunks) in docs {
+        let page_rows: Vec<(i64, String)> = c
+            .prepare("SELECT page, text FROM pages WHERE document = ?1 ORDER BY page")
+            .unwrap()
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let numbers: Vec<i64> = page_rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            numbers,
+            (1..=pages).collect::<Vec<_>>(),
+            "{context}: document {doc_id} records {pages} pages but has rows {numbers:?}"
+        );
+        let chunk_rows: Vec<(i64, i64, String, String)> = c
+            .prepare(
+                "SELECT seq, page, chunk_id, text FROM chunks WHERE document = ?1 ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            chunk_rows.len() as i64,
+            nchunks,
+            "{context}: document {doc_id} records {nchunks} chunks but has {}",
+            chunk_rows.len()
+        );
+        for (i, (seq, ..)) in chunk_rows.iter().enumerate() {
+            assert_eq!(*seq, i as i64, "{context}: {doc_id}: chunk seq gap");
+        }
+        let chunked: BTreeSet<i64> = chunk_rows.iter().map(|r| r.1).collect();
+        for (n, text) in &page_rows {
+            if !text.trim().is_empty() {
+                assert!(
+                    chunked.contains(n),
+                    "{context}: {doc_id}: page {n} has text but no chunk"
+                );
+            }
+        }
+        let mut all = String::new();
+        for (_, _, id, text) in &chunk_rows {
+            all.push_str(id);
+            all.push('\0');
+            all.push_str(text);
+            all.push('\0');
+        }
+        out.insert(
+            doc_id,
+            DocShape {
+                pages,
+                chunks: nchunks,
+                digest: esg_core::sha256_hex(all),
+            },
+        );
+    }
+    out
+}
+
+#[test]
+fn sigkill_during_ingest_leaves_only_complete_documents() {
+    let seed = std::env::var("ESG_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let rounds: usize = std::env::var("ESG_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let budget = Duration::from_secs(
+        std::env::var("ESG_CRASH_BUDGET_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(50),
+    );
+    eprintln!("crash consistency: seed {seed} (replay with ESG_CRASH_SEED={seed})");
+    let mut rng = Rng(seed);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let set_dir = tmp.path().join("set");
+    std::fs::create_dir(&set_dir).unwrap();
+    let files = build_set(&set_dir);
+    let expected: BTreeSet<String> = files
+        .iter()
+        .map(|p| esg_core::sha256_hex(std::fs::read(p).unwrap()))
+        .collect();
+    assert_eq!(
+        expected.len(),
+        files.len(),
+        "the set has distinct documents"
+    );
+    let args = ingest_args(&files);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // Reference: one uninterrupted ingest, timed, into its own directory.
+    let reference_dir = tmp.path().join("reference");
+    let started = Instant::now();
+    let out = esg(&reference_dir, &argv);
+    let full = started.elapsed();
+    assert!(
+        out.status.success(),
+        "reference ingest failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        json_lines(&out).iter().all(|l| l["status"] == "ingested"),
+        "reference ingest: every document ingested"
+    );
+    let reference = check_db(&reference_dir, "reference run");
+    assert_eq!(
+        reference.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "reference run stores every document"
+    );
+    eprintln!(
+        "{} documents, uninterrupted ingest {:.2} s",
+        files.len(),
+        full.as_secs_f64()
+    );
+
+    // Kill phase: delays up to 60% of the full run (at least 300 ms), halved
+    // whenever a run finishes before its kill (the reference run may have met
+    // a busier machine). When every document of a data directory is stored,
+    // that directory is resumed and checked, and a fresh one is started, so
+    // every round has work left to interrupt.
+    let mut max_delay = (full.as_millis() as u64 * 6 / 10).max(300);
+    let phase = Instant::now();
+    let mut epoch = 1;
+    let mut data = tmp.path().join("data-1");
+    let mut stored_before: BTreeSet<String> = BTreeSet::new();
+    let (mut killed, mut finished) = (0, 0);
+    for round in 1..=rounds {
+        if phase.elapsed() >= budget {
+            eprintln!("time budget reached after {} rounds", round - 1);
+            break;
+        }
+        if stored_before.len() == expected.len() {
+            resume_and_check(&data, &argv, &stored_before, &reference);
+            epoch += 1;
+            data = tmp.path().join(format!("data-{epoch}"));
+            stored_before.clear();
+        }
+        let delay = rng.millis(0, max_delay);
+        let mut order = files.clone();
+        rng.shuffle(&mut order);
+        let mut child = Command::new(esg_bin())
+            .arg("--data-dir")
+            .arg(&data)
+            .args(ingest_args(&order))
+            .env_remove("ESG_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start esg ingest");
+        std::thread::sleep(delay);
+        let outcome = match child.try_wait().unwrap() {
+            Some(st) => {
+                finished += 1;
+                max_delay = (max_delay / 2).max(50);
+                format!("finished first ({st})")
+            }
+            None => {
+                child.kill().expect("SIGKILL"); // SIGKILL on Unix
+                child.wait().unwrap();
+                killed += 1;
+                "killed".to_string()
+            }
+        };
+        // The worker of a killed ingest may outlive it for a moment (its own
+        // process group); it only reads stdin and writes stdout, never the DB.
+        let context =
+            format!("round {round} (seed {seed}, data dir {epoch}, delay {delay:?}, {outcome})");
+        if !data.join("esg.sqlite3").exists() {
+            eprintln!("{context}: no database yet");
+            continue;
+        }
+        let stored = check_db(&data, &context);
+        for (doc_id, shape) in &stored {
+            assert!(
+                expected.contains(doc_id),
+                "{context}: unknown document {doc_id}"
+            );
+            assert_eq!(
+                shape, &reference[doc_id],
+                "{context}: document {doc_id} differs from the uninterrupted ingest"
+            );
+        }
+        let now: BTreeSet<String> = stored.keys().cloned().collect();
+        assert!(
+            now.is_superset(&stored_before),
+            "{context}: a committed document disappeared"
+        );
+        eprintln!(
+            "{context}: {} of {} documents stored",
+            now.len(),
+            expected.len()
+        );
+        stored_before = now;
+    }
+    eprintln!(
+        "{killed} kills, {finished} runs finished before their kill, {epoch} data dir(s), in {:.1} s",
+        phase.elapsed().as_secs_f64()
+    );
+    assert!(killed >= 8, "too few kills to mean anything: {killed}");
+    resume_and_check(&data, &argv, &stored_before, &reference);
+}
+
+/// Resumes the ingest in `data` to completion and checks that it stored the
+/// rest, each document exactly once, and that the store now equals one
+/// uninterrupted ingest (`reference`).
+fn resume_and_check(
+    data: &Path,
+    argv: &[&str],
+    stored_before: &BTreeSet<String>,
+    reference: &BTreeMap<String, DocShape>,
+) {
+    let out = esg(data, argv);
+    assert!(
+        out.status.success(),
+        "resumed ingest failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), reference.len());
+    let newly = lines.iter().filter(|l| l["status"] == "ingested").count();
+    let already = lines
+        .iter()
+        .filter(|l| l["status"] == "already_ingested")
+        .count();
+    assert_eq!(newly + already, reference.len(), "statuses: {lines:?}");
+    assert_eq!(
+        already,
+        stored_before.len(),
+        "documents stored before the resume are reported already ingested"
+    );
+    let final_state = check_db(data, "after the resumed ingest");
+    assert_eq!(
+        &final_state, reference,
+        "after resuming, the store equals one uninterrupted ingest"
+    );
+    let (_, documents, ..) = support::counts(data);
+    assert_eq!(
+        documents as usize,
+        reference.len(),
+        "each document exactly once"
+    );
+}
