@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::state::AppState;
 use crate::trace_context::{SPAN_ID_HEADER, SpanIds, TRACE_ID_HEADER};
 use crate::{metrics, openapi, request_id, security, upload};
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -626,8 +626,13 @@ async fn companies(State(st): State<AppState>) -> Result<Json<Value>, ApiError> 
 
 async fn company(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // A path segment that does not decode (e.g. `%de` alone is not UTF-8)
+    // is answered in the JSON error shape, not axum's plain-text 400
+    // (found by the http_json fuzz target).
+    let Path(id) =
+        id.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_path", e.body_text()))?;
     let store = st.store()?;
     blocking(move || {
         let c = resolve_company(&*store, &id)?;
