@@ -135,7 +135,7 @@ fn document_paths() -> Value {
             "/companies/{id}": { "get": {
                 "summary": "One company with its documents",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "Company name or key" }],
-                "responses": common_errors(json!({ "200": ok("The company", "CompanyDetail"), "404": err("No such company") }))
+                "responses": common_errors(json!({ "200": ok("The company", "CompanyDetail"), "400": err("The path segment does not decode to UTF-8 (malformed_path)"), "404": err("No such company (company_not_found; details name close matches and the companies on file)") }))
             } },
             "/documents": {
                 "get": {
