@@ -37,26 +37,9 @@ HELLO="$TARGET/release/examples/hello"
 SINK="$TARGET/release/examples/otlp_sink"
 TICK=$(getconf CLK_TCK)
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_ready() { # url
-  for _ in $(seq 1 200); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ]; then return 0; fi
-    sleep 0.05
-  done
-  echo "http_cpu.sh: $1 never answered 200" >&2
-  exit 1
-}
+BENCH=http_cpu.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 cpu_ticks() { # pid -> utime+stime of the process (all threads)
   awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }

@@ -35,27 +35,9 @@ ESG="$TARGET/release/esg"
 HELLO="$TARGET/release/examples/hello"
 SINK="$TARGET/release/examples/otlp_sink"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_ready() { # url
-  for _ in $(seq 1 200); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ]; then return 0; fi
-    sleep 0.05
-  done
-  echo "http_load.sh: $1 never answered 200" >&2
-  exit 1
-}
+BENCH=http_load.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # Data: the shipped sample report, ingested once; both servers read it.
 "$ESG" --data-dir "$WORK/data" ingest --company "Northwind Components Ltd" --year 2024 \
