@@ -417,35 +417,16 @@ mod tests {
     }
 
     #[test]
-    fn close_matches_find_typos_prefixes_and_words() {
-        let all: Vec<CompanySummary> = [
-            "Northwind Components Ltd",
-            "Netflix Inc.",
-            "Nestle SA",
-            "Bayer AG",
-            "Apple Inc.",
-            "General Motors Co.",
-        ]
-        .iter()
-        .map(|n| company(n))
-        .collect();
-        let names = |q: &str| -> Vec<String> {
-            close_matches(q, &all, 5)
-                .into_iter()
-                .map(|c| c.name.clone())
-                .collect()
-        };
-        assert_eq!(names("Nortwind"), ["Northwind Components Ltd"]);
-        assert_eq!(names("northwind compnents"), ["Northwind Components Ltd"]);
-        assert_eq!(names("Bayer"), ["Bayer AG"]);
-        assert_eq!(names("Bayer Group"), ["Bayer AG"]);
-        assert_eq!(names("General Motor"), ["General Motors Co."]);
-        assert_eq!(names("Netflx"), ["Netflix Inc."]);
-        // Generic words alone do not make a match with a different company.
-        assert!(names("Acme Inc").is_empty());
-        assert_eq!(names("Apple Group"), ["Apple Inc."]);
-        assert!(names("Zzz").is_empty());
-        assert!(names("").is_empty());
+    fn close_matches_return_the_company_summaries() {
+        let all: Vec<CompanySummary> = ["Northwind Components Ltd", "Netflix Inc."]
+            .iter()
+            .map(|n| company(n))
+            .collect();
+        let found: Vec<&str> = close_matches("Nortwind", &all, 5)
+            .into_iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(found, ["Northwind Components Ltd"]);
     }
 
     #[test]
