@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 
 const BODY: &[u8] = br#"{"company":"Northwind Components Ltd","year":2024}"#;
 
-/// Opens a connection and sends the head and the first half of the body.
-fn start_slow_score(addr: &str) -> TcpStream {
+/// Opens a connection, sends the head and the first half of a /score body,
+/// and waits until the server is in the handler waiting for the rest: the
+/// `/metrics` scrape itself is one in-flight request, the slow one the other.
+fn start_slow_score(s: &Served) -> TcpStream {
+    let addr = s.addr.as_str();
     let mut c = TcpStream::connect(addr).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write_head(
@@ -35,6 +38,11 @@ fn start_slow_score(addr: &str) -> TcpStream {
     );
     c.write_all(&BODY[..BODY.len() / 2]).unwrap();
     c.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while in_flight(s) < 2.0 {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     c
 }
 
@@ -75,14 +83,7 @@ fn sigterm_drains_an_in_flight_request_then_exits_0() {
         &["--drain-timeout-secs", "20"],
         &[("OTEL_TRACES_EXPORTER", "none")],
     );
-    let mut c = start_slow_score(&s.addr);
-    // The server is in the handler, waiting for the rest of the body: the
-    // scrape itself is one in-flight request, the slow one the other.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while in_flight(&s) < 2.0 {
-        assert!(Instant::now() < deadline, "the slow request never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut c = start_slow_score(&s);
 
     let signalled = Instant::now();
     s.sigterm();
@@ -135,12 +136,7 @@ fn a_request_outliving_the_drain_timeout_is_cut_off_and_the_process_exits_0() {
         &["--drain-timeout-secs", "1"],
         &[("OTEL_TRACES_EXPORTER", "none")],
     );
-    let mut c = start_slow_score(&s.addr);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while in_flight(&s) < 2.0 {
-        assert!(Instant::now() < deadline, "the slow request never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut c = start_slow_score(&s);
     let signalled = Instant::now();
     s.sigterm();
     ready_after_sigterm(&s.addr);
