@@ -2,10 +2,10 @@
 //!
 //! Layers, outermost first: `observe` (request id, trace ids, access log,
 //! HTTP metrics, response headers including the security headers:
-//! `nosniff`, no `Server` banner), CORS (when origins are configured), per-client rate
-//! limit (→ 429), API key check (→ 401/403; see [`crate::security`]),
-//! `limits` (concurrency → 429, request timeout → 408; probes and
-//! `/metrics` exempt), panic catching (→ 500).
+//! `nosniff`, no `Server` banner), CORS (when origins are configured),
+//! `guard` (per-client rate limit → 429, API key check → 401/403, see
+//! [`crate::security`]; then concurrency → 429 and request timeout → 408,
+//! probes and `/metrics` exempt), panic catching (→ 500).
 //! Every error, including unknown routes (404) and wrong methods (405), is
 //! an [`ApiError`] in the one JSON shape.
 
@@ -84,15 +84,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(middleware::from_fn_with_state(state.clone(), limits))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security::authorize,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security::rate_limit,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), guard));
     if let Some(cors) = state.security().cors_layer() {
         app = app.layer(cors);
     }
@@ -178,14 +170,11 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
         http.response.status_code = tracing::field::Empty,
         service.name = st.service_name(),
         request_id = rid.as_str(),
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-        method = method.as_str(),
-        path = path,
     );
     let ids = span_ids(&span, req.headers());
-    span.record("trace_id", ids.trace_id.as_str());
-    span.record("span_id", ids.span_id.as_str());
+    // Log fields only (the log's `method` and `path` are the span's
+    // `http.request.method` and `url.path`): not exported as attributes.
+    crate::logging::record_ids(&span, &ids.trace_id, &ids.span_id);
     st.metrics().request_started();
     let _in_flight = InFlight(st.metrics().clone());
     let inner = async move {
@@ -233,7 +222,12 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     res
 }
 
-async fn limits(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Rate limit, key check, then the concurrency limit and request timeout,
+/// in that order, in one layer (one boxed future per request, not three).
+async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(res) = security::check_rate(&st, &req).or_else(|| security::check_key(&st, &req)) {
+        return res;
+    }
     if is_exempt(req.uri().path()) {
         return next.run(req).await;
     }

@@ -7,6 +7,7 @@
 //! * [`trace_context`] — `X-Trace-Id`/`X-Span-Id`, and W3C `traceparent`
 //!   continuation when no OpenTelemetry layer is installed;
 //! * [`logging`] — JSON lines (or text) on stdout;
+//! * [`log_writer`] — the batching stdout writer behind them;
 //! * [`metrics`] — Prometheus text exposition;
 //! * [`otel`] — OpenTelemetry exporter selection (`OTEL_*`), provider, W3C extraction;
 //! * [`shutdown`] — SIGTERM/SIGINT;
@@ -30,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod log_writer;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;

@@ -164,15 +164,21 @@ where
 pub struct Telemetry {
     /// The tracer provider, when spans are exported.
     pub provider: Option<SdkTracerProvider>,
+    /// The log writer, closed (its lines written) last.
+    pub logs: Option<crate::log_writer::BatchWriter>,
 }
 
 impl Telemetry {
-    /// Flushes and stops the exporter (bounded by the SDK's timeout).
+    /// Flushes and stops the exporter (bounded by the SDK's timeout), then
+    /// writes the buffered log lines.
     pub fn shutdown(&self) {
         if let Some(p) = &self.provider
             && let Err(e) = p.shutdown()
         {
             tracing::warn!(error = %e, "trace exporter shutdown failed");
+        }
+        if let Some(logs) = &self.logs {
+            logs.close();
         }
     }
 }

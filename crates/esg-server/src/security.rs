@@ -21,9 +21,8 @@ use crate::auth::{KeyStore, Loaded, Verdict};
 use crate::config::{SecurityConfig, ServerConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -361,51 +360,43 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
 
 // ---------------------------------------------------------------- middleware
 
-/// Requires a key for writes (and for reads when configured).
-pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Requires a key for writes (and for reads when configured): the
+/// 401/403/500 answer to send instead of serving the request, if any.
+/// Called by the guard middleware of [`crate::http`], after [`check_rate`].
+pub fn check_key(st: &AppState, req: &Request) -> Option<Response> {
     let sec = st.security();
     let path = req.uri().path();
     if is_open_path(path) || (is_read(req.method(), path) && !sec.require_auth_for_reads) {
-        return next.run(req).await;
+        return None;
     }
-    match sec.check(req.headers()) {
-        Ok(_id) => next.run(req).await,
-        Err(res) => res,
-    }
+    sec.check(req.headers()).err()
 }
 
-/// Per-client rate limiting: 429 `rate_limited` with `Retry-After`.
-pub async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Per-client rate limiting: the 429 `rate_limited` answer (with
+/// `Retry-After`) to send instead of serving the request, if any.
+pub fn check_rate(st: &AppState, req: &Request) -> Option<Response> {
     let sec = st.security();
-    let Some(rl) = &sec.rate else {
-        return next.run(req).await;
-    };
+    let rl = sec.rate.as_ref()?;
     if is_probe_or_metrics(req.uri().path()) {
-        return next.run(req).await;
+        return None;
     }
-    let Some(ip) = req
+    let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return next.run(req).await;
-    };
-    match rl.take(ip, Instant::now()) {
-        Ok(()) => next.run(req).await,
-        Err(secs) => {
-            sec.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "more than {} requests per minute from this address; retry in {secs} s",
-                    rl.per_minute
-                ),
-            );
-            e.retry_after = Some(secs);
-            e.into_response()
-        }
-    }
+        .map(|c| c.0.ip())?;
+    rl.take(ip, Instant::now()).err().map(|secs| {
+        sec.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests per minute from this address; retry in {secs} s",
+                rl.per_minute
+            ),
+        );
+        e.retry_after = Some(secs);
+        e.into_response()
+    })
 }
 
 /// Headers on every response: `X-Content-Type-Options: nosniff`,

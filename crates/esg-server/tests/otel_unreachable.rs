@@ -46,6 +46,7 @@ async fn unreachable_collector_does_not_slow_requests() {
     let started = Instant::now();
     let telemetry = esg_server::otel::Telemetry {
         provider: Some(provider),
+        logs: None,
     };
     tokio::task::spawn_blocking(move || telemetry.shutdown())
         .await
