@@ -559,13 +559,39 @@ fn filenames(store: &dyn Store, company: &str) -> Result<BTreeMap<String, String
 
 // ---------------------------------------------------------------- probes
 
-async fn health(State(st): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "healthy",
-        "service": st.service_name(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }))
+async fn health(State(st): State<AppState>) -> Response {
+    // The body changes once a second (its timestamp): made once per second
+    // and thread, not per request (probes are hit hard by load balancers).
+    thread_local! {
+        static BODY: std::cell::RefCell<(i64, String, axum::body::Bytes)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new(), axum::body::Bytes::new())) };
+    }
+    let now = chrono::Utc::now();
+    let body = BODY.with(|cell| {
+        let mut c = cell.borrow_mut();
+        if c.0 != now.timestamp() || c.1 != st.service_name() {
+            let v = json!({
+                "status": "healthy",
+                "service": st.service_name(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            *c = (
+                now.timestamp(),
+                st.service_name().to_string(),
+                axum::body::Bytes::from(v.to_string()),
+            );
+        }
+        c.2.clone()
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn live() -> Json<Value> {

@@ -73,15 +73,17 @@ impl Histogram {
     }
 }
 
-/// Labels of an HTTP sample: route template, method, status.
-type HttpKey = (String, String, u16);
+/// The HTTP series of one route template: (method, status, latency); the
+/// request count of a series is its histogram's count. Looked up by `&str`
+/// route and a short scan, so counting a request allocates nothing once the
+/// series exists.
+type HttpSeries = Vec<(String, u16, Histogram)>;
 /// Labels of an ingestion sample: format, outcome.
 type IngestKey = (String, String);
 
 #[derive(Debug)]
 struct Inner {
-    http_requests: BTreeMap<HttpKey, u64>,
-    http_duration: BTreeMap<HttpKey, Histogram>,
+    http: BTreeMap<String, HttpSeries>,
     score_duration: Histogram,
     retrieval_duration: BTreeMap<String, Histogram>,
     ingest_documents: BTreeMap<IngestKey, u64>,
@@ -130,8 +132,7 @@ impl Metrics {
     pub fn new() -> Self {
         Metrics {
             inner: Mutex::new(Inner {
-                http_requests: BTreeMap::new(),
-                http_duration: BTreeMap::new(),
+                http: BTreeMap::new(),
                 score_duration: Histogram::new(),
                 retrieval_duration: BTreeMap::new(),
                 ingest_documents: BTreeMap::new(),
@@ -183,13 +184,26 @@ impl Metrics {
 
     /// A request was answered with `status` after `elapsed`.
     pub fn request_finished(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let key = (route.to_string(), method.to_string(), status);
+        let secs = elapsed.as_secs_f64();
+        let observe = |series: &mut HttpSeries| match series
+            .iter_mut()
+            .find(|(m, s, _)| *s == status && m == method)
+        {
+            Some((_, _, h)) => h.observe(secs),
+            None => {
+                let mut h = Histogram::new();
+                h.observe(secs);
+                series.push((method.to_string(), status, h));
+            }
+        };
         let mut g = self.lock();
-        *g.http_requests.entry(key.clone()).or_insert(0) += 1;
-        g.http_duration
-            .entry(key)
-            .or_insert_with(Histogram::new)
-            .observe(elapsed.as_secs_f64());
+        if let Some(series) = g.http.get_mut(route) {
+            observe(series);
+            return;
+        }
+        let mut series = HttpSeries::new();
+        observe(&mut series);
+        g.http.insert(route.to_string(), series);
     }
 
     /// One scoring run took `elapsed`.
@@ -243,12 +257,24 @@ impl Metrics {
             "counter",
             "HTTP requests served, by route template, method and status.",
         );
-        for ((r, m, s), v) in &g.http_requests {
+        // Sorted by route, method, status, as the exposition always was.
+        let mut http: Vec<(&str, &str, u16, &Histogram)> = g
+            .http
+            .iter()
+            .flat_map(|(r, series)| {
+                series
+                    .iter()
+                    .map(move |(m, s, h)| (r.as_str(), m.as_str(), *s, h))
+            })
+            .collect();
+        http.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        for &(r, m, s, h) in &http {
             let _ = writeln!(
                 out,
-                "esg_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{s}\"}} {v}",
+                "esg_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{s}\"}} {}",
                 escape_label(r),
-                escape_label(m)
+                escape_label(m),
+                h.count
             );
         }
         family(
@@ -257,7 +283,7 @@ impl Metrics {
             "histogram",
             "HTTP request latency in seconds (monotonic clock).",
         );
-        for ((r, m, s), h) in &g.http_duration {
+        for &(r, m, s, h) in &http {
             let labels = format!(
                 "route=\"{}\",method=\"{}\",status=\"{s}\"",
                 escape_label(r),

@@ -151,11 +151,26 @@ pub fn provider(
 }
 
 /// The `tracing` layer feeding `provider`'s spans.
+///
+/// Spans carry the attributes the server records (the HTTP semantic
+/// conventions, `service.name`, `request_id`, and the child spans' own
+/// fields) and nothing else: tracing-opentelemetry's default extras are off,
+/// since they cost time on every span and every poll and say little here:
+/// source location (`code.*`), thread name and id, the `target` module
+/// path, busy/idle times (two clock reads per poll), and activating the
+/// OpenTelemetry context on every poll (nothing here reads it; parents come
+/// from the `tracing` span tree).
 pub fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    tracing_opentelemetry::layer().with_tracer(provider.tracer("esg-server"))
+    tracing_opentelemetry::layer()
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_tracer(provider.tracer("esg-server"))
 }
 
 /// Installed telemetry; keep it alive while serving and call
