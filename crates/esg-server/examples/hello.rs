@@ -1,7 +1,8 @@
 //! The baseline of `bench/http_load.sh`: the smallest useful HTTP/1.1
 //! server on hyper 1 and tokio directly (no router, no middleware), with
-//! the same multi-thread runtime as `esg serve` (one worker per core),
-//! answering every request with a small JSON body like `/health`'s.
+//! the same multi-thread runtime as `esg serve` (one worker per core) and
+//! the same allocator (mimalloc), answering every request with a small JSON
+//! body like `/health`'s.
 //!
 //! ```sh
 //! cargo run --release -p esg-server --example hello -- 127.0.0.1:8081
@@ -14,6 +15,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+
+/// The allocator `esg` uses, so that the comparison is of the HTTP stacks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BODY: &[u8] = br#"{"status":"healthy","service":"hello","version":"0.0.0","timestamp":"2026-01-01T00:00:00Z"}"#;
 

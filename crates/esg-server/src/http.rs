@@ -116,6 +116,10 @@ pub fn admin_router(state: AppState) -> Router {
 fn span_ids(span: &tracing::Span, headers: &HeaderMap) -> SpanIds {
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if span.is_disabled() {
+        // No subscriber wants the span (logs and export off): no OTel span.
+        return SpanIds::from_headers(headers);
+    }
     let parent = crate::otel::extract(headers);
     let parent_sc = parent.span().span_context().clone();
     if span.set_parent(parent).is_ok() {
@@ -209,6 +213,8 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
         }
     });
     let h = res.headers_mut();
+    // Room for the ids and the security headers at once (no rehash growth).
+    h.reserve(8);
     if let Ok(v) = rid_header {
         h.insert(request_id::HEADER, v);
     }
