@@ -3,8 +3,12 @@
 # GET /health and POST /score at several concurrencies, for
 #   on    esg serve with observability on: JSON logs at info to a file and
 #         OTLP/gRPC span export to a local receiver (examples/otlp_sink.rs),
+#   on10  the same as on with OTEL_TRACES_SAMPLER=parentbased_traceidratio
+#         and OTEL_TRACES_SAMPLER_ARG=0.1 (1 trace in 10 exported, as a busy
+#         production service would sample), to its own receiver, /health only,
 #   off   esg serve with OTEL_TRACES_EXPORTER=none and RUST_LOG=warn,
-#   hello a minimal hyper 1 server (examples/hello.rs, same runtime), /health only,
+#   hello a minimal hyper 1 server (examples/hello.rs, same runtime and
+#         allocator), /health only,
 # in one run, interleaved (for each endpoint and concurrency: on, off, hello)
 # so that machine noise hits all of them alike. Goals (issue 4):
 # observability costs <= 5 % throughput; /health >= 70 % of hello's.
@@ -48,6 +52,21 @@ SINK_PORT=$(free_port)
 PIDS+=($!)
 SINK_PID=$!
 
+SINK10_PORT=$(free_port)
+"$SINK" "127.0.0.1:$SINK10_PORT" >"$WORK/sink10.log" &
+PIDS+=($!)
+SINK10_PID=$!
+
+ON10_PORT=$(free_port)
+env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
+  RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+  OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK10_PORT" OTEL_SERVICE_NAME=esg-bench \
+  "$ESG" --data-dir "$WORK/data" serve --listen "127.0.0.1:$ON10_PORT" \
+  --max-concurrent-requests 1024 >"$WORK/on10.log" 2>"$WORK/on10.err" &
+PIDS+=($!)
+ON10_PID=$!
+
 ON_PORT=$(free_port)
 env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
   RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
@@ -68,6 +87,7 @@ HELLO_PORT=$(free_port)
 PIDS+=($!)
 
 wait_ready "http://127.0.0.1:$ON_PORT/ready"
+wait_ready "http://127.0.0.1:$ON10_PORT/ready"
 wait_ready "http://127.0.0.1:$OFF_PORT/ready"
 wait_ready "http://127.0.0.1:$HELLO_PORT/health"
 
@@ -90,6 +110,7 @@ to_ms() {
 
 # run NAME PORT PATH CONC [LUA] -> appends a row to $WORK/rows
 ON_REQUESTS=0
+ON10_REQUESTS=0
 run() {
   local name=$1 port=$2 path=$3 c=$4 lua=${5:-}
   local t=$(( c < 2 ? c : 2 ))
@@ -104,12 +125,13 @@ run() {
   non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out")
   errs=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$out")
   if [ "$name" = on ]; then ON_REQUESTS=$((ON_REQUESTS + reqs)); fi
+  if [ "$name" = on10 ]; then ON10_REQUESTS=$((ON10_REQUESTS + reqs)); fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$c" "$name" "$rps" "$p50" "$p99" \
     "${non2xx:-0}" "${errs:-0}" >>"$WORK/rows"
 }
 
 echo "warming up..." >&2
-for port in $ON_PORT $OFF_PORT; do
+for port in $ON_PORT $ON10_PORT $OFF_PORT; do
   wrk -t 2 -c 8 -d 2s "http://127.0.0.1:$port/health" >/dev/null
   wrk -t 2 -c 8 -d 2s -s "$WORK/score.lua" "http://127.0.0.1:$port/score" >/dev/null
 done
@@ -120,6 +142,7 @@ for round in $(seq 1 "$REPEAT"); do
   for c in $CONCURRENCY; do
     echo "round $round/$REPEAT, concurrency $c..." >&2
     run on "$ON_PORT" /health "$c"
+    run on10 "$ON10_PORT" /health "$c"
     run off "$OFF_PORT" /health "$c"
     run hello "$HELLO_PORT" /health "$c"
     run on "$ON_PORT" /score "$c" "$WORK/score.lua"
@@ -143,10 +166,11 @@ awk -F'\t' '
   }' "$WORK/rows" >"$WORK/median"
 
 # Flush: stopping the "on" server flushes its spans; then stop the sink.
-kill -TERM "$ON_PID"; wait "$ON_PID" 2>/dev/null || true
+kill -TERM "$ON_PID" "$ON10_PID"; wait "$ON_PID" "$ON10_PID" 2>/dev/null || true
 sleep 1
-kill -TERM "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+kill -TERM "$SINK_PID" "$SINK10_PID"; wait "$SINK_PID" "$SINK10_PID" 2>/dev/null || true
 SPANS=$(tail -n 1 "$WORK/sink.log" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p')
+SPANS10=$(tail -n 1 "$WORK/sink10.log" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p')
 LOG_LINES=$(wc -l <"$WORK/on.log")
 
 echo
@@ -156,18 +180,22 @@ echo "| endpoint | conc | server | req/s (median) | p50 ms | p99 ms | non-2xx | 
 echo "|---|---:|---|---:|---:|---:|---:|---:|---|"
 awk -F'\t' '{ printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$WORK/median"
 echo
-echo "| endpoint | conc | observability cost (1 - on/off) | /health on/hello | /health off/hello |"
-echo "|---|---:|---:|---:|---:|"
+echo "| endpoint | conc | observability cost (1 - on/off) | cost with 10 % sampling (1 - on10/off) | /health on/hello | /health off/hello |"
+echo "|---|---:|---:|---:|---:|---:|"
 awk -F'\t' '
   { r[$1 "|" $2 "|" $3] = $4; if (!seen[$1 "|" $2]++) keys[++n] = $1 "|" $2 }
   END {
     for (i = 1; i <= n; i++) {
       split(keys[i], k, "|"); on = r[keys[i] "|on"]; off = r[keys[i] "|off"]; h = r[keys[i] "|hello"]
+      on10 = r[keys[i] "|on10"]
       cost = off > 0 ? 100 * (1 - on / off) : 0
-      if (h > 0) printf "| %s | %s | %.1f %% | %.0f %% | %.0f %% |\n", k[1], k[2], cost, 100 * on / h, 100 * off / h
-      else printf "| %s | %s | %.1f %% | | |\n", k[1], k[2], cost
+      cost10 = (off > 0 && on10 > 0) ? sprintf("%.1f %%", 100 * (1 - on10 / off)) : ""
+      if (h > 0) printf "| %s | %s | %.1f %% | %s | %.0f %% | %.0f %% |\n", k[1], k[2], cost, cost10, 100 * on / h, 100 * off / h
+      else printf "| %s | %s | %.1f %% | %s | | |\n", k[1], k[2], cost, cost10
     }
   }' "$WORK/median"
 echo
 echo "observability on: $ON_REQUESTS requests measured; $SPANS spans received by the OTLP sink; $LOG_LINES JSON log lines written"
+echo "on10 (/health only): $ON10_REQUESTS requests measured; $SPANS10 spans received by its OTLP sink (about 1 in 10 expected)"
+echo "(both counts include the warm-up requests; on's spans include /score's child spans)"
 echo "goals: observability cost <= 5 %; /health >= 70 % of hello"

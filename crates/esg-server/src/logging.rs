@@ -350,8 +350,12 @@ where
     W: for<'a> MakeWriter<'a> + 'static,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        let mut fields = SpanFields::default();
-        attrs.record(&mut SpanVisitor(&mut fields, Vec::new()));
+        // Sized for a request span (request id, method, path, ids) at once.
+        let mut fields = SpanFields {
+            text: String::with_capacity(256),
+            members: Vec::with_capacity(8),
+        };
+        attrs.record(&mut SpanVisitor(&mut fields, Vec::with_capacity(64)));
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
         }
