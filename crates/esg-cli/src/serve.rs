@@ -49,8 +49,9 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     // upload's extraction that the drain timeout abandoned (up to
     // `--timeout-secs`, 120 s by default). Give them a short grace instead:
     // SQLite rolls back a transaction the exit interrupts (a document is
-    // stored whole or not at all), and an orphaned extraction worker ends
-    // when it writes to its closed pipe or at its own CPU limit.
+    // stored whole or not at all), and an extraction worker still running
+    // is killed by the kernel when the thread waiting for it ends
+    // (PR_SET_PDEATHSIG, set by esg_ingest's sandbox).
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     served?;
     Ok(ExitCode::SUCCESS)

@@ -134,9 +134,28 @@ impl Sandbox {
             .stderr(Stdio::piped());
         // Own process group, so a timeout kills the worker and anything it started.
         cmd.process_group(0);
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        // SAFETY: getpid is a plain syscall.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: setrlimit, prctl and getppid are async-signal-safe system
+        // calls, and nothing here allocates; nothing else runs between fork
+        // and exec.
         unsafe {
             cmd.pre_exec(move || {
+                // The worker dies with the thread that started it (which
+                // waits for it below): a server or `esg ingest` that exits
+                // or is killed does not leave an orphan extracting until its
+                // CPU limit. If the parent is already gone, do not start.
+                #[cfg(target_os = "linux")]
+                {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::getppid() != parent {
+                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                    }
+                }
+                #[cfg(not(target_os = "linux"))]
+                let _ = parent;
                 let set = |res, v: u64| {
                     let lim = libc::rlimit {
                         rlim_cur: v as libc::rlim_t,
