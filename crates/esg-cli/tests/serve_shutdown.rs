@@ -346,3 +346,28 @@ fn an_upload_still_extracting_after_the_drain_timeout_does_not_hold_the_exit() {
         "the upload was cut off by the drain timeout"
     );
 }
+
+#[test]
+fn a_connection_opened_before_sigterm_gets_its_first_request_answered() {
+    // A load balancer's probe connection that is open but has not sent its
+    // request when shutdown begins: the request is answered (`/ready` 503,
+    // then the connection closes), not dropped unanswered.
+    let mut s = Served::start_ingested(&[], &[("OTEL_TRACES_EXPORTER", "none")]);
+    let mut c = TcpStream::connect(&s.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Make sure the server has accepted it (a request on another
+    // connection is answered after this one was queued).
+    assert_eq!(s.get("/live").status, 200);
+    s.sigterm();
+    s.wait_log_field("shutdown begun: draining in-flight requests", "level");
+    // Past the moment connections are told to finish.
+    std::thread::sleep(Duration::from_millis(50));
+    write_head(&mut c, &s.addr, "GET", "/ready", &[], 0);
+    let r = read_response(&mut c);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], "not_ready", "{r:?}");
+    let (status, _) = s
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits once drained");
+    assert!(status.success(), "exit status {status:?}");
+}

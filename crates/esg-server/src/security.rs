@@ -490,6 +490,10 @@ pub async fn serve_connections(
     Ok(())
 }
 
+/// How long a connection accepted as shutdown begins may take to send its
+/// first request before it is closed.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
 fn spawn_connection(
     io: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -501,7 +505,11 @@ fn spawn_connection(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
     let _ = io.set_nodelay(true);
+    // Signalled by every request; its stored permit says "a request came".
+    let requested = std::sync::Arc::new(tokio::sync::Notify::new());
+    let requested2 = requested.clone();
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        requested2.notify_one();
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
         app.clone().oneshot(req)
@@ -524,8 +532,25 @@ fn spawn_connection(
         let r = match done {
             Some(r) => r,
             None => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
+                // A connection accepted just as shutdown began may not have
+                // sent its request yet: graceful shutdown would close it
+                // unanswered. Give its first request a moment to arrive, so
+                // that a probe on it is answered (`/ready` 503) and then
+                // closed. Connections that already served a request hold a
+                // permit and go straight on.
+                let first = tokio::select! {
+                    biased;
+                    r = conn.as_mut() => Some(r),
+                    () = requested.notified() => None,
+                    () = tokio::time::sleep(FIRST_REQUEST_GRACE) => None,
+                };
+                match first {
+                    Some(r) => r,
+                    None => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
             }
         };
         if let Err(e) = r {
