@@ -56,17 +56,12 @@ start_esg() { # name binary mode
   local name=$1 bin=$2 mode=$3 port
   port=$(free_port)
   if [ "$mode" = on ]; then
-    env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
-      RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-      OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME=esg-bench \
-      "$bin" --data-dir "$WORK/data" serve --listen "127.0.0.1:$port" \
-      --max-concurrent-requests 1024 >"$WORK/$name.log" 2>"$WORK/$name.err" &
+    # shellcheck disable=SC2046 # on_env prints words without spaces
+    esg_serve "$name" "$bin" "$port" $(on_env "$SINK_PORT")
   else
-    env -u OTEL_EXPORTER_OTLP_ENDPOINT RUST_LOG=warn OTEL_TRACES_EXPORTER=none \
-      "$bin" --data-dir "$WORK/data" serve --listen "127.0.0.1:$port" \
-      --max-concurrent-requests 1024 >"$WORK/$name.log" 2>"$WORK/$name.err" &
+    # shellcheck disable=SC2086 # OFF_ENV is words without spaces
+    esg_serve "$name" "$bin" "$port" $OFF_ENV
   fi
-  PIDS+=($!)
   PID[$name]=$!
   PORT[$name]=$port
   wait_ready "http://127.0.0.1:$port/ready"

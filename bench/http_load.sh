@@ -58,29 +58,19 @@ PIDS+=($!)
 SINK10_PID=$!
 
 ON10_PORT=$(free_port)
-env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
-  RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-  OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
-  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK10_PORT" OTEL_SERVICE_NAME=esg-bench \
-  "$ESG" --data-dir "$WORK/data" serve --listen "127.0.0.1:$ON10_PORT" \
-  --max-concurrent-requests 1024 >"$WORK/on10.log" 2>"$WORK/on10.err" &
-PIDS+=($!)
+# shellcheck disable=SC2046 # on_env prints words without spaces, split on purpose
+esg_serve on10 "$ESG" "$ON10_PORT" $(on_env "$SINK10_PORT") \
+  OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
 ON10_PID=$!
 
 ON_PORT=$(free_port)
-env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL \
-  RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-  OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_SERVICE_NAME=esg-bench \
-  "$ESG" --data-dir "$WORK/data" serve --listen "127.0.0.1:$ON_PORT" \
-  --max-concurrent-requests 1024 >"$WORK/on.log" 2>"$WORK/on.err" &
-PIDS+=($!)
+# shellcheck disable=SC2046
+esg_serve on "$ESG" "$ON_PORT" $(on_env "$SINK_PORT")
 ON_PID=$!
 
 OFF_PORT=$(free_port)
-env -u OTEL_EXPORTER_OTLP_ENDPOINT RUST_LOG=warn OTEL_TRACES_EXPORTER=none \
-  "$ESG" --data-dir "$WORK/data" serve --listen "127.0.0.1:$OFF_PORT" \
-  --max-concurrent-requests 1024 >"$WORK/off.log" 2>"$WORK/off.err" &
-PIDS+=($!)
+# shellcheck disable=SC2086 # OFF_ENV is words without spaces, split on purpose
+esg_serve off "$ESG" "$OFF_PORT" $OFF_ENV
 
 HELLO_PORT=$(free_port)
 "$HELLO" "127.0.0.1:$HELLO_PORT" >/dev/null &

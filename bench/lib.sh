@@ -23,3 +23,26 @@ wait_ready() { # url
   echo "$BENCH: $1 never answered 200" >&2
   exit 1
 }
+
+# esg_serve NAME BINARY PORT [VAR=VALUE ...]: BINARY serve on 127.0.0.1:PORT
+# over $WORK/data in the background, with the caller's OTLP endpoint and
+# protocol variables cleared and then VAR=VALUE set; stdout and stderr go to
+# $WORK/NAME.log and $WORK/NAME.err. $! is its pid afterwards.
+esg_serve() {
+  local name=$1 bin=$2 port=$3
+  shift 3
+  env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+    -u OTEL_EXPORTER_OTLP_PROTOCOL -u OTEL_EXPORTER_OTLP_TRACES_PROTOCOL "$@" \
+    "$bin" --data-dir "$WORK/data" serve --listen "127.0.0.1:$port" \
+    --max-concurrent-requests 1024 >"$WORK/$name.log" 2>"$WORK/$name.err" &
+  PIDS+=($!)
+}
+
+# The environments of the two modes the HTTP benches compare. on_env SINK_PORT:
+# JSON logs at info and OTLP/gRPC export of every span to the receiver there.
+on_env() {
+  echo RUST_LOG=info OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+    "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$1" OTEL_SERVICE_NAME=esg-bench
+}
+# Logs at warn (none per request) and no span export.
+OFF_ENV="RUST_LOG=warn OTEL_TRACES_EXPORTER=none"
