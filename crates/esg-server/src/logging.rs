@@ -534,6 +534,15 @@ mod tests {
         }
     }
 
+    /// The JSON lines `f` logs, through a [`JsonLayer`] on a fresh registry.
+    fn capture(f: impl FnOnce()) -> String {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let sub = tracing_subscriber::registry().with(JsonLayer::new(move || b2.clone()));
+        tracing::subscriber::with_default(sub, f);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
     #[test]
     fn timestamps_match_chrono_rfc3339_millis() {
         use std::time::{Duration, UNIX_EPOCH};
@@ -561,15 +570,11 @@ mod tests {
 
     #[test]
     fn json_lines_carry_span_and_event_fields() {
-        let buf = Buf::default();
-        let b2 = buf.clone();
-        let sub = tracing_subscriber::registry().with(JsonLayer::new(move || b2.clone()));
-        tracing::subscriber::with_default(sub, || {
+        let text = capture(|| {
             let span = tracing::info_span!("request", request_id = "r1", method = "GET");
             let _g = span.enter();
             tracing::info!(target: "esg_server::access", status_code = 200u64, "request sent");
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["message"], "request sent");
         assert_eq!(v["level"], "INFO");
@@ -581,10 +586,7 @@ mod tests {
 
     #[test]
     fn event_fields_win_over_inner_spans_over_outer_spans_and_keys_are_unique() {
-        let buf = Buf::default();
-        let b2 = buf.clone();
-        let sub = tracing_subscriber::registry().with(JsonLayer::new(move || b2.clone()));
-        tracing::subscriber::with_default(sub, || {
+        let text = capture(|| {
             let outer = tracing::info_span!("request", a = "outer", b = "outer", http.route = "/x");
             let _o = outer.enter();
             let inner = tracing::info_span!("store", b = "inner", c = "inner");
@@ -596,7 +598,6 @@ mod tests {
                 "done"
             );
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1);
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["a"], "outer");
@@ -635,10 +636,7 @@ mod tests {
 
     #[test]
     fn method_and_path_come_from_the_span_attributes_and_ids_from_record_ids() {
-        let buf = Buf::default();
-        let b2 = buf.clone();
-        let sub = tracing_subscriber::registry().with(JsonLayer::new(move || b2.clone()));
-        tracing::subscriber::with_default(sub, || {
+        let text = capture(|| {
             let span = tracing::info_span!(
                 "request",
                 http.request.method = "GET",
@@ -654,7 +652,6 @@ mod tests {
             let _g = span.enter();
             tracing::info!(target: "esg_server::access", ratio = 0.5, ok = true, "request {}", "sent");
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["method"], "GET");
         assert_eq!(v["path"], "/companies/a\"b");
@@ -669,10 +666,7 @@ mod tests {
 
     #[test]
     fn a_field_recorded_twice_keeps_its_place_and_takes_the_new_value() {
-        let buf = Buf::default();
-        let b2 = buf.clone();
-        let sub = tracing_subscriber::registry().with(JsonLayer::new(move || b2.clone()));
-        tracing::subscriber::with_default(sub, || {
+        let text = capture(|| {
             let span = tracing::info_span!("s", a = 1, b = tracing::field::Empty, c = 3);
             span.record("a", 10);
             span.record("b", "x");
@@ -680,7 +674,6 @@ mod tests {
             let _g = span.enter();
             tracing::info!(n = f64::NAN, "m");
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["a"], 100);
         assert_eq!(v["b"], "x");
