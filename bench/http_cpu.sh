@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Server CPU time per request on GET /health (and POST /score), measured
-# from /proc/PID/stat while wrk drives each server on loopback: less
+# from /proc/PID/stat while wrk drives each server on loopback (and the OTLP
+# receiver's CPU in the same interval, per request): less
 # sensitive to a busy shared machine than req/s, since it counts only the
 # CPU the server process itself spent. Servers, all in one run and
 # interleaved round by round:
@@ -50,6 +51,7 @@ cpu_ticks() { # pid -> utime+stime of the process (all threads)
 SINK_PORT=$(free_port)
 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" &
 PIDS+=($!)
+SINK_PID=$!
 
 declare -A PORT PID
 start_esg() { # name binary mode
@@ -89,16 +91,20 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 
 # measure NAME PATH [LUA] -> a row: path name req/s cpu_us_per_request
+# receiver_cpu_us_per_request (the OTLP sink's CPU in the same interval: it
+# shares the CPUs, so it is part of what export costs on this machine)
 measure() {
-  local name=$1 path=$2 lua=${3:-} pid=${PID[$1]} port=${PORT[$1]} t0 t1 out reqs rps
+  local name=$1 path=$2 lua=${3:-} pid=${PID[$1]} port=${PORT[$1]} t0 t1 s0 s1 out reqs rps
   out="$WORK/wrk.out"
   t0=$(cpu_ticks "$pid")
+  s0=$(cpu_ticks "$SINK_PID")
   wrk -t 2 -c "$CONC" -d "${DURATION}s" ${lua:+-s "$lua"} "http://127.0.0.1:$port$path" >"$out" 2>&1
   t1=$(cpu_ticks "$pid")
+  s1=$(cpu_ticks "$SINK_PID")
   reqs=$(awk '/requests in/ {print $1}' "$out")
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-  awk -v p="$path" -v n="$name" -v r="$rps" -v d="$((t1 - t0))" -v q="$reqs" -v tk="$TICK" \
-    'BEGIN { printf "%s\t%s\t%.0f\t%.1f\n", p, n, r, d * 1e6 / tk / q }' >>"$WORK/rows"
+  awk -v p="$path" -v n="$name" -v r="$rps" -v d="$((t1 - t0))" -v sd="$((s1 - s0))" -v q="$reqs" -v tk="$TICK" \
+    'BEGIN { printf "%s\t%s\t%.0f\t%.1f\t%.1f\n", p, n, r, d * 1e6 / tk / q, sd * 1e6 / tk / q }' >>"$WORK/rows"
 }
 
 echo "warming up..." >&2
@@ -117,10 +123,10 @@ done
 echo
 echo "# server CPU per request, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), wrk -t2 -c$CONC, ${DURATION}s x $REPEAT rounds (median)"
 echo
-echo "| endpoint | server | req/s (median) | CPU µs/request (median) | CPU µs/request, each round |"
-echo "|---|---|---:|---:|---|"
+echo "| endpoint | server | req/s (median) | CPU µs/request (median) | CPU µs/request, each round | OTLP receiver CPU µs/request (median) |"
+echo "|---|---|---:|---:|---|---:|"
 awk -F'\t' '
-  { k = $1 "\t" $2; if (!(k in n)) order[++m] = k; n[k]++; rps[k, n[k]] = $3; cpu[k, n[k]] = $4 }
+  { k = $1 "\t" $2; if (!(k in n)) order[++m] = k; n[k]++; rps[k, n[k]] = $3; cpu[k, n[k]] = $4; sink[k, n[k]] = $5 }
   function median(arr, k, c,   a, b, t, v) {
     for (a = 1; a <= c; a++) v[a] = arr[k, a]
     for (a = 1; a <= c; a++) for (b = a + 1; b <= c; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
@@ -130,6 +136,6 @@ awk -F'\t' '
     for (i = 1; i <= m; i++) {
       k = order[i]; c = n[k]; split(k, kk, "\t")
       all = ""; for (a = 1; a <= c; a++) all = all (a > 1 ? " / " : "") cpu[k, a]
-      printf "| %s | %s | %.0f | %.1f | %s |\n", kk[1], kk[2], median(rps, k, c), median(cpu, k, c), all
+      printf "| %s | %s | %.0f | %.1f | %s | %.1f |\n", kk[1], kk[2], median(rps, k, c), median(cpu, k, c), all, median(sink, k, c)
     }
   }' "$WORK/rows"
