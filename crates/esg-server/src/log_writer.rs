@@ -42,6 +42,8 @@ struct Shared {
     lines: Condvar,
     /// Wakes loggers waiting for room or for a flush.
     written: Condvar,
+    /// Where lines go: written by the thread, and directly after close.
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl Shared {
@@ -49,6 +51,13 @@ impl Shared {
         // A panic while holding the lock cannot leave the buffer half-made
         // (appends are single `extend_from_slice` calls): keep logging.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `bytes` to the output. Nowhere to report a failed write to
+    /// stdout: the lines are dropped and logging goes on.
+    fn write_out(&self, bytes: &[u8]) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = out.write_all(bytes).and_then(|()| out.flush());
     }
 }
 
@@ -71,11 +80,12 @@ impl BatchWriter {
     ///
     /// # Errors
     /// When the thread cannot be spawned.
-    pub fn spawn<W: Write + Send + 'static>(mut out: W) -> std::io::Result<BatchWriter> {
+    pub fn spawn<W: Write + Send + 'static>(out: W) -> std::io::Result<BatchWriter> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             lines: Condvar::new(),
             written: Condvar::new(),
+            out: Mutex::new(Box::new(out)),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -101,9 +111,7 @@ impl BatchWriter {
                     std::mem::swap(&mut st.buf, &mut batch);
                     st.writing = true;
                     drop(st);
-                    // Nowhere to report a failed write to stdout; the lines
-                    // are dropped and logging goes on.
-                    let _ = out.write_all(&batch).and_then(|()| out.flush());
+                    s.write_out(&batch);
                     batch.clear();
                     if batch.capacity() > MAX_BUFFERED {
                         batch = Vec::new();
@@ -129,10 +137,17 @@ impl BatchWriter {
                 .unwrap_or_else(|p| p.into_inner());
         }
         if st.closed {
-            // After close (process exit): write through, in order after the
-            // last batch, which close() waited for.
+            // After close (process exit): write through, after the last
+            // batch the thread is still writing, if any.
+            while !st.buf.is_empty() || st.writing {
+                st = self
+                    .shared
+                    .written
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
             drop(st);
-            let _ = std::io::stdout().lock().write_all(line);
+            self.shared.write_out(line);
             return;
         }
         st.buf.extend_from_slice(line);
@@ -277,8 +292,10 @@ mod tests {
         w.append(b"two\n");
         w.close();
         assert_eq!(out.0.lock().unwrap().concat(), b"one\ntwo\n");
-        // Closing twice is harmless.
+        // Closing twice is harmless; later lines go straight to the output.
         w.close();
+        w.append(b"three\n");
+        assert_eq!(out.0.lock().unwrap().concat(), b"one\ntwo\nthree\n");
     }
 
     #[test]
