@@ -12,7 +12,7 @@
 # that binary (on-base, off-base), for a before/after comparison.
 #
 # Run by hand:  bench/http_cpu.sh      (BASE_ESG=/tmp/esg-old bench/http_cpu.sh)
-# Knobs:        DURATION=5 (seconds per run)  REPEAT=3  CONC=8  SCORE=1 (also /score)
+# Knobs:        DURATION=5 (seconds per run)  REPEAT=3  CONC=8  SCORE=1 (also /score)  NO_BUILD=1
 #               CARGO_TARGET_DIR (where release binaries are built)
 # Needs: cargo, wrk, curl, python3, Linux /proc.
 set -euo pipefail
@@ -22,25 +22,14 @@ DURATION=${DURATION:-5}
 REPEAT=${REPEAT:-3}
 CONC=${CONC:-8}
 SCORE=${SCORE:-1}
-TARGET=${CARGO_TARGET_DIR:-target}
 BASE_ESG=${BASE_ESG:-}
 
-for tool in cargo wrk curl python3; do
-  command -v "$tool" >/dev/null || { echo "http_cpu.sh: $tool is required" >&2; exit 1; }
-done
-if [ -z "${NO_BUILD:-}" ]; then
-  echo "building release binaries (esg, examples hello and otlp_sink)..." >&2
-  cargo build --release --quiet -p esg-cli --bin esg
-  cargo build --release --quiet -p esg-server --example hello --example otlp_sink
-fi
-ESG="$TARGET/release/esg"
-HELLO="$TARGET/release/examples/hello"
-SINK="$TARGET/release/examples/otlp_sink"
 TICK=$(getconf CLK_TCK)
 
 BENCH=http_cpu.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+http_binaries
 cpu_ticks() { # pid -> utime+stime of the process (all threads)
   awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }

@@ -17,7 +17,7 @@
 # median round, so one noisy moment on a shared machine does not decide it.
 #
 # Run by hand:  bench/http_load.sh
-# Knobs:        DURATION=8 (seconds per run)  REPEAT=3  CONCURRENCY="1 8 64"
+# Knobs:        DURATION=8 (seconds per run)  REPEAT=3  CONCURRENCY="1 8 64"  NO_BUILD=1
 #               CARGO_TARGET_DIR (where release binaries are built)
 # Needs: cargo, wrk, curl, python3 (to pick free ports).
 set -euo pipefail
@@ -26,22 +26,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8}
 REPEAT=${REPEAT:-3}
 CONCURRENCY=${CONCURRENCY:-"1 8 64"}
-TARGET=${CARGO_TARGET_DIR:-target}
 
-for tool in cargo wrk curl python3; do
-  command -v "$tool" >/dev/null || { echo "http_load.sh: $tool is required" >&2; exit 1; }
-done
-
-echo "building release binaries (esg, examples hello and otlp_sink)..." >&2
-cargo build --release --quiet -p esg-cli --bin esg
-cargo build --release --quiet -p esg-server --example hello --example otlp_sink
-ESG="$TARGET/release/esg"
-HELLO="$TARGET/release/examples/hello"
-SINK="$TARGET/release/examples/otlp_sink"
 
 BENCH=http_load.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+http_binaries
 
 # Data: the shipped sample report, ingested once; both servers read it.
 "$ESG" --data-dir "$WORK/data" ingest --company "Northwind Components Ltd" --year 2024 \

@@ -1,6 +1,25 @@
-# Shell helpers shared by the HTTP benches (sourced, not run): a work dir
-# and background processes cleaned up on exit, free loopback ports, and
-# waiting for a URL to answer 200. $BENCH names the script in messages.
+# Shell helpers shared by the HTTP benches (sourced, not run): the tools
+# and release binaries they need, a work dir and background processes
+# cleaned up on exit, free loopback ports, waiting for a URL to answer 200,
+# and starting esg servers. $BENCH names the script in messages.
+
+# http_binaries: checks for cargo, wrk, curl and python3, builds the release
+# esg and the examples hello and otlp_sink (unless NO_BUILD is set), and sets
+# ESG, HELLO and SINK to their paths under $CARGO_TARGET_DIR (default target).
+http_binaries() {
+  local tool target=${CARGO_TARGET_DIR:-target}
+  for tool in cargo wrk curl python3; do
+    command -v "$tool" >/dev/null || { echo "$BENCH: $tool is required" >&2; exit 1; }
+  done
+  if [ -z "${NO_BUILD:-}" ]; then
+    echo "building release binaries (esg, examples hello and otlp_sink)..." >&2
+    cargo build --release --quiet -p esg-cli --bin esg
+    cargo build --release --quiet -p esg-server --example hello --example otlp_sink
+  fi
+  ESG="$target/release/esg"
+  HELLO="$target/release/examples/hello"
+  SINK="$target/release/examples/otlp_sink"
+}
 
 WORK=$(mktemp -d)
 PIDS=()
