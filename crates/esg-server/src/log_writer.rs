@@ -53,6 +53,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits for the writer thread to finish a batch (or make room).
+    fn wait_written<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.written.wait(st).unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes `bytes` to the output. Nowhere to report a failed write to
     /// stdout: the lines are dropped and logging goes on.
     fn write_out(&self, bytes: &[u8]) {
@@ -130,21 +135,13 @@ impl BatchWriter {
     pub fn append(&self, line: &[u8]) {
         let mut st = self.shared.lock();
         while st.buf.len() >= MAX_BUFFERED && !st.closed {
-            st = self
-                .shared
-                .written
-                .wait(st)
-                .unwrap_or_else(|p| p.into_inner());
+            st = self.shared.wait_written(st);
         }
         if st.closed {
             // After close (process exit): write through, after the last
             // batch the thread is still writing, if any.
             while !st.buf.is_empty() || st.writing {
-                st = self
-                    .shared
-                    .written
-                    .wait(st)
-                    .unwrap_or_else(|p| p.into_inner());
+                st = self.shared.wait_written(st);
             }
             drop(st);
             self.shared.write_out(line);
@@ -166,16 +163,12 @@ impl BatchWriter {
             self.shared.lines.notify_one();
         }
         while !st.buf.is_empty() || st.writing {
-            st = self
-                .shared
-                .written
-                .wait(st)
-                .unwrap_or_else(|p| p.into_inner());
+            st = self.shared.wait_written(st);
         }
     }
 
     /// Writes what is buffered and stops the thread. Lines appended later
-    /// are written directly to stdout.
+    /// are written directly to the output.
     pub fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.lines.notify_one();
