@@ -495,6 +495,9 @@ pub fn try_init(format: LogFormat, service_name: &str) -> anyhow::Result<crate::
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(out.clone())
+                    // Colours only on a terminal: escape codes in a log
+                    // file or a collector's pipe are noise.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                     .with_target(true)
                     .with_filter(env_filter()),
             )
