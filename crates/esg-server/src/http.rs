@@ -1,23 +1,23 @@
-//! Routes, handlers and the middleware stack.
+//! Routes, handlers and the layer stack.
 //!
-//! Layers, outermost first: `observe` (request id, trace ids, access log,
+//! Layers, outermost first, applied as one composite layer (see
+//! [`crate::middleware`]): `Observe` (request id, trace ids, access log,
 //! HTTP metrics, response headers including the security headers:
 //! `nosniff`, no `Server` banner), CORS (when origins are configured),
-//! `guard` (per-client rate limit → 429, API key check → 401/403, see
+//! `Guard` (per-client rate limit → 429, API key check → 401/403, see
 //! [`crate::security`]; then concurrency → 429 and request timeout → 408,
-//! probes and `/metrics` exempt), panic catching (→ 500).
+//! probes and `/metrics` exempt; panics → 500).
 //! Every error, including unknown routes (404) and wrong methods (405), is
 //! an [`ApiError`] in the one JSON shape.
 
 use crate::config::Extraction;
-use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::error::{ApiError, FieldError};
+use crate::middleware::{GuardLayer, ObserveLayer, panic_response};
 use crate::state::AppState;
-use crate::trace_context::{SPAN_ID_HEADER, SpanIds, TRACE_ID_HEADER};
-use crate::{metrics, openapi, request_id, security, upload};
+use crate::{metrics, openapi, upload};
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -27,15 +27,10 @@ use esg_score::{
 use esg_store::{CompanySummary, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
-/// Log target of the request events (the `logger` field).
-pub const ACCESS_LOG: &str = "esg_server::access";
-/// Route label of requests no route matched.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
+pub use crate::middleware::{ACCESS_LOG, UNMATCHED_ROUTE};
 /// Earliest year accepted by the API.
 pub const MIN_YEAR: i64 = 2000;
 /// Latest year accepted by the API.
@@ -44,11 +39,6 @@ pub const MAX_YEAR: i64 = 2100;
 pub const DEFAULT_K: i64 = 10;
 /// Default `alpha` of `/score`.
 pub const DEFAULT_ALPHA: f64 = 0.6;
-
-/// Paths never limited by concurrency or timeout: probes and metrics.
-fn is_exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/live" | "/ready" | "/metrics")
-}
 
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
@@ -67,8 +57,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     if !state.security().admin_separate() {
         app = app.route("/metrics", get(metrics_text));
     }
-    let mut app = app
-        .route("/openapi.json", get(openapi_json))
+    app.route("/openapi.json", get(openapi_json))
         .route("/companies", get(companies))
         .route("/companies/{id}", get(company))
         // The upload body is streamed to disk under its own limit
@@ -83,12 +72,15 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(on_panic))
-        .layer(middleware::from_fn_with_state(state.clone(), guard));
-    if let Some(cors) = state.security().cors_layer() {
-        app = app.layer(cors);
-    }
-    app.layer(middleware::from_fn_with_state(state.clone(), observe))
+        // One composite layer, not three: axum boxes every layer of every
+        // route separately and clones that box on each request.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(ObserveLayer::new(state.clone()))
+                .option_layer(state.security().cors_layer())
+                // Also catches panics (→ 500).
+                .layer(GuardLayer::new(state.clone())),
+        )
         .with_state(state)
 }
 
@@ -103,175 +95,12 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(on_panic))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(ObserveLayer::new(state.clone()))
         .with_state(state)
 }
 
-// ---------------------------------------------------------------- middleware
-
-/// The server span's ids: from OpenTelemetry when its layer is installed
-/// (the span continues the caller's `traceparent`), else from
-/// [`SpanIds::from_headers`], which continues it the same way.
-fn span_ids(span: &tracing::Span, headers: &HeaderMap) -> SpanIds {
-    use opentelemetry::trace::TraceContextExt as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    if span.is_disabled() {
-        // No subscriber wants the span (logs and export off): no OTel span.
-        return SpanIds::from_headers(headers);
-    }
-    let parent = crate::otel::extract(headers);
-    let parent_sc = parent.span().span_context().clone();
-    if span.set_parent(parent).is_ok() {
-        let cx = span.context();
-        let sc = cx.span().span_context().clone();
-        if sc.is_valid() {
-            return SpanIds {
-                trace_id: sc.trace_id().to_string(),
-                span_id: sc.span_id().to_string(),
-                parent_span_id: parent_sc
-                    .is_valid()
-                    .then(|| parent_sc.span_id().to_string()),
-                trace_flags: parent_sc
-                    .is_valid()
-                    .then(|| format!("{:02x}", parent_sc.trace_flags().to_u8())),
-            };
-        }
-    }
-    SpanIds::from_headers(headers)
-}
-
-/// Decrements the in-flight gauge however the request ends.
-struct InFlight(Arc<metrics::Metrics>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.request_ended();
-    }
-}
-
-/// The access middleware: request id, server span (continuing the caller's
-/// `traceparent`), received/sent log lines, HTTP metrics, and the response
-/// headers (ids and [`security::set_headers`]), in one layer. Borrows what
-/// it can from the request: no per-request copies of method, path or route.
-async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let route = matched
-        .as_ref()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-    let rid = request_id::from_headers(req.headers());
-    let path = req.uri().path();
-    let span = tracing::info_span!(
-        "request",
-        otel.name = %format_args!("{} {route}", method.as_str()),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = method.as_str(),
-        http.route = route,
-        url.path = path,
-        http.response.status_code = tracing::field::Empty,
-        service.name = st.service_name(),
-        request_id = rid.as_str(),
-    );
-    let ids = span_ids(&span, req.headers());
-    // Log fields only (the log's `method` and `path` are the span's
-    // `http.request.method` and `url.path`): not exported as attributes.
-    crate::logging::record_ids(&span, &ids.trace_id, &ids.span_id);
-    st.metrics().request_started();
-    let _in_flight = InFlight(st.metrics().clone());
-    let inner = async move {
-        tracing::info!(target: ACCESS_LOG, "request received");
-        next.run(req).await
-    };
-    let rid_header = HeaderValue::from_str(&rid);
-    let mut res = request_id::scope(rid, inner.instrument(span.clone())).await;
-    let elapsed = start.elapsed();
-    let status = res.status().as_u16();
-    st.metrics()
-        .request_finished(route, method.as_str(), status, elapsed);
-    // An int attribute, as the HTTP semantic conventions say (tracing-opentelemetry
-    // turns u64 into a string, i64 into an int).
-    span.record("http.response.status_code", i64::from(status));
-    if status >= 500 {
-        span.record("otel.status_code", "error");
-    }
-    let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-    let code = res.extensions().get::<ErrorCode>().map(|c| c.0);
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(
-                target: ACCESS_LOG,
-                status_code = status,
-                duration_ms,
-                error_type = code.unwrap_or("internal_error"),
-                "request failed"
-            );
-        } else {
-            tracing::info!(target: ACCESS_LOG, status_code = status, duration_ms, "request sent");
-        }
-    });
-    let h = res.headers_mut();
-    // Room for the ids and the security headers at once (no rehash growth).
-    h.reserve(8);
-    if let Ok(v) = rid_header {
-        h.insert(request_id::HEADER, v);
-    }
-    if let Ok(v) = HeaderValue::try_from(ids.trace_id) {
-        h.insert(TRACE_ID_HEADER, v);
-    }
-    if let Ok(v) = HeaderValue::try_from(ids.span_id) {
-        h.insert(SPAN_ID_HEADER, v);
-    }
-    security::set_headers(h);
-    res
-}
-
-/// Rate limit, key check, then the concurrency limit and request timeout,
-/// in that order, in one layer (one boxed future per request, not three).
-async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(res) = security::check_rate(&st, &req).or_else(|| security::check_key(&st, &req)) {
-        return res;
-    }
-    if is_exempt(req.uri().path()) {
-        return next.run(req).await;
-    }
-    let Ok(_permit) = st.concurrency().clone().try_acquire_owned() else {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            format!(
-                "the server is serving its limit of {} requests; retry shortly",
-                st.limits().max_concurrent_requests
-            ),
-        );
-        e.retry_after = Some(1);
-        return e.into_response();
-    };
-    let timeout = st.limits().request_timeout;
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!("the request took longer than {} ms", timeout.as_millis()),
-        )
-        .into_response(),
-    }
-}
-
-fn on_panic(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let msg = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    if !crate::panics::hook_installed() {
-        tracing::error!(error_type = "panic", panic = %msg, "handler panicked");
-    }
-    ApiError::internal().into_response()
-}
+// ---------------------------------------------------------------- fallbacks
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::route_not_found(uri.path())

@@ -34,6 +34,7 @@ pub mod http;
 pub mod log_writer;
 pub mod logging;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod otel;
 pub mod panics;

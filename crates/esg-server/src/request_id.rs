@@ -25,13 +25,29 @@ pub fn from_headers(headers: &HeaderMap) -> String {
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|s| is_sane(s))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .map_or_else(new_id, str::to_string)
 }
 
-/// Runs `fut` with `id` as the current request id.
-pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    CURRENT.scope(id, fut).await
+/// A new UUID v4, hyphenated, lowercase.
+fn new_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
+}
+
+/// `fut` with `id` as the current request id while it is polled.
+pub fn scope_future<F: std::future::Future>(
+    id: String,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    CURRENT.scope(id, fut)
+}
+
+/// Runs `f` with `id` as the current request id.
+pub fn sync_scope<R>(id: String, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(id, f)
 }
 
 /// The id of the request being served by this task, if any.
@@ -58,5 +74,8 @@ mod tests {
         h.insert(HEADER, "bad id".parse().unwrap());
         let made = from_headers(&h);
         assert_eq!(uuid::Uuid::parse_str(&made).unwrap().get_version_num(), 4);
+        assert_eq!(made.len(), 36);
+        assert_eq!(made, made.to_lowercase());
+        assert_ne!(from_headers(&h), made);
     }
 }

@@ -72,10 +72,22 @@ fn random_nonzero_u64() -> u64 {
     }
 }
 
+/// The low `digits` (at most 32) hex digits of `v`, lowercase and
+/// zero-padded (what `format!("{v:0digits$x}")` gives, without the
+/// formatting machinery: this runs on every request).
+fn lower_hex(v: u128, digits: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    for (i, b) in buf[..digits].iter_mut().enumerate() {
+        *b = HEX[((v >> (4 * (digits - 1 - i))) & 0xf) as usize];
+    }
+    String::from_utf8(buf[..digits].to_vec()).expect("hex digits are ASCII")
+}
+
 impl SpanIds {
     /// Continues the caller's trace from `traceparent`, or starts a new one.
     pub fn from_headers(headers: &HeaderMap) -> SpanIds {
-        let span_id = format!("{:016x}", random_nonzero_u64());
+        let span_id = lower_hex(u128::from(random_nonzero_u64()), 16);
         let incoming = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
@@ -88,7 +100,7 @@ impl SpanIds {
                 trace_flags: Some(flags),
             },
             None => SpanIds {
-                trace_id: format!("{:032x}", uuid::Uuid::new_v4().as_u128()),
+                trace_id: lower_hex(uuid::Uuid::new_v4().as_u128(), 32),
                 span_id,
                 parent_span_id: None,
                 trace_flags: None,
@@ -100,6 +112,33 @@ impl SpanIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_hex_is_format_x_zero_padded() {
+        for v in [
+            0u128,
+            1,
+            0xabc,
+            u128::from(u64::MAX),
+            u128::MAX,
+            0x0123_4567_89ab_cdef << 17,
+        ] {
+            assert_eq!(lower_hex(v, 32), format!("{v:032x}"));
+            assert_eq!(
+                lower_hex(v & u128::from(u64::MAX), 16),
+                format!("{:016x}", v & u128::from(u64::MAX))
+            );
+        }
+        let ids = SpanIds::from_headers(&HeaderMap::new());
+        assert!(
+            is_hex(&ids.trace_id, 32) && is_hex(&ids.span_id, 16),
+            "{ids:?}"
+        );
+        assert_ne!(
+            SpanIds::from_headers(&HeaderMap::new()).trace_id,
+            ids.trace_id
+        );
+    }
 
     #[test]
     fn traceparent_is_continued_or_replaced() {
