@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod http;
 pub mod log_writer;
@@ -121,7 +122,7 @@ pub async fn run(
     };
     let drain = state.limits().drain_timeout;
     let server =
-        security::serve_connections(listener, app, state.limits().header_read_timeout, graceful);
+        connections::serve_connections(listener, app, state.limits().header_read_timeout, graceful);
     tokio::select! {
         r = server => r.context("the HTTP server failed")?,
         () = async { begun.notified().await; tokio::time::sleep(drain).await } => {
@@ -164,7 +165,7 @@ pub async fn serve_on_with_admin(
         let app = http::admin_router(state.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let header_timeout = state.limits().header_read_timeout;
-        let task = tokio::spawn(security::serve_connections(
+        let task = tokio::spawn(connections::serve_connections(
             l,
             app,
             header_timeout,
