@@ -33,6 +33,17 @@ BENCH=http_load.sh
 . bench/lib.sh
 http_binaries
 
+# The on and on10 servers' JSON logs are kept in files under $WORK (the log
+# lines are counted at the end): about 1 GB per round at this machine's
+# rates (2 lines of ~430 bytes per request). Refuse to start rather than
+# fill the disk halfway through.
+NEED_KB=$(( (REPEAT * DURATION * 1024 * 1024 + 7) / 8 ))
+AVAIL_KB=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+if [ "$AVAIL_KB" -lt "$NEED_KB" ]; then
+  echo "$BENCH: needs ~$(( NEED_KB / 1048576 + 1 )) GB free under $WORK for the log files, has $(( AVAIL_KB / 1048576 )) GB (lower REPEAT or DURATION, or set TMPDIR)" >&2
+  exit 1
+fi
+
 # Data: the shipped sample report, ingested once; both servers read it.
 "$ESG" --data-dir "$WORK/data" ingest --company "Northwind Components Ltd" --year 2024 \
   samples/northwind-2024-sustainability.txt >/dev/null
