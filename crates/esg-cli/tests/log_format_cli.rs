@@ -6,9 +6,8 @@
 
 mod serve_support;
 
-use serve_support::{OTEL_VARS, Resp, request};
+use serve_support::{Resp, request, serve_command};
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `esg serve` with `args` and `env` on a free port, calls `f` with its
@@ -21,23 +20,11 @@ fn serve_and_collect(args: &[&str], env: &[(&str, &str)], f: impl FnOnce(&str)) 
         .port();
     let addr = format!("127.0.0.1:{port}");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_esg"));
-    cmd.arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .args(["serve", "--listen", &addr])
-        .args(args)
-        .env_remove("ESG_DATA_DIR")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for v in OTEL_VARS {
-        cmd.env_remove(v);
-    }
-    cmd.env("OTEL_TRACES_EXPORTER", "none");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    // Exporter off unless `env` says otherwise.
+    let env: Vec<(&str, &str)> = std::iter::once(("OTEL_TRACES_EXPORTER", "none"))
+        .chain(env.iter().copied())
+        .collect();
+    let mut cmd = serve_command(&tmp.path().join("data"), &addr, args, &env);
     let mut child = cmd.spawn().expect("start esg serve");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !request(&addr, "GET", "/live", &[], b"").is_ok_and(|r| r.status == 200) {

@@ -60,6 +60,34 @@ pub fn add_key(data: &Path, label: &str) -> String {
         .to_string()
 }
 
+/// `esg --data-dir DATA serve --listen LISTEN EXTRA_ARGS` with the
+/// caller's `ESG_DATA_DIR`, `RUST_LOG` and OpenTelemetry variables removed,
+/// then `env` set; stdin null, stdout piped, stderr null.
+pub fn serve_command(
+    data: &Path,
+    listen: &str,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_esg"));
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", listen])
+        .args(extra_args)
+        .env_remove("ESG_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for v in OTEL_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// A running `esg serve`.
 pub struct Served {
     pub child: Child,
@@ -219,22 +247,8 @@ impl Served {
 
     fn spawn_in(tmp: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Served {
         let data = tmp.path().join("data");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_esg"));
-        cmd.arg("--data-dir")
-            .arg(&data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra_args)
-            .env_remove("ESG_DATA_DIR")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for v in OTEL_VARS {
-            cmd.env_remove(v);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut cmd = serve_command(&data, "127.0.0.1:0", extra_args, env);
+        cmd.stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start esg serve");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<String>();
