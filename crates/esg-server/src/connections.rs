@@ -2,7 +2,7 @@
 //! limit, hyper's header read timeout, and graceful shutdown.
 //!
 //! Shutdown reaches each connection through its own flag and waker
-//! ([`Signal`]), listed in a registry that is locked only when a connection
+//! (a `Signal`), listed in a registry that is locked only when a connection
 //! opens or closes. Polling a connection therefore costs one atomic load and
 //! a waker registration per wake-up, not a lock on a channel shared by every
 //! connection (what a `watch` receiver in a `select!` costs, on every poll

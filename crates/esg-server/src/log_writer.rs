@@ -7,8 +7,10 @@
 //! load (`bench/http_cpu.sh`). Here a request only copies its line under a
 //! mutex; it wakes the writer thread only when that thread is idle.
 //!
-//! Nothing is dropped: when [`MAX_BUFFERED`] bytes are waiting (stdout
-//! blocked by a slow reader), writers wait for room. ERROR lines are written
+//! Nothing is dropped for lack of room: when [`MAX_BUFFERED`] bytes are
+//! waiting (stdout blocked by a slow reader), writers wait for room. A
+//! write that fails (stdout closed, disk full) drops that batch, and
+//! logging goes on: there is nowhere to report it. ERROR lines are written
 //! before the call returns ([`BatchWriter::flush`]), so the line of a failure
 //! is on stdout even if the process dies right after. Buffered lines are lost
 //! only if the process is killed (SIGKILL, abort) within the batch window;

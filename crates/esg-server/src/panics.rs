@@ -3,7 +3,9 @@
 //! message on stderr. The event is emitted on the panicking thread, inside
 //! the request's span, so it carries that request's `request_id`,
 //! `trace_id`, `span_id`, `method` and `path`. The 500 response itself is
-//! made by the panic-catching layer of [`crate::http`].
+//! made by [`crate::middleware::panic_response`], called where the panic is
+//! caught (the guard layer; on the admin listener, tower-http's
+//! `CatchPanicLayer`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -362,7 +362,7 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
 
 /// Requires a key for writes (and for reads when configured): the
 /// 401/403/500 answer to send instead of serving the request, if any.
-/// Called by the guard middleware of [`crate::http`], after [`check_rate`].
+/// Called by [`crate::middleware::Guard`], after [`check_rate`].
 pub fn check_key(st: &AppState, req: &Request) -> Option<Response> {
     let sec = st.security();
     let path = req.uri().path();
@@ -399,17 +399,11 @@ pub fn check_rate(st: &AppState, req: &Request) -> Option<Response> {
     })
 }
 
-/// Headers on every response: `X-Content-Type-Options: nosniff`,
-/// `X-Frame-Options: DENY`, a `Content-Security-Policy` that loads nothing,
-/// `Referrer-Policy: no-referrer`, `Cache-Control: no-store` unless set; and
-/// no `Server` banner.
-pub async fn headers(mut res: Response) -> Response {
-    set_headers(res.headers_mut());
-    res
-}
-
-/// Sets the security headers of [`headers`] on `h` (the access middleware
-/// calls it directly: one layer less per request).
+/// Sets the headers every response carries: `X-Content-Type-Options:
+/// nosniff`, `X-Frame-Options: DENY`, a `Content-Security-Policy` that loads
+/// nothing, `Referrer-Policy: no-referrer`, `Cache-Control: no-store` unless
+/// set; and removes any `Server` banner. Called by the access layer
+/// ([`crate::middleware::Observe`]) on every response.
 pub fn set_headers(h: &mut HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
