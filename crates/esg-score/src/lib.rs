@@ -6,6 +6,9 @@
 //!   field-path errors, compiled into matchers.
 //! * [`matcher`] — word-boundary patterns, proximity rules, negation guards.
 //! * [`retrieve`] — BM25 over chunks keyed by `chunk_id`.
+//! * [`index`] — the work that depends only on a company-year's chunks and
+//!   the rubric (BM25 index, top-k, criterion matches), done once and
+//!   reused by every request: [`CompanyIndex`].
 //! * [`quote`] — verbatim quotes of at most N words around a match.
 //! * [`mod@score`] — per-theme stage, confidence and evidence, the [`Scorecard`];
 //!   [`score`] is [`retrieve`] (BM25 top-k per theme) then [`Retrieval::score`],
@@ -32,6 +35,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod index;
 pub mod matcher;
 pub mod quote;
 pub mod retrieve;
@@ -43,7 +47,8 @@ pub use error::{CsvError, RubricError, ScoreError};
 pub use eval::{
     EvalReport, Prf, ThemeEval, evaluate_labels, evaluate_labels_with, parse_csv, tcfd_label_themes,
 };
-pub use matcher::{MatchRule, NegationGuard, Proximity};
+pub use index::{CompanyIndex, StoredMatches};
+pub use matcher::{LazyRegex, MatchRule, NegationGuard, Proximity};
 pub use retrieve::{Bm25Index, Bm25Params, SearchHit, tokenize};
 pub use rubric::{
     BUILTIN_RUBRIC_JSON, Band, CoreRule, Criterion, Framework, Override, Rubric, Stage, Theme,

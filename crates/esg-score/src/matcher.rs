@@ -28,6 +28,85 @@
 use crate::text::{sentence_spans, trim_range, word_index_at, word_spans};
 use regex::Regex;
 use std::ops::Range;
+use std::sync::OnceLock;
+
+/// A combined pattern that is compiled on first use.
+///
+/// Compiling the built-in rubric's ~110 combined patterns takes ~180 ms of
+/// CPU (Unicode case folding and word boundaries make large automata; even
+/// parsing alone is ~35 ms, measured with regex 1.12), far more than an
+/// `esg score` process should pay when the matches it needs are already
+/// stored. So the built-in rubric keeps each pattern's source and compiles
+/// it the first time a text is matched; a rubric loaded from a file is
+/// validated and compiled at load ([`crate::Rubric::from_json_str`]), and a
+/// server compiles everything at start-up ([`crate::Rubric::compile_all`]).
+#[derive(Debug, Clone)]
+pub struct LazyRegex {
+    source: String,
+    re: OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    /// An already compiled pattern.
+    pub(crate) fn compiled(re: Regex) -> Self {
+        LazyRegex {
+            source: re.as_str().to_string(),
+            re: OnceLock::from(re),
+        }
+    }
+
+    /// A pattern compiled on first use. Its source must compile (the
+    /// built-in rubric is checked by the crate's tests).
+    pub(crate) fn deferred(source: String) -> Self {
+        LazyRegex {
+            source,
+            re: OnceLock::new(),
+        }
+    }
+
+    /// The compiled pattern.
+    ///
+    /// # Panics
+    /// When a deferred source does not compile, which the validation of
+    /// every rubric source rules out.
+    pub fn get(&self) -> &Regex {
+        self.re.get_or_init(|| {
+            Regex::new(&self.source).unwrap_or_else(|e| {
+                panic!("rubric pattern {:?} does not compile: {e}", self.source)
+            })
+        })
+    }
+
+    /// The combined pattern's source.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// The single word-bounded, case-insensitive alternation that
+/// [`compile_terms`] compiles, without checking it. `None` for no patterns.
+pub(crate) fn terms_source(patterns: &[String]) -> Option<String> {
+    if patterns.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = patterns
+        .iter()
+        .map(|p| format!("(?:{})", spaces_to_regex(p.trim())))
+        .collect();
+    Some(format!(
+        r"(?i)\b{{start-half}}(?:{})\b{{end-half}}",
+        parts.join("|")
+    ))
+}
+
+/// The alternation that [`compile_raw`] compiles, without checking it.
+pub(crate) fn raw_source(patterns: &[String]) -> Option<String> {
+    if patterns.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
+    Some(format!("(?i){}", parts.join("|")))
+}
 
 /// Characters that end a clause for the negation windows.
 const CLAUSE_BREAKS: &[char] = &[',', ';', ':', '(', ')', '•', '|'];
@@ -64,7 +143,11 @@ pub fn compile_terms(patterns: &[String]) -> Result<Option<Regex>, (usize, Strin
         }
         parts.push(format!("(?:{body})"));
     }
-    let all = format!(r"(?i)\b{{start-half}}(?:{})\b{{end-half}}", parts.join("|"));
+    let all = terms_source(patterns).unwrap_or_default();
+    debug_assert_eq!(
+        all,
+        format!(r"(?i)\b{{start-half}}(?:{})\b{{end-half}}", parts.join("|"))
+    );
     Regex::new(&all).map(Some).map_err(|e| {
         (
             0,
@@ -98,7 +181,7 @@ pub fn compile_raw(patterns: &[String]) -> Result<Option<Regex>, (usize, String)
         })?;
         parts.push(format!("(?:{p})"));
     }
-    Regex::new(&format!("(?i){}", parts.join("|")))
+    Regex::new(&raw_source(patterns).unwrap_or_default())
         .map(Some)
         .map_err(|e| {
             (
@@ -166,8 +249,8 @@ pub struct Proximity {
     pub near: Vec<String>,
     /// Maximum distance in words between the start of both sides (either order).
     pub within: usize,
-    pub(crate) terms_re: Regex,
-    pub(crate) near_re: Regex,
+    pub(crate) terms_re: LazyRegex,
+    pub(crate) near_re: LazyRegex,
 }
 
 /// The rubric-wide negation guard (see the module documentation).
@@ -185,10 +268,10 @@ pub struct NegationGuard {
     pub exceptions: Vec<String>,
     /// Raw patterns of sentences that are never evidence (framework prompts, "N/A").
     pub ignore_sentences: Vec<String>,
-    pub(crate) before_re: Option<Regex>,
-    pub(crate) after_re: Option<Regex>,
-    pub(crate) exceptions_re: Option<Regex>,
-    pub(crate) ignore_re: Option<Regex>,
+    pub(crate) before_re: Option<LazyRegex>,
+    pub(crate) after_re: Option<LazyRegex>,
+    pub(crate) exceptions_re: Option<LazyRegex>,
+    pub(crate) ignore_re: Option<LazyRegex>,
 }
 
 impl NegationGuard {
@@ -208,22 +291,39 @@ impl NegationGuard {
         }
     }
 
+    /// Forces compilation of every pattern of the guard.
+    pub(crate) fn compile(&self) {
+        for re in [
+            &self.before_re,
+            &self.after_re,
+            &self.exceptions_re,
+            &self.ignore_re,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            re.get();
+        }
+    }
+
     fn is_ignored_sentence(&self, sentence: &str) -> bool {
         self.ignore_re
             .as_ref()
-            .is_some_and(|r| r.is_match(sentence.trim()))
+            .is_some_and(|r| r.get().is_match(sentence.trim()))
     }
 
     /// `true` when `re` matches inside `window` (absolute byte range of
     /// `text`) other than within an exception phrase of the sentence.
     fn negation_in(
         &self,
-        re: &Option<Regex>,
+        re: &Option<LazyRegex>,
         text: &str,
         sentence: &Range<usize>,
         window: Range<usize>,
     ) -> bool {
-        let Some(re) = re else { return false };
+        let Some(re) = re.as_ref().map(LazyRegex::get) else {
+            return false;
+        };
         if window.start >= window.end {
             return false;
         }
@@ -231,7 +331,8 @@ impl NegationGuard {
             .exceptions_re
             .as_ref()
             .map(|e| {
-                e.find_iter(&text[sentence.clone()])
+                e.get()
+                    .find_iter(&text[sentence.clone()])
                     .map(|m| (sentence.start + m.start())..(sentence.start + m.end()))
                     .collect()
             })
@@ -287,9 +388,9 @@ pub struct MatchRule {
     pub negations: Vec<String>,
     /// Whether the rubric-wide [`NegationGuard`] applies.
     pub negation_guard: bool,
-    pub(crate) patterns_re: Option<Regex>,
-    pub(crate) context_re: Option<Regex>,
-    pub(crate) negations_re: Option<Regex>,
+    pub(crate) patterns_re: Option<LazyRegex>,
+    pub(crate) context_re: Option<LazyRegex>,
+    pub(crate) negations_re: Option<LazyRegex>,
 }
 
 impl MatchRule {
@@ -298,8 +399,21 @@ impl MatchRule {
     /// Every range lies within one sentence and starts and ends on
     /// non-white-space characters.
     pub fn find(&self, text: &str, guard: &NegationGuard) -> Vec<Range<usize>> {
+        self.find_in_sentences(text, &sentence_spans(text), guard)
+    }
+
+    /// [`MatchRule::find`] with the sentences of `text` already split
+    /// (byte spans as [`esg_core::chunk::sentences`] gives them), so that
+    /// many rules can be matched on one text without splitting it again.
+    pub fn find_in_sentences(
+        &self,
+        text: &str,
+        sentences: &[Range<usize>],
+        guard: &NegationGuard,
+    ) -> Vec<Range<usize>> {
         let mut out: Vec<Range<usize>> = Vec::new();
-        for sentence in sentence_spans(text) {
+        for sentence in sentences {
+            let sentence = sentence.clone();
             let s_text = &text[sentence.clone()];
             if self.negation_guard && guard.is_ignored_sentence(s_text) {
                 continue;
@@ -307,20 +421,20 @@ impl MatchRule {
             if self
                 .context_re
                 .as_ref()
-                .is_some_and(|ctx| !ctx.is_match(s_text))
+                .is_some_and(|ctx| !ctx.get().is_match(s_text))
             {
                 continue;
             }
             if self
                 .negations_re
                 .as_ref()
-                .is_some_and(|n| n.is_match(s_text))
+                .is_some_and(|n| n.get().is_match(s_text))
             {
                 continue;
             }
             let mut hits: Vec<Range<usize>> = Vec::new();
             if let Some(re) = &self.patterns_re {
-                for m in re.find_iter(s_text) {
+                for m in re.get().find_iter(s_text) {
                     hits.push((sentence.start + m.start())..(sentence.start + m.end()));
                 }
             }
@@ -352,6 +466,20 @@ impl MatchRule {
         merged
     }
 
+    /// Forces compilation of every pattern of the rule.
+    pub(crate) fn compile(&self) {
+        for re in [&self.patterns_re, &self.context_re, &self.negations_re]
+            .into_iter()
+            .flatten()
+        {
+            re.get();
+        }
+        for p in &self.proximity {
+            p.terms_re.get();
+            p.near_re.get();
+        }
+    }
+
     /// `true` when the rule hits anywhere in `text`.
     pub fn is_match(&self, text: &str, guard: &NegationGuard) -> bool {
         !self.find(text, guard).is_empty()
@@ -370,6 +498,7 @@ impl Proximity {
         let s_text = &text[sentence.clone()];
         let a: Vec<Range<usize>> = self
             .terms_re
+            .get()
             .find_iter(s_text)
             .map(|m| (sentence.start + m.start())..(sentence.start + m.end()))
             .collect();
@@ -378,6 +507,7 @@ impl Proximity {
         }
         let b: Vec<Range<usize>> = self
             .near_re
+            .get()
             .find_iter(s_text)
             .map(|m| (sentence.start + m.start())..(sentence.start + m.end()))
             .collect();
@@ -409,10 +539,10 @@ mod tests {
         let exceptions = s(&["no later than", "not only"]);
         let ignore = s(&[r"^\W*(?:[a-z]\)\s*)?describe\b"]);
         NegationGuard {
-            before_re: compile_terms(&before).unwrap(),
-            after_re: compile_terms(&after).unwrap(),
-            exceptions_re: compile_terms(&exceptions).unwrap(),
-            ignore_re: compile_raw(&ignore).unwrap(),
+            before_re: compile_terms(&before).unwrap().map(LazyRegex::compiled),
+            after_re: compile_terms(&after).unwrap().map(LazyRegex::compiled),
+            exceptions_re: compile_terms(&exceptions).unwrap().map(LazyRegex::compiled),
+            ignore_re: terms_or_raw_deferred(&ignore),
             before,
             before_words: 6,
             after,
@@ -422,10 +552,16 @@ mod tests {
         }
     }
 
+    /// A raw guard pattern compiled lazily (as the built-in rubric's are).
+    fn terms_or_raw_deferred(p: &[String]) -> Option<LazyRegex> {
+        compile_raw(p).unwrap();
+        raw_source(p).map(LazyRegex::deferred)
+    }
+
     fn rule(patterns: &[&str]) -> MatchRule {
         let patterns: Vec<String> = patterns.iter().map(|s| s.to_string()).collect();
         MatchRule {
-            patterns_re: compile_terms(&patterns).unwrap(),
+            patterns_re: terms_source(&patterns).map(LazyRegex::deferred),
             patterns,
             proximity: Vec::new(),
             context: Vec::new(),
@@ -489,8 +625,10 @@ mod tests {
             terms: vec!["limited".into()],
             near: vec!["assurance".into()],
             within: 4,
-            terms_re: compile_terms(&["limited".to_string()]).unwrap().unwrap(),
-            near_re: compile_terms(&["assurance".to_string()]).unwrap().unwrap(),
+            terms_re: LazyRegex::compiled(
+                compile_terms(&["limited".to_string()]).unwrap().unwrap(),
+            ),
+            near_re: LazyRegex::deferred(terms_source(&["assurance".to_string()]).unwrap()),
         }];
         let g = guard();
         let t = "EY provided a limited level of assurance over Scope 1.";

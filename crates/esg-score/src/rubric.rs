@@ -45,7 +45,10 @@
 //! `paterns` does not silently disable a criterion.
 
 use crate::error::RubricError;
-use crate::matcher::{MatchRule, NegationGuard, Proximity, compile_raw, compile_terms};
+use crate::matcher::{
+    LazyRegex, MatchRule, NegationGuard, Proximity, compile_raw, compile_terms, raw_source,
+    terms_source,
+};
 use crate::retrieve::tokenize;
 use esg_core::sha256_hex;
 use serde_json::{Map, Value};
@@ -256,13 +259,40 @@ impl Rubric {
     /// # Panics
     /// Never in a released build: the embedded file is validated by the
     /// crate's tests.
+    ///
+    /// Its patterns are compiled on first use (see [`LazyRegex`]): loading
+    /// it costs about a millisecond, so a process that finds the matches
+    /// it needs already stored never compiles a regex. The crate's tests
+    /// validate and compile every pattern of the shipped file.
     pub fn builtin() -> Rubric {
         BUILTIN
             .get_or_init(|| {
-                Rubric::from_json_str(BUILTIN_RUBRIC_JSON)
-                    .unwrap_or_else(|e| panic!("the shipped rubric/v3.0.json is invalid: {e}"))
+                let parsed = serde_json::from_str::<Value>(BUILTIN_RUBRIC_JSON)
+                    .map_err(RubricError::from)
+                    .and_then(|v| parse_rubric(&v, Mode::Trusted));
+                let mut rubric = parsed
+                    .unwrap_or_else(|e| panic!("the shipped rubric/v3.0.json is invalid: {e}"));
+                rubric.sha256 = sha256_hex(BUILTIN_RUBRIC_JSON);
+                rubric
             })
             .clone()
+    }
+
+    /// Compiles every pattern now (a no-op for a rubric loaded with
+    /// [`Rubric::from_json_str`], whose patterns are compiled at load), so
+    /// that no request pays for it later. A server calls this at start-up.
+    pub fn compile_all(&self) {
+        self.negation_guard.compile();
+        for t in &self.themes {
+            for s in &t.stages {
+                for c in &s.criteria {
+                    c.rule.compile();
+                }
+            }
+        }
+        for o in &self.overrides {
+            o.rule.compile();
+        }
     }
 
     /// Parses and validates a rubric from JSON text.
@@ -272,7 +302,7 @@ impl Rubric {
     /// (with the field path) for anything that breaks the rules.
     pub fn from_json_str(json: &str) -> Result<Rubric, RubricError> {
         let value: Value = serde_json::from_str(json)?;
-        let mut rubric = parse_rubric(&value)?;
+        let mut rubric = parse_rubric(&value, Mode::Validate)?;
         rubric.sha256 = sha256_hex(json);
         Ok(rubric)
     }
@@ -508,17 +538,41 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn terms(path: &str, patterns: &[String]) -> R<Option<regex::Regex>> {
-    compile_terms(patterns).map_err(|(i, m)| RubricError::invalid(format!("{path}[{i}]"), m))
+/// How much of a rubric's patterns [`parse_rubric`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Parse and compile every pattern now; errors name the field.
+    Validate,
+    /// Keep the sources and compile on first use: for the built-in rubric,
+    /// which the crate's tests validate.
+    Trusted,
 }
 
-fn parse_rubric(v: &Value) -> R<Rubric> {
+fn terms(path: &str, patterns: &[String], m: Mode) -> R<Option<LazyRegex>> {
+    match m {
+        Mode::Validate => compile_terms(patterns)
+            .map(|r| r.map(LazyRegex::compiled))
+            .map_err(|(i, e)| RubricError::invalid(format!("{path}[{i}]"), e)),
+        Mode::Trusted => Ok(terms_source(patterns).map(LazyRegex::deferred)),
+    }
+}
+
+fn raw(path: &str, patterns: &[String], m: Mode) -> R<Option<LazyRegex>> {
+    match m {
+        Mode::Validate => compile_raw(patterns)
+            .map(|r| r.map(LazyRegex::compiled))
+            .map_err(|(i, e)| RubricError::invalid(format!("{path}[{i}]"), e)),
+        Mode::Trusted => Ok(raw_source(patterns).map(LazyRegex::deferred)),
+    }
+}
+
+fn parse_rubric(v: &Value, m: Mode) -> R<Rubric> {
     let mut o = Obj::new(v, "")?;
     let version = o.string("version")?;
     let name = o.opt_string("name")?;
     let description = o.opt_string("description")?;
     let scoring = parse_scoring(o.req("scoring")?, "scoring")?;
-    let negation_guard = parse_guard(o.req("negation_guard")?, "negation_guard")?;
+    let negation_guard = parse_guard(o.req("negation_guard")?, "negation_guard", m)?;
 
     let theme_items = o.array("themes", true)?;
     if theme_items.len() != THEME_COUNT {
@@ -530,7 +584,7 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
     let mut themes = Vec::with_capacity(THEME_COUNT);
     let mut seen_codes: BTreeMap<String, String> = BTreeMap::new();
     for (path, tv) in theme_items {
-        let theme = parse_theme(tv, &path)?;
+        let theme = parse_theme(tv, &path, m)?;
         if let Some(first) = seen_codes.insert(theme.code.clone(), path.clone()) {
             return Err(RubricError::invalid(
                 format!("{path}.code"),
@@ -619,7 +673,7 @@ fn parse_rubric(v: &Value) -> R<Rubric> {
     let mut overrides = Vec::new();
     let mut ov_ids = BTreeSet::new();
     for (path, ov) in o.array("overrides", false)? {
-        let x = parse_override(ov, &path, &codes)?;
+        let x = parse_override(ov, &path, &codes, m)?;
         if !ov_ids.insert(x.id.clone()) || index.contains_key(&x.id) {
             return Err(RubricError::invalid(
                 format!("{path}.id"),
@@ -730,7 +784,7 @@ fn parse_bands(o: &mut Obj<'_>, key: &'static str, lo: f64, hi: f64, cover: bool
     Ok(bands)
 }
 
-fn parse_guard(v: &Value, path: &str) -> R<NegationGuard> {
+fn parse_guard(v: &Value, path: &str, m: Mode) -> R<NegationGuard> {
     let mut o = Obj::new(v, path)?;
     let before = o.strings("before", true)?;
     let before_words = o.uint("before_words", 0, 20)? as usize;
@@ -739,12 +793,10 @@ fn parse_guard(v: &Value, path: &str) -> R<NegationGuard> {
     let exceptions = o.strings("exceptions", false)?;
     let ignore_sentences = o.strings("ignore_sentences", false)?;
     let guard = NegationGuard {
-        before_re: terms(&o.at("before"), &before)?,
-        after_re: terms(&o.at("after"), &after)?,
-        exceptions_re: terms(&o.at("exceptions"), &exceptions)?,
-        ignore_re: compile_raw(&ignore_sentences).map_err(|(i, m)| {
-            RubricError::invalid(format!("{}[{i}]", o.at("ignore_sentences")), m)
-        })?,
+        before_re: terms(&o.at("before"), &before, m)?,
+        after_re: terms(&o.at("after"), &after, m)?,
+        exceptions_re: terms(&o.at("exceptions"), &exceptions, m)?,
+        ignore_re: raw(&o.at("ignore_sentences"), &ignore_sentences, m)?,
         before,
         before_words,
         after,
@@ -756,7 +808,7 @@ fn parse_guard(v: &Value, path: &str) -> R<NegationGuard> {
     Ok(guard)
 }
 
-fn parse_theme(v: &Value, path: &str) -> R<Theme> {
+fn parse_theme(v: &Value, path: &str, m: Mode) -> R<Theme> {
     let mut o = Obj::new(v, path)?;
     let code = o.string("code")?;
     if !(1..=8).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_uppercase()) {
@@ -786,7 +838,7 @@ fn parse_theme(v: &Value, path: &str) -> R<Theme> {
     }
     let mut stages = Vec::with_capacity(items.len());
     for (i, (p, sv)) in items.into_iter().enumerate() {
-        stages.push(parse_stage(sv, &p, i as u8)?);
+        stages.push(parse_stage(sv, &p, i as u8, m)?);
     }
     o.finish()?;
     Ok(Theme {
@@ -798,7 +850,7 @@ fn parse_theme(v: &Value, path: &str) -> R<Theme> {
     })
 }
 
-fn parse_stage(v: &Value, path: &str, expected: u8) -> R<Stage> {
+fn parse_stage(v: &Value, path: &str, expected: u8, m: Mode) -> R<Stage> {
     let mut o = Obj::new(v, path)?;
     let stage = o.uint("stage", 0, u64::from(MAX_STAGE))? as u8;
     if stage != expected {
@@ -846,7 +898,7 @@ fn parse_stage(v: &Value, path: &str, expected: u8) -> R<Stage> {
     }
     let mut criteria = Vec::with_capacity(items.len());
     for (p, cv) in items {
-        criteria.push(parse_criterion(cv, &p)?);
+        criteria.push(parse_criterion(cv, &p, m)?);
     }
     if stage > 0 && !criteria.iter().any(|c| c.core) {
         return Err(RubricError::invalid(
@@ -865,7 +917,7 @@ fn parse_stage(v: &Value, path: &str, expected: u8) -> R<Stage> {
     })
 }
 
-fn parse_rule(o: &mut Obj<'_>, default_guard: bool) -> R<MatchRule> {
+fn parse_rule(o: &mut Obj<'_>, default_guard: bool, m: Mode) -> R<MatchRule> {
     let patterns = o.strings("patterns", false)?;
     let mut proximity = Vec::new();
     for (p, pv) in o.array("proximity", false)? {
@@ -873,9 +925,9 @@ fn parse_rule(o: &mut Obj<'_>, default_guard: bool) -> R<MatchRule> {
         let t = po.strings("terms", true)?;
         let n = po.strings("near", true)?;
         let within = po.uint("within", 1, 25)? as usize;
-        let terms_re = terms(&po.at("terms"), &t)?
+        let terms_re = terms(&po.at("terms"), &t, m)?
             .ok_or_else(|| RubricError::invalid(po.at("terms"), "must not be empty"))?;
-        let near_re = terms(&po.at("near"), &n)?
+        let near_re = terms(&po.at("near"), &n, m)?
             .ok_or_else(|| RubricError::invalid(po.at("near"), "must not be empty"))?;
         po.finish()?;
         proximity.push(Proximity {
@@ -893,9 +945,9 @@ fn parse_rule(o: &mut Obj<'_>, default_guard: bool) -> R<MatchRule> {
     let negations = o.strings("negations", false)?;
     let negation_guard = o.boolean("negation_guard", default_guard)?;
     Ok(MatchRule {
-        patterns_re: terms(&o.at("patterns"), &patterns)?,
-        context_re: terms(&o.at("context"), &context)?,
-        negations_re: terms(&o.at("negations"), &negations)?,
+        patterns_re: terms(&o.at("patterns"), &patterns, m)?,
+        context_re: terms(&o.at("context"), &context, m)?,
+        negations_re: terms(&o.at("negations"), &negations, m)?,
         patterns,
         proximity,
         context,
@@ -904,7 +956,7 @@ fn parse_rule(o: &mut Obj<'_>, default_guard: bool) -> R<MatchRule> {
     })
 }
 
-fn parse_criterion(v: &Value, path: &str) -> R<Criterion> {
+fn parse_criterion(v: &Value, path: &str, m: Mode) -> R<Criterion> {
     let mut o = Obj::new(v, path)?;
     let id = o.string("id")?;
     if id.chars().any(char::is_whitespace) {
@@ -915,7 +967,7 @@ fn parse_criterion(v: &Value, path: &str) -> R<Criterion> {
     }
     let description = o.string("description")?;
     let core = o.boolean("core", false)?;
-    let rule = parse_rule(&mut o, true)?;
+    let rule = parse_rule(&mut o, true, m)?;
     let implies = o.strings("implies", false)?;
     o.finish()?;
     Ok(Criterion {
@@ -1006,7 +1058,7 @@ fn parse_framework(
     })
 }
 
-fn parse_override(v: &Value, path: &str, codes: &BTreeSet<String>) -> R<Override> {
+fn parse_override(v: &Value, path: &str, codes: &BTreeSet<String>, m: Mode) -> R<Override> {
     let mut o = Obj::new(v, path)?;
     let id = o.string("id")?;
     let description = o.string("description")?;
@@ -1024,7 +1076,7 @@ fn parse_override(v: &Value, path: &str, codes: &BTreeSet<String>) -> R<Override
         }
     }
     let min_quotes = o.uint("min_quotes", 1, 10)? as usize;
-    let rule = parse_rule(&mut o, false)?;
+    let rule = parse_rule(&mut o, false, m)?;
     o.finish()?;
     Ok(Override {
         id,
@@ -1052,6 +1104,22 @@ mod tests {
             Err(e) => panic!("expected a validation error, got {e}"),
             Ok(_) => panic!("expected a validation error, rubric was accepted"),
         }
+    }
+
+    /// The built-in rubric is parsed without compiling its patterns
+    /// ([`Rubric::builtin`]); this is the check that every one of them is
+    /// valid: the shipped file passes the full validation, the trusted and
+    /// validated parses agree, and every deferred pattern compiles.
+    #[test]
+    fn builtin_rubric_validates_fully_and_every_deferred_pattern_compiles() {
+        let validated = Rubric::from_json_str(BUILTIN_RUBRIC_JSON).unwrap();
+        let trusted = Rubric::builtin();
+        assert_eq!(validated.sha256(), trusted.sha256());
+        trusted.compile_all();
+        let text = "We set science-based targets validated by the SBTi in 2021 and \
+                    report Scope 1, 2 and 3 emissions with limited assurance.";
+        assert_eq!(validated.match_text(text), trusted.match_text(text));
+        assert!(!trusted.match_text(text).is_empty());
     }
 
     #[test]

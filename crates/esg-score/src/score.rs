@@ -329,13 +329,113 @@ pub fn score(
 /// ([`retrieve_theme`]). [`Retrieval::score`] is the scoring phase; the two
 /// phases together are exactly [`score`], so a caller can time (or trace)
 /// retrieval and scoring separately without changing the result.
+///
+/// A [`crate::CompanyIndex`] makes the same two phases
+/// ([`crate::CompanyIndex::retrieve`]) from work done once per company-year.
 #[derive(Debug)]
 pub struct Retrieval<'a> {
-    rubric: &'a Rubric,
-    params: ScoreParams,
-    themes: Vec<&'a Theme>,
-    pool: Vec<&'a ScoringChunk>,
-    hits: Vec<Vec<SearchHit>>,
+    pub(crate) rubric: &'a Rubric,
+    pub(crate) params: ScoreParams,
+    /// Selected themes with their index in `rubric.themes`.
+    pub(crate) themes: Vec<(usize, &'a Theme)>,
+    /// The year's chunks, de-duplicated, in `chunk_id` order.
+    pub(crate) pool: Pool<'a>,
+    /// Per selected theme: its top-k.
+    pub(crate) hits: Vec<std::sync::Arc<RankedHits>>,
+    /// Documents of the pool, sorted.
+    pub(crate) documents: std::borrow::Cow<'a, [DocumentUsed]>,
+    /// Where the quotes of a retrieved chunk come from.
+    pub(crate) matches: &'a dyn MatchSource,
+}
+
+/// The searched chunks: borrowed one by one ([`retrieve`]) or as the
+/// slice a [`crate::CompanyIndex`] owns.
+#[derive(Debug)]
+pub(crate) enum Pool<'a> {
+    Refs(Vec<&'a ScoringChunk>),
+    Owned(&'a [ScoringChunk]),
+}
+
+impl Pool<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Pool::Refs(v) => v.len(),
+            Pool::Owned(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &ScoringChunk {
+        match self {
+            Pool::Refs(v) => v[i],
+            Pool::Owned(v) => &v[i],
+        }
+    }
+}
+
+/// A theme's top-k: the hits and, for each, its position in the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RankedHits {
+    pub(crate) hits: Vec<SearchHit>,
+    pub(crate) pool_idx: Vec<usize>,
+}
+
+impl RankedHits {
+    /// Places `hits` in a pool sorted by `chunk_id` (every hit comes from it).
+    pub(crate) fn locate<'p>(
+        hits: Vec<SearchHit>,
+        id_at: impl Fn(usize) -> &'p str,
+        n: usize,
+    ) -> Self {
+        let pool_idx = hits
+            .iter()
+            .filter_map(|h| {
+                let (mut lo, mut hi) = (0, n);
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    if id_at(mid) < h.chunk_id.as_str() {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (lo < n && id_at(lo) == h.chunk_id).then_some(lo)
+            })
+            .collect();
+        RankedHits { hits, pool_idx }
+    }
+}
+
+/// The quotes every rule of a theme gives on one chunk.
+pub(crate) trait MatchSource: std::fmt::Debug + Sync {
+    /// The candidates of chunk `pool_idx` (of `chunk`) for theme
+    /// `theme_idx` of the rubric.
+    fn theme_matches(
+        &self,
+        rubric: &Rubric,
+        theme_idx: usize,
+        pool_idx: usize,
+        chunk: &ScoringChunk,
+    ) -> std::sync::Arc<ThemeMatches>;
+}
+
+/// Matches computed afresh on every call (what [`score`] does).
+#[derive(Debug)]
+pub(crate) struct Fresh;
+
+impl MatchSource for Fresh {
+    fn theme_matches(
+        &self,
+        rubric: &Rubric,
+        theme_idx: usize,
+        _pool_idx: usize,
+        chunk: &ScoringChunk,
+    ) -> std::sync::Arc<ThemeMatches> {
+        std::sync::Arc::new(ThemeMatches::compute(
+            rubric,
+            &rubric.themes[theme_idx],
+            chunk,
+        ))
+    }
 }
 
 impl Retrieval<'_> {
@@ -349,7 +449,7 @@ impl Retrieval<'_> {
         self.themes
             .iter()
             .zip(&self.hits)
-            .map(|(t, h)| (t.code.as_str(), h.as_slice()))
+            .map(|((_, t), h)| (t.code.as_str(), h.hits.as_slice()))
     }
 
     /// The scoring phase: evaluates the criteria of every theme on its
@@ -361,29 +461,27 @@ impl Retrieval<'_> {
             themes,
             pool,
             hits,
+            documents,
+            matches,
         } = self;
         let params = &params;
-        let by_id: BTreeMap<&str, &ScoringChunk> = pool
-            .iter()
-            .map(|c| (c.chunk.chunk_id.as_str(), *c))
-            .collect();
 
         let results: Vec<ThemeResult> = themes
             .iter()
             .zip(&hits)
-            .map(|(t, h)| score_theme(rubric, t, h, &by_id, params))
-            .collect();
-
-        let documents: Vec<DocumentUsed> = pool
-            .iter()
-            .map(|c| DocumentUsed {
-                doc_id: c.doc_id.clone(),
-                source_sha256: c.source_sha256.clone(),
-                year: c.year,
+            .map(|(&(ti, t), h)| {
+                let ranked: Vec<(&ScoringChunk, std::sync::Arc<ThemeMatches>)> = h
+                    .pool_idx
+                    .iter()
+                    .map(|&i| {
+                        let c = pool.get(i);
+                        (c, matches.theme_matches(rubric, ti, i, c))
+                    })
+                    .collect();
+                score_theme(rubric, t, &h.hits, &ranked, params)
             })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
+        let documents = documents.into_owned();
 
         let retrieved: BTreeSet<String> = results
             .iter()
@@ -403,7 +501,8 @@ impl Retrieval<'_> {
 
         let overall = overall(rubric, &results);
         let as_of = format!("{:04}-{:02}", params.as_of_year, params.as_of_month);
-        let fingerprint = fingerprint(rubric, params, &themes, &documents);
+        let theme_refs: Vec<&Theme> = themes.iter().map(|(_, t)| *t).collect();
+        let fingerprint = fingerprint(rubric, params, &theme_refs, &documents);
         Scorecard {
             rubric_version: rubric.version.clone(),
             rubric_sha256: rubric.sha256().to_string(),
@@ -419,17 +518,23 @@ impl Retrieval<'_> {
     }
 }
 
-/// The retrieval phase of [`score`] (see [`Retrieval`]): validates the
-/// parameters, builds the BM25 index over the year's chunks and retrieves
-/// every selected theme's top-k.
-///
-/// # Errors
-/// As [`score`].
-pub fn retrieve<'a>(
-    rubric: &'a Rubric,
-    chunks: &'a [ScoringChunk],
+/// The documents of a pool, sorted and de-duplicated.
+pub(crate) fn documents_of<'c>(pool: impl Iterator<Item = &'c ScoringChunk>) -> Vec<DocumentUsed> {
+    pool.map(|c| DocumentUsed {
+        doc_id: c.doc_id.clone(),
+        source_sha256: c.source_sha256.clone(),
+        year: c.year,
+    })
+    .collect::<BTreeSet<_>>()
+    .into_iter()
+    .collect()
+}
+
+/// Checks `k`, the month and the themes of a request.
+pub(crate) fn check_params<'r>(
+    rubric: &'r Rubric,
     params: &ScoreParams,
-) -> Result<Retrieval<'a>, ScoreError> {
+) -> Result<Vec<(usize, &'r Theme)>, ScoreError> {
     if !(1..=MAX_K).contains(&params.k) {
         return Err(invalid(
             "k",
@@ -442,7 +547,21 @@ pub fn retrieve<'a>(
             format!("must be between 1 and 12, found {}", params.as_of_month),
         ));
     }
-    let themes = select_themes(rubric, params.themes.as_deref())?;
+    select_themes(rubric, params.themes.as_deref())
+}
+
+/// The retrieval phase of [`score`] (see [`Retrieval`]): validates the
+/// parameters, builds the BM25 index over the year's chunks and retrieves
+/// every selected theme's top-k.
+///
+/// # Errors
+/// As [`score`].
+pub fn retrieve<'a>(
+    rubric: &'a Rubric,
+    chunks: &'a [ScoringChunk],
+    params: &ScoreParams,
+) -> Result<Retrieval<'a>, ScoreError> {
+    let themes = check_params(rubric, params)?;
 
     // The year's chunks, de-duplicated by chunk id, in id order.
     let mut pool: Vec<&ScoringChunk> = chunks.iter().filter(|c| c.year == params.year).collect();
@@ -463,14 +582,23 @@ pub fn retrieve<'a>(
     );
     let hits = themes
         .iter()
-        .map(|t| retrieve_theme(t, &index, params.k))
+        .map(|(_, t)| {
+            std::sync::Arc::new(RankedHits::locate(
+                retrieve_theme(t, &index, params.k),
+                |i| pool[i].chunk.chunk_id.as_str(),
+                pool.len(),
+            ))
+        })
         .collect();
+    let documents = std::borrow::Cow::Owned(documents_of(pool.iter().copied()));
     Ok(Retrieval {
         rubric,
         params: params.clone(),
         themes,
-        pool,
+        pool: Pool::Refs(pool),
         hits,
+        documents,
+        matches: &Fresh,
     })
 }
 
@@ -484,9 +612,9 @@ fn invalid(field: &str, message: impl Into<String>) -> ScoreError {
 fn select_themes<'r>(
     rubric: &'r Rubric,
     wanted: Option<&[String]>,
-) -> Result<Vec<&'r Theme>, ScoreError> {
+) -> Result<Vec<(usize, &'r Theme)>, ScoreError> {
     let Some(wanted) = wanted else {
-        return Ok(rubric.themes.iter().collect());
+        return Ok(rubric.themes.iter().enumerate().collect());
     };
     if wanted.is_empty() {
         return Err(invalid(
@@ -508,7 +636,8 @@ fn select_themes<'r>(
     Ok(rubric
         .themes
         .iter()
-        .filter(|t| wanted.contains(&t.code))
+        .enumerate()
+        .filter(|(_, t)| wanted.contains(&t.code))
         .collect())
 }
 
@@ -620,63 +749,169 @@ pub fn retrieve_theme(theme: &Theme, index: &Bm25Index, k: usize) -> Vec<SearchH
 /// Quotes found for one criterion or override, in retrieval-rank order.
 type Found = BTreeMap<String, Vec<Evidence>>;
 
-fn collect(
-    rubric: &Rubric,
-    theme: &str,
-    id: &str,
-    stage: u8,
-    rule: &MatchRule,
-    ranked: &[&ScoringChunk],
-    limit: usize,
-) -> Vec<Evidence> {
-    let max_words = rubric.scoring.quote_max_words;
-    let mut out = Vec::new();
-    for sc in ranked {
+/// A retrieved chunk with the candidates every rule of the theme gives on it.
+type Ranked<'c> = (&'c ScoringChunk, std::sync::Arc<ThemeMatches>);
+
+/// The quotes of rule `slot` over the ranked chunks: per chunk, its first
+/// candidate that does not repeat a quote already taken (the same passage
+/// seen through an overlapping chunk is not a new quote), at most `limit`.
+fn collect(ranked: &[Ranked<'_>], slot: usize, limit: usize) -> Vec<Evidence> {
+    let mut out: Vec<Evidence> = Vec::new();
+    for (sc, m) in ranked {
         if out.len() >= limit {
             break;
         }
-        let text = sc.chunk.text.as_str();
-        for hit in rubric.find(rule, text) {
-            let Some(q) = quote_range(text, hit.clone(), max_words) else {
-                continue;
-            };
-            let quote = &text[q.clone()];
-            let start = sc.chunk.char_start + text[..q.start].chars().count() as u32;
-            let end = start + quote.chars().count() as u32;
-            // The same passage seen through an overlapping chunk is not a new quote.
-            let repeats = |e: &Evidence| {
+        let repeats = |c: &Evidence| {
+            out.iter().any(|e| {
                 e.doc_id == sc.doc_id
                     && e.page == sc.chunk.page
-                    && e.span.start < end
-                    && start < e.span.end
-            };
-            if out.iter().any(repeats) {
-                continue;
-            }
-            let evidence_id = sha256_hex(format!(
-                "{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}",
-                sc.doc_id, sc.chunk.chunk_id, id
-            ))[..24]
-                .to_string();
-            out.push(Evidence {
-                evidence_id,
-                doc_id: sc.doc_id.clone(),
-                chunk_id: sc.chunk.chunk_id.clone(),
-                page: sc.chunk.page,
-                quote: quote.to_string(),
-                sha256: sha256_hex(quote),
-                source_sha256: sc.source_sha256.clone(),
-                span: Span { start, end },
-                matched: text[hit].to_string(),
-                criterion: id.to_string(),
-                theme: theme.to_string(),
-                stage,
-                year: sc.year,
-            });
-            break; // one quote per chunk and criterion
+                    && e.span.start < c.span.end
+                    && c.span.start < e.span.end
+            })
+        };
+        if let Some(c) = m.slots[slot].iter().find(|c| !repeats(c)) {
+            out.push(c.clone()); // one quote per chunk and criterion
         }
     }
     out
+}
+
+/// One rule of a theme, in slot order: the theme's criteria by stage, then
+/// the overrides that apply to the theme, in rubric order.
+pub(crate) struct Slot<'r> {
+    pub(crate) id: &'r str,
+    /// The criterion's stage, or the override's cap.
+    pub(crate) stage: u8,
+    pub(crate) rule: &'r MatchRule,
+}
+
+/// The rules of `theme` in slot order.
+pub(crate) fn theme_slots<'r>(rubric: &'r Rubric, theme: &'r Theme) -> Vec<Slot<'r>> {
+    let criteria = theme.stages.iter().flat_map(|s| {
+        s.criteria.iter().map(move |c| Slot {
+            id: &c.id,
+            stage: s.stage,
+            rule: &c.rule,
+        })
+    });
+    let overrides = rubric
+        .overrides
+        .iter()
+        .filter(|o| o.themes.contains(&theme.code))
+        .map(|o| Slot {
+            id: &o.id,
+            stage: o.cap,
+            rule: &o.rule,
+        });
+    criteria.chain(overrides).collect()
+}
+
+/// Every rule of one theme matched on one chunk: per slot, the byte ranges
+/// where the rule hits and the quote each gives (hits whose quote cannot
+/// be cut are dropped), in text order. Depends only on the chunk and the
+/// rubric, so it can be computed once and kept ([`crate::CompanyIndex`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ThemeMatches {
+    pub(crate) ranges: Vec<Vec<std::ops::Range<usize>>>,
+    pub(crate) slots: Vec<Vec<Evidence>>,
+}
+
+impl ThemeMatches {
+    /// Matches every rule of `theme` on `sc` (its sentences split once).
+    pub(crate) fn compute(rubric: &Rubric, theme: &Theme, sc: &ScoringChunk) -> Self {
+        let text = sc.chunk.text.as_str();
+        let sentences = crate::text::sentence_spans(text);
+        let ranges = theme_slots(rubric, theme)
+            .iter()
+            .map(|s| {
+                s.rule
+                    .find_in_sentences(text, &sentences, &rubric.negation_guard)
+            })
+            .collect();
+        Self::from_ranges(rubric, theme, sc, ranges)
+    }
+
+    /// The quotes of known hit ranges (as [`ThemeMatches::compute`] found them).
+    pub(crate) fn from_ranges(
+        rubric: &Rubric,
+        theme: &Theme,
+        sc: &ScoringChunk,
+        ranges: Vec<Vec<std::ops::Range<usize>>>,
+    ) -> Self {
+        let max_words = rubric.scoring.quote_max_words;
+        let text = sc.chunk.text.as_str();
+        let slots = theme_slots(rubric, theme)
+            .iter()
+            .zip(&ranges)
+            .map(|(slot, hits)| {
+                hits.iter()
+                    .filter_map(|hit| {
+                        let q = quote_range(text, hit.clone(), max_words)?;
+                        Some(evidence(sc, &theme.code, slot, q, hit.clone()))
+                    })
+                    .collect()
+            })
+            .collect();
+        ThemeMatches { ranges, slots }
+    }
+
+    /// Approximate heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let ranges: usize = self.ranges.iter().map(|r| 24 + r.len() * 16).sum();
+        let ev: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|e| {
+                std::mem::size_of::<Evidence>()
+                    + e.evidence_id.len()
+                    + e.doc_id.len()
+                    + e.chunk_id.len()
+                    + e.quote.len()
+                    + e.sha256.len()
+                    + e.source_sha256.len()
+                    + e.matched.len()
+                    + e.criterion.len()
+                    + e.theme.len()
+            })
+            .sum();
+        ranges + ev + self.slots.len() * 24
+    }
+}
+
+/// The evidence record of quote `q` (byte range in the chunk text) for the
+/// hit `hit` of rule `slot`.
+fn evidence(
+    sc: &ScoringChunk,
+    theme: &str,
+    slot: &Slot<'_>,
+    q: std::ops::Range<usize>,
+    hit: std::ops::Range<usize>,
+) -> Evidence {
+    let text = sc.chunk.text.as_str();
+    let quote = &text[q.clone()];
+    let start = sc.chunk.char_start + text[..q.start].chars().count() as u32;
+    let end = start + quote.chars().count() as u32;
+    let evidence_id = sha256_hex(format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}",
+        sc.doc_id, sc.chunk.chunk_id, slot.id
+    ))[..24]
+        .to_string();
+    Evidence {
+        evidence_id,
+        doc_id: sc.doc_id.clone(),
+        chunk_id: sc.chunk.chunk_id.clone(),
+        page: sc.chunk.page,
+        quote: quote.to_string(),
+        sha256: sha256_hex(quote),
+        source_sha256: sc.source_sha256.clone(),
+        span: Span { start, end },
+        matched: text[hit].to_string(),
+        criterion: slot.id.to_string(),
+        theme: theme.to_string(),
+        stage: slot.stage,
+        year: sc.year,
+    }
 }
 
 /// The largest number of quotes that are pairwise distinct both in chunk
@@ -736,19 +971,15 @@ fn score_theme(
     rubric: &Rubric,
     theme: &Theme,
     hits: &[SearchHit],
-    by_id: &BTreeMap<&str, &ScoringChunk>,
+    ranked: &[Ranked<'_>],
     params: &ScoreParams,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
-    let ranked: Vec<&ScoringChunk> = hits
-        .iter()
-        .filter_map(|h| by_id.get(h.chunk_id.as_str()).copied())
-        .collect();
     let retrieved: Vec<RetrievedChunk> = hits
         .iter()
-        .zip(&ranked)
+        .zip(ranked)
         .enumerate()
-        .map(|(i, (h, c))| RetrievedChunk {
+        .map(|(i, (h, (c, _)))| RetrievedChunk {
             rank: i + 1,
             chunk_id: h.chunk_id.clone(),
             doc_id: c.doc_id.clone(),
@@ -757,19 +988,13 @@ fn score_theme(
         })
         .collect();
 
-    // Quotes per criterion.
+    // Quotes per criterion (slots 0.. are the criteria, in stage order).
     let mut found: Found = BTreeMap::new();
+    let mut slot = 0;
     for stage in &theme.stages {
         for c in &stage.criteria {
-            let q = collect(
-                rubric,
-                &theme.code,
-                &c.id,
-                stage.stage,
-                &c.rule,
-                &ranked,
-                rules.max_quotes_per_criterion,
-            );
+            let q = collect(ranked, slot, rules.max_quotes_per_criterion);
+            slot += 1;
             if !q.is_empty() {
                 found.insert(c.id.clone(), q);
             }
@@ -850,20 +1075,14 @@ fn score_theme(
     // Negative caps.
     let mut caps = Vec::new();
     let mut cap_quotes: Vec<Evidence> = Vec::new();
+    // Then the overrides that apply to the theme, in rubric order.
     for o in rubric
         .overrides
         .iter()
         .filter(|o| o.themes.contains(&theme.code))
     {
-        let q = collect(
-            rubric,
-            &theme.code,
-            &o.id,
-            o.cap,
-            &o.rule,
-            &ranked,
-            rules.max_quotes_per_criterion,
-        );
+        let q = collect(ranked, slot, rules.max_quotes_per_criterion);
+        slot += 1;
         if q.len() < o.min_quotes {
             continue;
         }

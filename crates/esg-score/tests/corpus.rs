@@ -225,3 +225,43 @@ fn rubric_beats_keyword_baseline_on_tcfd_labels() {
         );
     }
 }
+
+/// Every corpus text, scored through a [`esg_score::CompanyIndex`] (fresh,
+/// warm, and loaded from stored matches), gives the same bytes as
+/// [`score`], at the default `k` and at 20 and 100.
+#[test]
+fn company_index_matches_score_on_every_corpus_text() {
+    let Some(dir) = corpus_dir() else { return };
+    let r = Rubric::builtin();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("reports-text"))
+        .expect("reports-text")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for file in files {
+        let s = score_report(&dir, &file, 2022, (2025, 6));
+        let index = esg_score::CompanyIndex::new(&r, s.chunks.clone(), 2022).expect("index");
+        for k in [10, 20, 100] {
+            let mut p = ScoreParams::new(2022, 2025, 6);
+            p.k = k;
+            let want = serde_json::to_string(&score(&r, &s.chunks, &p).unwrap()).unwrap();
+            for round in ["cold", "warm"] {
+                let got = serde_json::to_string(&index.score(&r, &p).unwrap()).unwrap();
+                assert!(
+                    got == want,
+                    "{file} k={k} ({round}): index differs from score()"
+                );
+            }
+        }
+        let loaded = esg_score::CompanyIndex::new(&r, s.chunks.clone(), 2022).expect("index");
+        loaded.load_matches(&r, index.take_new_matches(&r));
+        let p = ScoreParams::new(2022, 2025, 6);
+        assert_eq!(
+            serde_json::to_string(&loaded.score(&r, &p).unwrap()).unwrap(),
+            serde_json::to_string(&score(&r, &s.chunks, &p).unwrap()).unwrap(),
+            "{file}: loaded index differs"
+        );
+        assert!(loaded.take_new_matches(&r).is_empty(), "{file}");
+    }
+}

@@ -464,3 +464,103 @@ fn overall_grade_follows_the_mean() {
     assert_eq!(empty.overall.grade, "Nascent");
     assert_eq!(empty.overall.mean_stage, 0.0);
 }
+
+/// The precomputed path ([`CompanyIndex`]) gives byte-identical JSON to
+/// [`score`] for every `k` and theme selection tried, on a fresh index, on
+/// one whose memo tables are already full, and on one loaded from the
+/// matches another index stored (what `esg score` reads back).
+#[test]
+fn company_index_scores_exactly_like_score() {
+    use esg_score::CompanyIndex;
+    let mut chunks = doc("rich", 2023, RICH_REPORT);
+    let other: Vec<String> = RICH_REPORT
+        .iter()
+        .map(|p| p.replace("2030", "2035"))
+        .collect();
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    chunks.extend(doc("other", 2023, &other));
+    chunks.extend(doc("old", 2019, RICH_REPORT));
+    let r = Rubric::builtin();
+    let index = CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    assert_eq!(
+        index.len(),
+        chunks.iter().filter(|c| c.year == 2023).count()
+    );
+    let before = index.heap_bytes();
+    let mut requests = Vec::new();
+    for k in [1, 3, 10, 20, 100] {
+        for themes in [
+            None,
+            Some(vec!["GHG".to_string()]),
+            Some(vec!["RD".into(), "TSP".into()]),
+        ] {
+            let mut p = ScoreParams::new(2023, 2024, 6);
+            p.k = k;
+            p.themes = themes;
+            requests.push(p);
+        }
+    }
+    let json = |c: &Scorecard| serde_json::to_string(c).unwrap();
+    for round in 0..2 {
+        for p in &requests {
+            let want = json(&score(&r, &chunks, p).unwrap());
+            assert_eq!(
+                json(&index.score(&r, p).unwrap()),
+                want,
+                "round {round}, {p:?}"
+            );
+        }
+    }
+    assert!(index.heap_bytes() > before, "memo bytes are counted");
+    // What was computed can be stored and loaded into a new index.
+    let stored = index.take_new_matches(&r);
+    assert!(!stored.is_empty());
+    assert!(index.take_new_matches(&r).is_empty(), "taken once");
+    let loaded = CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    assert_eq!(loaded.load_matches(&r, stored.clone()), stored.len());
+    for p in &requests {
+        assert_eq!(
+            json(&loaded.score(&r, p).unwrap()),
+            json(&score(&r, &chunks, p).unwrap())
+        );
+    }
+    assert!(
+        loaded.take_new_matches(&r).is_empty(),
+        "everything came from the store"
+    );
+    // Damaged stored data is ignored and recomputed, never trusted.
+    let mut bad = stored.clone();
+    for s in &mut bad {
+        s.data.truncate(s.data.len() / 2);
+    }
+    let fresh = CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    assert_eq!(fresh.load_matches(&r, bad), 0);
+    let p = &requests[2];
+    assert_eq!(
+        json(&fresh.score(&r, p).unwrap()),
+        json(&score(&r, &chunks, p).unwrap())
+    );
+    // Errors: the wrong year, a different rubric, bad parameters.
+    assert_eq!(
+        index
+            .score(&r, &ScoreParams::new(2019, 2024, 6))
+            .unwrap_err(),
+        ScoreError::NoChunks { year: 2019 }
+    );
+    let other =
+        Rubric::from_json_str(&esg_score::BUILTIN_RUBRIC_JSON.replace("\"3.0\"", "\"3.0-x\""))
+            .unwrap();
+    assert!(matches!(
+        index.score(&other, &requests[0]),
+        Err(ScoreError::InvalidParam { ref field, .. }) if field == "rubric"
+    ));
+    assert_ne!(other.sha256(), r.sha256());
+    assert_eq!(loaded.load_matches(&other, stored), 0);
+    let mut k0 = ScoreParams::new(2023, 2024, 6);
+    k0.k = 0;
+    assert!(matches!(
+        index.score(&r, &k0),
+        Err(ScoreError::InvalidParam { .. })
+    ));
+    assert!(CompanyIndex::new(&r, chunks, 2001).is_err());
+}

@@ -1,0 +1,404 @@
+//! Work done once per company-year, reused by every scoring request.
+//!
+//! A profile of `POST /score` (Headlam Group, 159 chunks, k 20) showed
+//! where a request's time went: matching the rubric's criteria on the
+//! retrieved chunks (~45 %), splitting those chunks into sentences again for
+//! every criterion (~14 %), allocation, and the BM25 index rebuilt per
+//! request. None of that depends on the request: only on the company-year's
+//! chunks and the rubric. A [`CompanyIndex`] holds it:
+//!
+//! * the year's chunks, de-duplicated by `chunk_id` and sorted (the pool
+//!   [`crate::retrieve`] builds), the documents they come from, and their
+//!   BM25 index (statistics and postings), built once;
+//! * each theme's top-k for a given `k`, memoised (at most one entry per
+//!   theme and `k`, so at most 7 × 100);
+//! * for each (chunk, theme), the hits of every rule of the theme on the
+//!   chunk and the quote each gives ([`ThemeMatches`]), computed the first
+//!   time the chunk is retrieved for the theme (sentences split once), or
+//!   loaded from what an earlier process stored ([`CompanyIndex::load_matches`];
+//!   the store keeps them keyed by the rubric's SHA-256, so `esg score`
+//!   need not compile a single regex when they are there).
+//!
+//! What is left per request is what depends on the request: picking the
+//! memoised top-k, the two-quote rule, ladder, frameworks, caps,
+//! confidence, parity and fingerprint, then serialisation.
+//!
+//! An index is immutable data plus memo tables that only ever fill in, so
+//! it is shared between threads (`Arc<CompanyIndex>`) without locks on the
+//! hot path (the memo cells are `OnceLock`s; the top-k table takes a mutex
+//! for a map lookup). Keeping it fresh is the caller's job: it must be
+//! rebuilt when the company-year's documents change (the server keys its
+//! cache by the set of document ids, see `esg-server`'s `score_cache`).
+//!
+//! [`CompanyIndex::score`] gives exactly the [`Scorecard`] of
+//! [`crate::score`] over the same chunks (checked by this crate's tests and
+//! over the whole corpus by `esg-cli`'s).
+
+use crate::error::ScoreError;
+use crate::retrieve::{Bm25Index, Bm25Params};
+use crate::rubric::Rubric;
+use crate::score::{
+    DocumentUsed, MatchSource, Pool, RankedHits, Retrieval, ScoreParams, Scorecard, ScoringChunk,
+    ThemeMatches, check_params, documents_of, retrieve_theme,
+};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The matches of one theme's rules on one chunk, as stored between
+/// processes: opaque bytes for the store, keyed by rubric, chunk and theme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMatches {
+    /// The chunk.
+    pub chunk_id: String,
+    /// The theme code.
+    pub theme: String,
+    /// Hit ranges of every rule of the theme (see [`CompanyIndex::load_matches`]).
+    pub data: Vec<u8>,
+}
+
+/// The precomputed, reusable part of scoring one company-year (see the
+/// module documentation).
+#[derive(Debug)]
+pub struct CompanyIndex {
+    rubric_sha256: String,
+    year: i32,
+    pool: Vec<ScoringChunk>,
+    documents: Vec<DocumentUsed>,
+    bm25: Bm25Index,
+    themes: usize,
+    /// `pool.len() × themes` cells, row-major by chunk.
+    matches: Vec<OnceLock<Arc<ThemeMatches>>>,
+    /// (theme index, k) → top-k.
+    top_k: Mutex<HashMap<(usize, usize), Arc<RankedHits>>>,
+    /// Cells computed here (not loaded), for [`CompanyIndex::take_new_matches`].
+    fresh: Mutex<Vec<usize>>,
+    base_bytes: usize,
+    memo_bytes: AtomicUsize,
+}
+
+impl CompanyIndex {
+    /// Indexes the chunks of `year` among `chunks` for `rubric`.
+    ///
+    /// # Errors
+    /// [`ScoreError::NoChunks`] when no chunk has that year.
+    pub fn new(rubric: &Rubric, chunks: Vec<ScoringChunk>, year: i32) -> Result<Self, ScoreError> {
+        let mut pool: Vec<ScoringChunk> = chunks.into_iter().filter(|c| c.year == year).collect();
+        if pool.is_empty() {
+            return Err(ScoreError::NoChunks { year });
+        }
+        // The same order and de-duplication as `retrieve`.
+        pool.sort_by(|a, b| {
+            a.chunk
+                .chunk_id
+                .cmp(&b.chunk.chunk_id)
+                .then_with(|| a.doc_id.cmp(&b.doc_id))
+        });
+        pool.dedup_by(|b, a| a.chunk.chunk_id == b.chunk.chunk_id);
+        let bm25 = Bm25Index::new(
+            Bm25Params::default(),
+            pool.iter()
+                .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
+        );
+        let documents = documents_of(pool.iter());
+        let themes = rubric.themes.len();
+        let matches = (0..pool.len() * themes).map(|_| OnceLock::new()).collect();
+        // Text twice (chunk and postings are about its size), ids, cells.
+        let base_bytes = pool
+            .iter()
+            .map(|c| {
+                2 * c.chunk.text.len()
+                    + c.chunk.chunk_id.len()
+                    + c.chunk.sha256.len()
+                    + c.doc_id.len()
+                    + c.source_sha256.len()
+                    + std::mem::size_of::<ScoringChunk>()
+                    + 64
+            })
+            .sum::<usize>()
+            + pool.len() * themes * std::mem::size_of::<OnceLock<Arc<ThemeMatches>>>();
+        Ok(CompanyIndex {
+            rubric_sha256: rubric.sha256().to_string(),
+            year,
+            pool,
+            documents,
+            bm25,
+            themes,
+            matches,
+            top_k: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(Vec::new()),
+            base_bytes,
+            memo_bytes: AtomicUsize::new(0),
+        })
+    }
+
+    /// The reporting year indexed.
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+
+    /// SHA-256 of the rubric the index was built for.
+    pub fn rubric_sha256(&self) -> &str {
+        &self.rubric_sha256
+    }
+
+    /// Number of distinct chunks indexed.
+    pub fn len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// `true` when nothing is indexed (never: [`CompanyIndex::new`] refuses).
+    pub fn is_empty(&self) -> bool {
+        self.pool.is_empty()
+    }
+
+    /// The documents whose chunks are indexed, sorted by id.
+    pub fn documents(&self) -> &[DocumentUsed] {
+        &self.documents
+    }
+
+    /// Approximate heap bytes held, memo tables included (for cache bounds).
+    pub fn heap_bytes(&self) -> usize {
+        self.base_bytes + self.memo_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The retrieval phase of [`CompanyIndex::score`], as [`crate::retrieve`]
+    /// for the same chunks, from the memoised index and top-k.
+    ///
+    /// # Errors
+    /// As [`crate::score`]; [`ScoreError::NoChunks`] when `params.year` is
+    /// not the indexed year, and [`ScoreError::InvalidParam`] (field
+    /// `rubric`) when `rubric` is not the one the index was built for.
+    pub fn retrieve<'a>(
+        &'a self,
+        rubric: &'a Rubric,
+        params: &ScoreParams,
+    ) -> Result<Retrieval<'a>, ScoreError> {
+        if rubric.sha256() != self.rubric_sha256 {
+            return Err(ScoreError::InvalidParam {
+                field: "rubric".into(),
+                message: format!(
+                    "the index was built for rubric {}, not {}",
+                    self.rubric_sha256,
+                    rubric.sha256()
+                ),
+            });
+        }
+        let themes = check_params(rubric, params)?;
+        if params.year != self.year {
+            return Err(ScoreError::NoChunks { year: params.year });
+        }
+        let hits = themes
+            .iter()
+            .map(|&(ti, t)| {
+                let key = (ti, params.k);
+                if let Some(h) = self.lock_top_k().get(&key) {
+                    return Arc::clone(h);
+                }
+                let h = Arc::new(RankedHits::locate(
+                    retrieve_theme(t, &self.bm25, params.k),
+                    |i| self.pool[i].chunk.chunk_id.as_str(),
+                    self.pool.len(),
+                ));
+                self.lock_top_k().insert(key, Arc::clone(&h));
+                h
+            })
+            .collect();
+        Ok(Retrieval {
+            rubric,
+            params: params.clone(),
+            themes,
+            pool: Pool::Owned(&self.pool),
+            hits,
+            documents: Cow::Borrowed(&self.documents),
+            matches: self,
+        })
+    }
+
+    /// Scores the indexed company-year: the same [`Scorecard`] as
+    /// [`crate::score`] over the same chunks, rubric and parameters.
+    ///
+    /// # Errors
+    /// As [`CompanyIndex::retrieve`].
+    pub fn score(&self, rubric: &Rubric, params: &ScoreParams) -> Result<Scorecard, ScoreError> {
+        Ok(self.retrieve(rubric, params)?.score())
+    }
+
+    fn lock_top_k(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, usize), Arc<RankedHits>>> {
+        self.top_k.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cell(&self, pool_idx: usize, theme_idx: usize) -> usize {
+        pool_idx * self.themes + theme_idx
+    }
+
+    /// Fills the memo from matches an earlier process stored for this
+    /// rubric. Entries for unknown chunks or themes, or whose data do not
+    /// decode to this rubric's rules on this chunk's text, are ignored (they
+    /// are computed again when needed). Returns how many were taken.
+    ///
+    /// `data` is, little-endian: the number of rules `u32`, then per rule
+    /// the number of hits `u32` and each hit's byte range `u32 start, u32
+    /// end` in the chunk text.
+    pub fn load_matches(
+        &self,
+        rubric: &Rubric,
+        stored: impl IntoIterator<Item = StoredMatches>,
+    ) -> usize {
+        if rubric.sha256() != self.rubric_sha256 {
+            return 0;
+        }
+        let mut taken = 0;
+        for s in stored {
+            let Some(ti) = rubric.themes.iter().position(|t| t.code == s.theme) else {
+                continue;
+            };
+            let Ok(pi) = self
+                .pool
+                .binary_search_by(|c| c.chunk.chunk_id.as_str().cmp(&s.chunk_id))
+            else {
+                continue;
+            };
+            let theme = &rubric.themes[ti];
+            let sc = &self.pool[pi];
+            let slots = crate::score::theme_slots(rubric, theme).len();
+            let Some(ranges) = decode(&s.data, slots, &sc.chunk.text) else {
+                continue;
+            };
+            let m = Arc::new(ThemeMatches::from_ranges(rubric, theme, sc, ranges));
+            let bytes = m.heap_bytes();
+            if self.matches[self.cell(pi, ti)].set(m).is_ok() {
+                self.memo_bytes.fetch_add(bytes, Ordering::Relaxed);
+                taken += 1;
+            }
+        }
+        taken
+    }
+
+    /// The matches computed by this index since the last call (not those
+    /// loaded), encoded for the store, in (chunk, theme) order.
+    pub fn take_new_matches(&self, rubric: &Rubric) -> Vec<StoredMatches> {
+        let mut cells = std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|e| e.into_inner()));
+        cells.sort_unstable();
+        cells
+            .into_iter()
+            .filter_map(|cell| {
+                let m = self.matches[cell].get()?;
+                let (pi, ti) = (cell / self.themes, cell % self.themes);
+                Some(StoredMatches {
+                    chunk_id: self.pool[pi].chunk.chunk_id.clone(),
+                    theme: rubric.themes.get(ti)?.code.clone(),
+                    data: encode(&m.ranges),
+                })
+            })
+            .collect()
+    }
+}
+
+impl MatchSource for CompanyIndex {
+    fn theme_matches(
+        &self,
+        rubric: &Rubric,
+        theme_idx: usize,
+        pool_idx: usize,
+        chunk: &ScoringChunk,
+    ) -> Arc<ThemeMatches> {
+        let cell = self.cell(pool_idx, theme_idx);
+        let mut computed = false;
+        let m = self.matches[cell].get_or_init(|| {
+            computed = true;
+            Arc::new(ThemeMatches::compute(
+                rubric,
+                &rubric.themes[theme_idx],
+                chunk,
+            ))
+        });
+        if computed {
+            self.memo_bytes.fetch_add(m.heap_bytes(), Ordering::Relaxed);
+            self.fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(cell);
+        }
+        Arc::clone(m)
+    }
+}
+
+/// Encodes hit ranges as [`CompanyIndex::load_matches`] reads them.
+fn encode(ranges: &[Vec<Range<usize>>]) -> Vec<u8> {
+    let n: usize = ranges.iter().map(|r| 4 + 8 * r.len()).sum();
+    let mut out = Vec::with_capacity(4 + n);
+    let mut put = |v: usize| out.extend_from_slice(&(v as u32).to_le_bytes());
+    put(ranges.len());
+    for r in ranges {
+        put(r.len());
+        for h in r {
+            put(h.start);
+            put(h.end);
+        }
+    }
+    out
+}
+
+/// Decodes hit ranges for `slots` rules on `text`; `None` unless every
+/// range is non-empty, ascending, inside `text` and on character boundaries.
+fn decode(data: &[u8], slots: usize, text: &str) -> Option<Vec<Vec<Range<usize>>>> {
+    let mut words = data
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if !data.len().is_multiple_of(4) || words.next()? != slots {
+        return None;
+    }
+    let mut out = Vec::with_capacity(slots);
+    for _ in 0..slots {
+        let n = words.next()?;
+        if n > text.len() {
+            return None;
+        }
+        let mut hits = Vec::with_capacity(n);
+        let mut last_end = 0;
+        for _ in 0..n {
+            let (start, end) = (words.next()?, words.next()?);
+            let ok = start < end
+                && start >= last_end
+                && end <= text.len()
+                && text.is_char_boundary(start)
+                && text.is_char_boundary(end);
+            if !ok {
+                return None;
+            }
+            last_end = end;
+            hits.push(start..end);
+        }
+        out.push(hits);
+    }
+    words.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_round_trips_and_rejects_bad_data() {
+        let text = "We set targets. Scope 3 emissions fell.";
+        let ranges = vec![vec![3..14], vec![], vec![16..23, 24..33]];
+        let data = encode(&ranges);
+        assert_eq!(decode(&data, 3, text), Some(ranges.clone()));
+        // Wrong rule count, truncated, trailing bytes, out of range, unsorted.
+        assert_eq!(decode(&data, 2, text), None);
+        assert_eq!(decode(&data[..data.len() - 4], 3, text), None);
+        let mut long = data.clone();
+        long.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(decode(&long, 3, text), None);
+        let out_of_range = vec![std::iter::once(3..400).collect::<Vec<_>>()];
+        assert_eq!(decode(&encode(&out_of_range), 1, text), None);
+        assert_eq!(decode(&encode(&[vec![16..23, 3..14]]), 1, text), None);
+        // Not on a character boundary.
+        let inside_char = vec![std::iter::once(1..2).collect::<Vec<_>>()];
+        assert_eq!(decode(&encode(&inside_char), 1, "é"), None);
+        assert_eq!(decode(&[1, 2, 3], 1, text), None);
+    }
+}
