@@ -190,6 +190,18 @@ pub struct StoredChunk {
     pub chunk: Chunk,
 }
 
+/// Criterion matches of one theme's rules on one chunk, as scoring computed
+/// them for one rubric (opaque to the store; see `esg_score::CompanyIndex`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatches {
+    /// The chunk matched.
+    pub chunk_id: String,
+    /// The theme code.
+    pub theme: String,
+    /// The encoded matches.
+    pub data: Vec<u8>,
+}
+
 /// Totals over the whole store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StoreCounts {
@@ -240,6 +252,26 @@ pub trait Store: Send + Sync {
 
     /// Totals over the whole store.
     fn counts(&self) -> Result<StoreCounts, StoreError>;
+
+    /// The criterion matches stored for rubric `rubric_sha256` on the chunks
+    /// of one company (matched by key) and year, sorted by chunk id and
+    /// theme. Empty when none are stored.
+    fn rule_matches(
+        &self,
+        rubric_sha256: &str,
+        company: &str,
+        year: i32,
+    ) -> Result<Vec<RuleMatches>, StoreError>;
+
+    /// Stores criterion matches for rubric `rubric_sha256` in one
+    /// transaction; matches already stored for the same rubric, chunk and
+    /// theme are kept as they are. Returns how many were new. Every chunk
+    /// must be stored ([`StoreError::Invalid`] otherwise, nothing written).
+    fn put_rule_matches(
+        &self,
+        rubric_sha256: &str,
+        matches: &[RuleMatches],
+    ) -> Result<usize, StoreError>;
 }
 
 /// Checks a document before anything is written. Returns the company key.

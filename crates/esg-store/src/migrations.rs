@@ -63,6 +63,21 @@ CREATE UNIQUE INDEX chunks_document_seq ON chunks(document, seq);
 -- Child-key index for the (document, page) foreign key.
 CREATE INDEX chunks_document_page ON chunks(document, page);
 "#,
+    // 2: criterion matches that scoring computed, kept so that later
+    // processes (and replicas) reuse them instead of matching again. Keyed
+    // by the rubric's SHA-256: a changed rubric simply finds none. Derived
+    // data: dropping every row loses nothing but time.
+    r#"
+CREATE TABLE rule_matches (
+    rubric_sha256 TEXT NOT NULL CHECK (rubric_sha256 <> ''),
+    chunk_id      TEXT NOT NULL REFERENCES chunks(chunk_id) ON DELETE CASCADE,
+    theme         TEXT NOT NULL CHECK (theme <> ''),
+    data          BLOB NOT NULL,
+    PRIMARY KEY (rubric_sha256, chunk_id, theme)
+) WITHOUT ROWID;
+-- Child-key index for the chunks foreign key.
+CREATE INDEX rule_matches_chunk ON rule_matches(chunk_id);
+"#,
 ];
 
 /// The schema version this program writes and reads: the number of

@@ -11,8 +11,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::migrations;
 use crate::{
-    Chunk, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument, Store,
-    StoreCounts, StoreError, StoredChunk, validate,
+    Chunk, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument, RuleMatches,
+    Store, StoreCounts, StoreError, StoredChunk, validate,
 };
 
 /// Name of the database file that [`SqliteStore::open_in_dir`] uses.
@@ -23,6 +23,10 @@ pub const DB_FILE_NAME: &str = "esg.sqlite3";
 /// several `esg` processes sharing a data dir queue up instead of failing
 /// with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a write of derived data ([`Store::put_rule_matches`]) waits for
+/// another connection's write lock before giving up.
+const DERIVED_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The embedded [`Store`]: one SQLite database file.
 ///
@@ -123,6 +127,35 @@ impl SqliteStore {
     fn read(&self) -> MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The transaction of [`Store::put_rule_matches`].
+fn put_rule_matches(
+    conn: &mut Connection,
+    rubric_sha256: &str,
+    matches: &[RuleMatches],
+) -> Result<usize, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut added = 0;
+
+    {
+        let mut exists = tx.prepare_cached("SELECT 1 FROM chunks WHERE chunk_id = ?1")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO rule_matches (rubric_sha256, chunk_id, theme, data) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for m in matches {
+            if !exists.exists([&m.chunk_id])? {
+                return Err(StoreError::Invalid(format!(
+                    "rule matches for chunk {}, which is not stored",
+                    m.chunk_id
+                )));
+            }
+            added += insert.execute(params![rubric_sha256, m.chunk_id, m.theme, m.data])?;
+        }
+    }
+    tx.commit()?;
+    Ok(added)
 }
 
 /// Per-connection settings.
@@ -479,6 +512,59 @@ impl Store for SqliteStore {
         Ok(stmt
             .query_row(params![doc_id, page], |r| r.get(0))
             .optional()?)
+    }
+
+    fn rule_matches(
+        &self,
+        rubric_sha256: &str,
+        company: &str,
+        year: i32,
+    ) -> Result<Vec<RuleMatches>, StoreError> {
+        let key = esg_core::company_key(company);
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.chunk_id, m.theme, m.data \
+             FROM companies c \
+             JOIN documents d ON d.company_id = c.id \
+             JOIN chunks ch ON ch.document = d.id \
+             JOIN rule_matches m ON m.rubric_sha256 = ?1 AND m.chunk_id = ch.chunk_id \
+             WHERE c.key = ?2 AND d.year = ?3 \
+             ORDER BY m.chunk_id, m.theme",
+        )?;
+        let rows = stmt.query_map(params![rubric_sha256, key, year], |r| {
+            Ok(RuleMatches {
+                chunk_id: r.get(0)?,
+                theme: r.get(1)?,
+                data: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn put_rule_matches(
+        &self,
+        rubric_sha256: &str,
+        matches: &[RuleMatches],
+    ) -> Result<usize, StoreError> {
+        if rubric_sha256.is_empty() {
+            return Err(StoreError::Invalid("rubric_sha256 is empty".into()));
+        }
+        if let Some(m) = matches.iter().find(|m| m.theme.is_empty()) {
+            return Err(StoreError::Invalid(format!(
+                "rule matches of chunk {} have an empty theme",
+                m.chunk_id
+            )));
+        }
+        if matches.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.lock();
+        // Derived data: wait briefly for another writer, never the full
+        // busy timeout (a scoring run should not stall on a cache write).
+        conn.busy_timeout(DERIVED_BUSY_TIMEOUT)?;
+        let result = put_rule_matches(&mut conn, rubric_sha256, matches);
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        result
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {

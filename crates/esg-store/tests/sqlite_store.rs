@@ -119,7 +119,10 @@ fn fresh_store_is_migrated_in_wal_mode() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["chunks", "companies", "documents", "pages"]);
+    assert_eq!(
+        tables,
+        ["chunks", "companies", "documents", "pages", "rule_matches"]
+    );
 }
 
 #[test]
@@ -745,4 +748,75 @@ fn concurrent_puts_from_processes() {
         }
     }
     check_race_results(&path, WORKERS, &outcomes);
+}
+
+/// Criterion matches kept for later scoring runs: stored once per rubric,
+/// chunk and theme, read back per company-year, refused (with nothing
+/// written) for a chunk that is not stored, and kept in a migrated database
+/// across reopening.
+#[test]
+fn rule_matches_round_trip_per_rubric_company_and_year() {
+    use esg_store::RuleMatches;
+    let dir = TempDir::new().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).unwrap();
+    let a = make_doc("a", "Acme plc", 2022, 2);
+    let b = make_doc("b", "Acme plc", 2023, 1);
+    let other = make_doc("c", "Other SA", 2022, 1);
+    for d in [&a, &b, &other] {
+        store.put_document(d).unwrap();
+    }
+    let rm = |chunk: &Chunk, theme: &str, byte: u8| RuleMatches {
+        chunk_id: chunk.chunk_id.clone(),
+        theme: theme.to_string(),
+        data: vec![byte, 0, 0xff],
+    };
+    let batch = vec![
+        rm(&a.chunks[1], "GHG", 1),
+        rm(&a.chunks[0], "TSP", 2),
+        rm(&a.chunks[0], "GHG", 3),
+        rm(&b.chunks[0], "GHG", 4),
+        rm(&other.chunks[0], "GHG", 5),
+    ];
+    assert_eq!(store.put_rule_matches("r1", &batch).unwrap(), 5);
+    // Stored once: a second write of the same keys (even with other data) adds nothing.
+    let mut again = batch.clone();
+    again[0].data = vec![9];
+    assert_eq!(store.put_rule_matches("r1", &again).unwrap(), 0);
+    let got = store.rule_matches("r1", "ACME PLC", 2022).unwrap();
+    let mut want = vec![batch[0].clone(), batch[1].clone(), batch[2].clone()];
+    want.sort_by(|x, y| (&x.chunk_id, &x.theme).cmp(&(&y.chunk_id, &y.theme)));
+    assert_eq!(got, want);
+    assert_eq!(
+        store.rule_matches("r1", "Acme plc", 2023).unwrap(),
+        vec![batch[3].clone()]
+    );
+    assert!(
+        store
+            .rule_matches("r2", "Acme plc", 2022)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.rule_matches("r1", "Nobody", 2022).unwrap().is_empty());
+    // A chunk that is not stored: refused, and the batch is not half-written.
+    let bad = vec![
+        rm(&a.chunks[0], "RD", 6),
+        RuleMatches {
+            chunk_id: "no-such-chunk".into(),
+            theme: "RD".into(),
+            data: vec![],
+        },
+    ];
+    assert!(matches!(
+        store.put_rule_matches("r1", &bad),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.rule_matches("r1", "Acme plc", 2022).unwrap().len(), 3);
+    assert!(matches!(
+        store.put_rule_matches("", &batch),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.put_rule_matches("r1", &[]).unwrap(), 0);
+    drop(store);
+    let reopened = SqliteStore::open_in_dir(dir.path()).unwrap();
+    assert_eq!(reopened.rule_matches("r1", "acme plc", 2022).unwrap(), want);
 }
