@@ -253,6 +253,10 @@ pub struct ServeArgs {
     /// Requests per minute per client IP address (429 with Retry-After beyond it); 0 turns it off.
     #[arg(long, env = "ESG_RATE_LIMIT_PER_MINUTE", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_per_minute: u32,
+    /// Memory for the cache of company-year indexes behind /score, /trace and /search, in MiB
+    /// (0 turns it off: every request indexes the company-year again).
+    #[arg(long, env = "ESG_CACHE_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub cache_mb: u64,
     /// Also serve /health, /live, /ready and /metrics on ADDR; /metrics then leaves the main listener
     /// (probes stay there too).
     #[arg(long, env = "ESG_ADMIN_LISTEN", value_name = "ADDR")]

@@ -33,6 +33,7 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     config.limits.upload_body_bytes = usize::try_from(args.max_upload_mb << 20)?;
     config.limits.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs);
     config.limits.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
+    config.cache_bytes = args.cache_mb << 20;
     config.security = esg_server::config::SecurityConfig {
         api_keys_file: args.api_keys_file.clone(),
         require_auth_for_reads: args.require_auth_for_reads,

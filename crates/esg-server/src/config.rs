@@ -130,7 +130,13 @@ pub struct ServerConfig {
     pub service_name: String,
     /// API keys, CORS, rate limiting, admin listener.
     pub security: SecurityConfig,
+    /// Bound of the company-year index cache in bytes (`--cache-mb`); 0
+    /// turns it off (see [`crate::score_cache`]).
+    pub cache_bytes: u64,
 }
+
+/// Default bound of the company-year index cache: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 impl ServerConfig {
     /// A configuration with the defaults: listen on [`DEFAULT_LISTEN`],
@@ -146,6 +152,7 @@ impl ServerConfig {
             log_format: LogFormat::Json,
             service_name: service_name_from_env(),
             security: SecurityConfig::default(),
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 

@@ -13,6 +13,7 @@
 use crate::config::Extraction;
 use crate::error::{ApiError, FieldError};
 use crate::middleware::{GuardLayer, ObserveLayer, panic_response};
+use crate::score_cache::Lookup;
 use crate::state::AppState;
 use crate::{metrics, openapi, upload};
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
@@ -22,13 +23,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use esg_score::{
-    Bm25Index, Bm25Params, ScoreError, ScoreParams, Scorecard, ScoringChunk, tokenize,
+    CompanyIndex, Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk, StoredMatches, tokenize,
 };
 use esg_store::{CompanySummary, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+
+/// Responses smaller than this are sent uncompressed (compressing them
+/// saves less than the `Content-Encoding` costs).
+pub const COMPRESS_MIN_BYTES: u64 = 1024;
 
 pub use crate::middleware::{ACCESS_LOG, UNMATCHED_ROUTE};
 /// Earliest year accepted by the API.
@@ -72,6 +80,20 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // gzip, br or zstd as the client's Accept-Encoding prefers, for
+        // responses of at least 1 KiB, at the fastest level: a /score body
+        // (~80 KB) then costs well under a millisecond to compress
+        // (bench/score_throughput.sh measures it).
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Fastest)
+                .compress_when(
+                    SizeAbove::new(COMPRESS_MIN_BYTES)
+                        .and(NotForContentType::GRPC)
+                        .and(NotForContentType::IMAGES)
+                        .and(NotForContentType::SSE),
+                ),
+        )
         // One composite layer, not three: axum boxes every layer of every
         // route separately and clones that box on each request.
         .layer(
@@ -383,15 +405,6 @@ fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiE
     })
 }
 
-fn filenames(store: &dyn Store, company: &str) -> Result<BTreeMap<String, String>, ApiError> {
-    Ok(
-        store_op("store.documents", || store.documents(Some(company)))?
-            .into_iter()
-            .map(|d| (d.doc_id, d.filename))
-            .collect(),
-    )
-}
-
 // ---------------------------------------------------------------- probes
 
 async fn health(State(st): State<AppState>) -> Response {
@@ -692,33 +705,21 @@ async fn search(
         return Err(ApiError::internal());
     };
     let store = st.store()?;
-    let metrics = st.metrics().clone();
+    let rubric = st.rubric()?;
+    let st2 = st.clone();
     blocking(move || {
         let c = resolve_company(&*store, &company)?;
         let year = resolve_year(&c, year.map(|y| y as i32))?;
-        let chunks = store_op("store.chunks", || store.chunks(&c.name, Some(year)))?;
-        let names = filenames(&*store, &c.name)?;
         let started = Instant::now();
-        let hits = tracing::info_span!("retrieval", k).in_scope(|| {
-            let index = Bm25Index::new(
-                Bm25Params::default(),
-                chunks
-                    .iter()
-                    .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
-            );
-            index.search(&query, k as usize)
-        });
-        metrics.observe_retrieval("search", started.elapsed());
-        let by_id: BTreeMap<&str, _> = chunks
-            .iter()
-            .map(|c| (c.chunk.chunk_id.as_str(), c))
-            .collect();
+        let (index, names) = company_index(&st2, &*store, &rubric, &c, year)?;
+        let hits =
+            tracing::info_span!("retrieval", k).in_scope(|| index.search(&query, k as usize));
+        st2.metrics().observe_retrieval("search", started.elapsed());
         let passages: Vec<Value> = hits
             .iter()
             .enumerate()
-            .filter_map(|(i, h)| {
-                let c = by_id.get(h.chunk_id.as_str())?;
-                Some(json!({
+            .map(|(i, (h, c))| {
+                json!({
                     "rank": i + 1,
                     "score": (h.score * 1e4).round() / 1e4,
                     "doc_id": c.doc_id,
@@ -729,9 +730,10 @@ async fn search(
                     "char_start": c.chunk.char_start,
                     "char_end": c.chunk.char_end,
                     "text": c.chunk.text,
-                }))
+                })
             })
             .collect();
+        let chunks_searched = index.len();
         Ok(Json(json!({
             "company": c.name,
             "company_key": c.key,
@@ -739,7 +741,7 @@ async fn search(
             "query": query,
             "k": k,
             "retrieval": "bm25",
-            "chunks_searched": chunks.len(),
+            "chunks_searched": chunks_searched,
             "passages": passages,
         })))
     })
@@ -817,29 +819,132 @@ pub fn parse_score_body(
     Some((company?, year?, themes?))
 }
 
-fn run_scoring(
+/// The company-year's [`CompanyIndex`] (from the cache when it was built
+/// from the same documents and rubric, else built from the store and
+/// cached), and the file names of the company's documents.
+fn company_index(
     st: &AppState,
     store: &dyn Store,
+    rubric: &Rubric,
+    c: &CompanySummary,
+    year: i32,
+) -> Result<(Arc<CompanyIndex>, BTreeMap<String, String>), ApiError> {
+    let docs = store_op("store.documents", || store.documents(Some(&c.name)))?;
+    let mut doc_ids: Vec<String> = docs
+        .iter()
+        .filter(|d| d.year == year)
+        .map(|d| d.doc_id.clone())
+        .collect();
+    doc_ids.sort_unstable();
+    let names = docs.into_iter().map(|d| (d.doc_id, d.filename)).collect();
+    let cache = st.score_cache();
+    let (index, lookup) = cache.get_or_build(&c.key, year, &doc_ids, rubric.sha256(), || {
+        let chunks: Vec<ScoringChunk> =
+            store_op("store.chunks", || store.chunks(&c.name, Some(year)))?
+                .into_iter()
+                .map(|c| ScoringChunk::from_stored(c.doc_id, c.year, c.chunk))
+                .collect();
+        let build = tracing::info_span!("index_build", year, chunks = chunks.len());
+        let index = build
+            .in_scope(|| CompanyIndex::new(rubric, chunks, year))
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_documents_for_year",
+                    format!("{} has no chunks on file for {year}", c.name),
+                )
+            })?;
+        // Matches an earlier process stored: derived data, so a store
+        // that cannot give them only costs time.
+        if let Ok(stored) = store_op("store.rule_matches", || {
+            store.rule_matches(rubric.sha256(), &c.name, year)
+        }) {
+            index.load_matches(
+                rubric,
+                stored.into_iter().map(|m| StoredMatches {
+                    chunk_id: m.chunk_id,
+                    theme: m.theme,
+                    data: m.data,
+                }),
+            );
+        }
+        Ok::<_, ApiError>(index)
+    })?;
+    st.metrics()
+        .cache_lookup(lookup == Lookup::Hit, cache.bytes());
+    Ok((index, names))
+}
+
+/// After a request used `index`: re-weigh its cache entry, and store the
+/// matches it computed (for other processes, replicas and restarts) off
+/// the request path, best effort.
+fn after_scoring(
+    st: &AppState,
+    store: &Arc<dyn Store>,
+    rubric: &Rubric,
+    c: &CompanySummary,
+    index: &Arc<CompanyIndex>,
+) {
+    st.score_cache().reweigh(&c.key, index.year(), index);
+    st.metrics().set_cache_bytes(st.score_cache().bytes());
+    let new: Vec<esg_store::RuleMatches> = index
+        .take_new_matches(rubric)
+        .into_iter()
+        .map(|m| esg_store::RuleMatches {
+            chunk_id: m.chunk_id,
+            theme: m.theme,
+            data: m.data,
+        })
+        .collect();
+    if new.is_empty() {
+        return;
+    }
+    let store = Arc::clone(store);
+    let sha = rubric.sha256().to_string();
+    // Its own trace root (linked to the request): it may end after the
+    // response, so it must not be a child of the request's span.
+    let span = tracing::info_span!(parent: None, "rule_matches_write_back", matches = new.len());
+    span.follows_from(tracing::Span::current());
+    let handle = tokio::runtime::Handle::try_current();
+    let write = move || {
+        span.in_scope(|| {
+            if let Err(e) = store_op("store.put_rule_matches", || {
+                store.put_rule_matches(&sha, &new)
+            }) {
+                tracing::debug!(error = %e, "criterion matches not stored (derived data)");
+            }
+        })
+    };
+    match handle {
+        Ok(h) => drop(h.spawn_blocking(write)),
+        Err(_) => write(),
+    }
+}
+
+fn run_scoring(
+    st: &AppState,
+    store: &Arc<dyn Store>,
     req: &ScoreRequest,
 ) -> Result<(CompanySummary, Scorecard, BTreeMap<String, String>), ApiError> {
     let rubric = st.rubric()?;
-    let c = resolve_company(store, &req.company)?;
+    let c = resolve_company(&**store, &req.company)?;
     let year = resolve_year(&c, req.year)?;
-    let chunks: Vec<ScoringChunk> = store_op("store.chunks", || store.chunks(&c.name, Some(year)))?
-        .into_iter()
-        .map(|c| ScoringChunk::from_stored(c.doc_id, c.year, c.chunk))
-        .collect();
     use chrono::Datelike;
     let now = chrono::Utc::now();
     let mut params = ScoreParams::new(year, now.year(), now.month());
     params.k = req.k;
     params.themes = req.themes.clone();
-    // Two phases, each in its own child span of the request: BM25
-    // retrieval (index build and every theme's top-k), then scoring.
-    // `esg_score_duration_seconds` covers both, as before.
+    // Two phases, each in its own child span of the request: retrieval
+    // (the company-year's index, cached or built, and every theme's
+    // top-k), then scoring. `esg_score_duration_seconds` covers both.
+    // The index's store reads are `store.*` children of the request span,
+    // like every store access; building it (on a cache miss) is an
+    // `index_build` span.
     let started = Instant::now();
-    let retrieved = tracing::info_span!("retrieval", year, k = req.k)
-        .in_scope(|| esg_score::retrieve(&rubric, &chunks, &params))
+    let (index, names) = company_index(st, &**store, &rubric, &c, year)?;
+    let span = tracing::info_span!("retrieval", year, k = req.k);
+    let retrieved = span
+        .in_scope(|| index.retrieve(&rubric, &params))
         .map_err(|e| match e {
             ScoreError::InvalidParam { field, message } => {
                 ApiError::validation(vec![FieldError::new(field, message)])
@@ -850,6 +955,7 @@ fn run_scoring(
                 format!("{} has no chunks on file for {year}", c.name),
             ),
         })?;
+    drop(span);
     st.metrics().observe_retrieval("score", started.elapsed());
     let card = tracing::info_span!("scoring", year, k = req.k).in_scope(|| retrieved.score());
     st.metrics().observe_score(started.elapsed());
@@ -857,7 +963,7 @@ fn run_scoring(
         st.metrics().parity_break();
         tracing::warn!(missing = ?card.parity.missing_chunk_ids, "evidence/retrieval parity broken");
     }
-    let names = filenames(store, &c.name)?;
+    after_scoring(st, store, &rubric, &c, &index);
     Ok((c, card, names))
 }
 
@@ -886,6 +992,17 @@ async fn score(
     let semantic = p.flag("semantic");
     let k = p.int("k", 1, 100, Some(DEFAULT_K));
     let _alpha = p.float("alpha", 0.0, 1.0, DEFAULT_ALPHA);
+    let summary = match p.get("view") {
+        None | Some("full") => false,
+        Some("summary") => true,
+        Some(other) => {
+            p.error(
+                "view",
+                format!("must be \"full\" or \"summary\", found {other:?}"),
+            );
+            false
+        }
+    };
     let parsed = parse_score_body(&body, &mut p);
     if semantic {
         // DESIGN §4: semantic fusion needs an embedder; this build has none.
@@ -907,14 +1024,36 @@ async fn score(
     let store = st.store()?;
     let st2 = st.clone();
     blocking(move || {
-        let (c, card, names) = run_scoring(&st2, &*store, &req)?;
+        let (c, mut card, names) = run_scoring(&st2, &store, &req)?;
+        if summary {
+            // The card without what only an audit needs: the retrieved
+            // lists (per theme and in the parity record) go, the stages,
+            // quotes, verdicts and fingerprint stay.
+            for t in &mut card.themes {
+                t.retrieved = Vec::new();
+            }
+            card.parity.retrieved_chunk_ids = Vec::new();
+            card.parity.evidence_chunk_ids = Vec::new();
+        }
         let sources: Vec<Value> = card
             .documents
             .iter()
             .map(|d| json!({ "doc_id": d.doc_id, "filename": names.get(&d.doc_id).cloned().unwrap_or_default() }))
             .collect();
         let mut v = json!({ "company": c.name, "company_key": c.key });
-        if let (Some(obj), Ok(Value::Object(card))) = (v.as_object_mut(), serde_json::to_value(&card)) {
+        if let (Some(obj), Ok(Value::Object(mut card))) = (v.as_object_mut(), serde_json::to_value(&card)) {
+            if summary {
+                card.insert("view".into(), json!("summary"));
+                if let Some(Value::Array(themes)) = card.get_mut("themes") {
+                    for t in themes.iter_mut().filter_map(Value::as_object_mut) {
+                        t.remove("retrieved");
+                    }
+                }
+                if let Some(Value::Object(parity)) = card.get_mut("parity") {
+                    parity.remove("retrieved_chunk_ids");
+                    parity.remove("evidence_chunk_ids");
+                }
+            }
             obj.extend(card);
             obj.insert("sources".into(), Value::Array(sources));
         }
@@ -940,7 +1079,7 @@ async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json
     let store = st.store()?;
     let st2 = st.clone();
     blocking(move || {
-        let (c, card, _) = run_scoring(&st2, &*store, &req)?;
+        let (c, card, _) = run_scoring(&st2, &store, &req)?;
         let mut documents = Vec::new();
         for d in &card.documents {
             if let Some(s) = store_op("store.document", || store.document(&d.doc_id))? {

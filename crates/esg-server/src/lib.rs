@@ -40,6 +40,7 @@ pub mod openapi;
 pub mod otel;
 pub mod panics;
 pub mod request_id;
+pub mod score_cache;
 pub mod security;
 pub mod shutdown;
 pub mod state;
@@ -83,6 +84,9 @@ pub async fn load(state: AppState, config: ServerConfig) {
         };
         match rubric {
             Ok(r) => {
+                // The built-in rubric compiles its patterns on first use;
+                // compile them now so that no request pays for it.
+                r.compile_all();
                 tracing::info!(rubric_version = %r.version, "rubric loaded");
                 st.set_rubric(r);
             }

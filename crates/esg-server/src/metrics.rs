@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Latency buckets in seconds (HTTP, scoring, retrieval).
@@ -109,6 +109,9 @@ pub struct BuildInfo {
 #[derive(Debug)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    cache_bytes: AtomicU64,
     in_flight: AtomicI64,
     ready: AtomicI64,
     build: Mutex<BuildInfo>,
@@ -142,6 +145,9 @@ impl Metrics {
                 chunks: 0,
                 parity_breaks: 0,
             }),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            cache_bytes: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             ready: AtomicI64::new(0),
             build: Mutex::new(BuildInfo {
@@ -235,6 +241,23 @@ impl Metrics {
         let mut g = self.lock();
         g.companies = companies;
         g.chunks = chunks;
+    }
+
+    /// A company-year index was looked up in the cache (`hit` or built),
+    /// which now weighs `bytes`.
+    pub fn cache_lookup(&self, hit: bool, bytes: u64) {
+        let counter = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.set_cache_bytes(bytes);
+    }
+
+    /// The index cache now weighs `bytes`.
+    pub fn set_cache_bytes(&self, bytes: u64) {
+        self.cache_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// A scorecard broke evidence/retrieval parity.
@@ -372,6 +395,36 @@ impl Metrics {
         );
         let _ = writeln!(out, "esg_parity_breaks_total {}", g.parity_breaks);
         drop(g);
+        family(
+            &mut out,
+            "esg_cache_bytes",
+            "gauge",
+            "Bytes held by a cache (company_index: the company-year indexes behind /score, /trace and /search; bounded by --cache-mb).",
+        );
+        let _ = writeln!(
+            out,
+            "esg_cache_bytes{{cache=\"company_index\"}} {}",
+            self.cache_bytes.load(Ordering::Relaxed)
+        );
+        for (name, v, help) in [
+            (
+                "esg_cache_hits_total",
+                &self.cache_hits,
+                "Lookups answered from a cache (built from the same documents and rubric).",
+            ),
+            (
+                "esg_cache_misses_total",
+                &self.cache_misses,
+                "Lookups that had to build the entry (absent, stale, evicted, or the cache is off).",
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(
+                out,
+                "{name}{{cache=\"company_index\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
 
         let b = self.build.lock().unwrap_or_else(|e| e.into_inner()).clone();
         family(

@@ -171,7 +171,8 @@ fn document_paths() -> Value {
                 "parameters": [
                     q("semantic", false, json!({ "type": "integer", "enum": [0, 1], "default": 0 }), "Semantic retrieval. This build has no embedder: semantic=1 is refused with 422 semantic_unavailable"),
                     q("k", false, k_schema(), "Chunks retrieved per theme"),
-                    q("alpha", false, json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }), "Lexical weight in fusion")
+                    q("alpha", false, json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }), "Lexical weight in fusion"),
+                    q("view", false, json!({ "type": "string", "enum": ["full", "summary"], "default": "full" }), "summary: the card without the retrieved lists (each theme's retrieved, parity's retrieved_chunk_ids and evidence_chunk_ids); the answer then carries view: summary. Responses of 1 KiB or more are compressed (gzip, br or zstd) when Accept-Encoding asks")
                 ],
                 "requestBody": { "required": true, "content": content(r("ScoreRequest")) },
                 "responses": common_errors(json!({
@@ -244,7 +245,8 @@ fn document_paths() -> Value {
                 "k": { "type": "integer" }, "themes": { "type": "array", "items": { "type": "object" } },
                 "overall": { "type": "object", "required": ["mean_stage", "grade", "themes_scored"] },
                 "documents": { "type": "array", "items": { "type": "object" } }, "fingerprint": { "type": "string" },
-                "parity": { "type": "object", "required": ["parity_ok"] }, "sources": { "type": "array", "items": { "type": "object" } } } },
+                "parity": { "type": "object", "required": ["parity_ok"] }, "sources": { "type": "array", "items": { "type": "object" } },
+                "view": { "type": "string", "enum": ["summary"], "description": "Present only with view=summary" } } },
             "Trace": { "type": "object", "required": ["company", "company_key", "year", "rubric_version", "fingerprint", "documents", "quotes", "parity"], "properties": {
                 "company": { "type": "string" }, "company_key": { "type": "string" }, "year": { "type": "integer" },
                 "rubric_version": { "type": "string" }, "fingerprint": { "type": "string" },

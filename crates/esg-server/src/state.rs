@@ -28,6 +28,7 @@ struct Inner {
     service_name: String,
     concurrency: Arc<Semaphore>,
     security: crate::security::Security,
+    score_cache: crate::score_cache::ScoreCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +67,7 @@ impl AppState {
             service_name: config.service_name.clone(),
             concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1))),
             security: crate::security::Security::new(config),
+            score_cache: crate::score_cache::ScoreCache::new(config.cache_bytes),
         }))
     }
 
@@ -146,6 +148,11 @@ impl AppState {
     /// API keys, rate limiting, CORS and the upload directory.
     pub fn security(&self) -> &crate::security::Security {
         &self.0.security
+    }
+
+    /// The company-year index cache behind `/score`, `/trace` and `/search`.
+    pub fn score_cache(&self) -> &crate::score_cache::ScoreCache {
+        &self.0.score_cache
     }
 
     /// Permits for concurrently served (non-probe) requests.
