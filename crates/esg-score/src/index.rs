@@ -164,6 +164,22 @@ impl CompanyIndex {
         self.base_bytes + self.memo_bytes.load(Ordering::Relaxed)
     }
 
+    /// The top `k` chunks for a free-text `query` by BM25 over the indexed
+    /// chunks: exactly [`Bm25Index::search`] over them, with each hit's chunk.
+    pub fn search(&self, query: &str, k: usize) -> Vec<(crate::SearchHit, &ScoringChunk)> {
+        self.bm25
+            .search(query, k)
+            .into_iter()
+            .filter_map(|h| {
+                let i = self
+                    .pool
+                    .binary_search_by(|c| c.chunk.chunk_id.as_str().cmp(&h.chunk_id))
+                    .ok()?;
+                Some((h, &self.pool[i]))
+            })
+            .collect()
+    }
+
     /// The retrieval phase of [`CompanyIndex::score`], as [`crate::retrieve`]
     /// for the same chunks, from the memoised index and top-k.
     ///
