@@ -13,8 +13,10 @@
 //! * each theme's top-k for a given `k`, memoised (at most one entry per
 //!   theme and `k`, so at most 7 × 100);
 //! * for each (chunk, theme), the hits of every rule of the theme on the
-//!   chunk and the quote each gives ([`ThemeMatches`]), computed the first
-//!   time the chunk is retrieved for the theme (sentences split once), or
+//!   chunk and the quote each gives ([`ThemeMatches`]), matched rule by
+//!   rule the first time scoring asks (sentences split once; a rule whose
+//!   quota of quotes is filled by higher-ranked chunks is never run on the
+//!   lower ones), or
 //!   loaded from what an earlier process stored ([`CompanyIndex::load_matches`];
 //!   the store keeps them keyed by the rubric's SHA-256, so `esg score`
 //!   need not compile a single regex when they are there).
@@ -73,10 +75,10 @@ pub struct CompanyIndex {
     matches: Vec<OnceLock<Arc<ThemeMatches>>>,
     /// (theme index, k) → top-k.
     top_k: Mutex<HashMap<(usize, usize), Arc<RankedHits>>>,
-    /// Cells computed here (not loaded), for [`CompanyIndex::take_new_matches`].
+    /// Cells made here (not loaded), for [`CompanyIndex::take_new_matches`].
     fresh: Mutex<Vec<usize>>,
     base_bytes: usize,
-    memo_bytes: AtomicUsize,
+    memo_bytes: Arc<AtomicUsize>,
 }
 
 impl CompanyIndex {
@@ -130,7 +132,7 @@ impl CompanyIndex {
             top_k: Mutex::new(HashMap::new()),
             fresh: Mutex::new(Vec::new()),
             base_bytes,
-            memo_bytes: AtomicUsize::new(0),
+            memo_bytes: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -293,8 +295,11 @@ impl CompanyIndex {
         taken
     }
 
-    /// The matches computed by this index since the last call (not those
-    /// loaded), encoded for the store, in (chunk, theme) order.
+    /// The matches of the (chunk, theme) cells this index matched since the
+    /// last call (not those loaded), encoded for the store, in (chunk,
+    /// theme) order. Scoring matches a cell's rules one at a time as it
+    /// needs them; the rules not matched yet are matched here first, so
+    /// call this off the request path (the server does, in the background).
     pub fn take_new_matches(&self, rubric: &Rubric) -> Vec<StoredMatches> {
         let mut cells = std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|e| e.into_inner()));
         cells.sort_unstable();
@@ -303,10 +308,12 @@ impl CompanyIndex {
             .filter_map(|cell| {
                 let m = self.matches[cell].get()?;
                 let (pi, ti) = (cell / self.themes, cell % self.themes);
+                let theme = rubric.themes.get(ti)?;
+                let sc = &self.pool[pi];
                 Some(StoredMatches {
-                    chunk_id: self.pool[pi].chunk.chunk_id.clone(),
-                    theme: rubric.themes.get(ti)?.code.clone(),
-                    data: encode(&m.ranges),
+                    chunk_id: sc.chunk.chunk_id.clone(),
+                    theme: theme.code.clone(),
+                    data: encode(&m.complete(rubric, theme, sc)),
                 })
             })
             .collect()
@@ -319,20 +326,16 @@ impl MatchSource for CompanyIndex {
         rubric: &Rubric,
         theme_idx: usize,
         pool_idx: usize,
-        chunk: &ScoringChunk,
+        _chunk: &ScoringChunk,
     ) -> Arc<ThemeMatches> {
         let cell = self.cell(pool_idx, theme_idx);
-        let mut computed = false;
+        let mut made = false;
         let m = self.matches[cell].get_or_init(|| {
-            computed = true;
-            Arc::new(ThemeMatches::compute(
-                rubric,
-                &rubric.themes[theme_idx],
-                chunk,
-            ))
+            made = true;
+            let slots = crate::score::theme_slots(rubric, &rubric.themes[theme_idx]).len();
+            Arc::new(ThemeMatches::new(slots, Some(Arc::clone(&self.memo_bytes))))
         });
-        if computed {
-            self.memo_bytes.fetch_add(m.heap_bytes(), Ordering::Relaxed);
+        if made {
             self.fresh
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

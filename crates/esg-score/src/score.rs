@@ -428,12 +428,11 @@ impl MatchSource for Fresh {
         rubric: &Rubric,
         theme_idx: usize,
         _pool_idx: usize,
-        chunk: &ScoringChunk,
+        _chunk: &ScoringChunk,
     ) -> std::sync::Arc<ThemeMatches> {
-        std::sync::Arc::new(ThemeMatches::compute(
-            rubric,
-            &rubric.themes[theme_idx],
-            chunk,
+        std::sync::Arc::new(ThemeMatches::new(
+            theme_slots(rubric, &rubric.themes[theme_idx]).len(),
+            None,
         ))
     }
 }
@@ -749,13 +748,21 @@ pub fn retrieve_theme(theme: &Theme, index: &Bm25Index, k: usize) -> Vec<SearchH
 /// Quotes found for one criterion or override, in retrieval-rank order.
 type Found = BTreeMap<String, Vec<Evidence>>;
 
-/// A retrieved chunk with the candidates every rule of the theme gives on it.
+/// A retrieved chunk with the (lazily filled) matches of the theme's rules on it.
 type Ranked<'c> = (&'c ScoringChunk, std::sync::Arc<ThemeMatches>);
 
 /// The quotes of rule `slot` over the ranked chunks: per chunk, its first
 /// candidate that does not repeat a quote already taken (the same passage
 /// seen through an overlapping chunk is not a new quote), at most `limit`.
-fn collect(ranked: &[Ranked<'_>], slot: usize, limit: usize) -> Vec<Evidence> {
+/// Chunks after the limit is reached are not matched at all.
+fn collect(
+    rubric: &Rubric,
+    theme: &Theme,
+    slots: &[Slot<'_>],
+    ranked: &[Ranked<'_>],
+    slot: usize,
+    limit: usize,
+) -> Vec<Evidence> {
     let mut out: Vec<Evidence> = Vec::new();
     for (sc, m) in ranked {
         if out.len() >= limit {
@@ -769,7 +776,8 @@ fn collect(ranked: &[Ranked<'_>], slot: usize, limit: usize) -> Vec<Evidence> {
                     && c.span.start < e.span.end
             })
         };
-        if let Some(c) = m.slots[slot].iter().find(|c| !repeats(c)) {
+        let candidates = &m.slot(rubric, theme, slots, slot, sc).evidence;
+        if let Some(c) = candidates.iter().find(|c| !repeats(c)) {
             out.push(c.clone()); // one quote per chunk and criterion
         }
     }
@@ -806,62 +814,52 @@ pub(crate) fn theme_slots<'r>(rubric: &'r Rubric, theme: &'r Theme) -> Vec<Slot<
     criteria.chain(overrides).collect()
 }
 
-/// Every rule of one theme matched on one chunk: per slot, the byte ranges
-/// where the rule hits and the quote each gives (hits whose quote cannot
-/// be cut are dropped), in text order. Depends only on the chunk and the
-/// rubric, so it can be computed once and kept ([`crate::CompanyIndex`]).
-#[derive(Debug, Clone, PartialEq)]
+/// The rules of one theme matched on one chunk, rule by rule as scoring
+/// asks for them: per slot, the byte ranges where the rule hits and the
+/// quote each gives (hits whose quote cannot be cut are dropped), in text
+/// order. Depends only on the chunk and the rubric, so it can be kept and
+/// shared ([`crate::CompanyIndex`]). The chunk's sentences are split once,
+/// the first time a rule is matched.
+#[derive(Debug)]
 pub(crate) struct ThemeMatches {
-    pub(crate) ranges: Vec<Vec<std::ops::Range<usize>>>,
-    pub(crate) slots: Vec<Vec<Evidence>>,
+    sentences: std::sync::OnceLock<Vec<std::ops::Range<usize>>>,
+    slots: Box<[std::sync::OnceLock<SlotMatches>]>,
+    /// Where to count the bytes of slots matched here (an index's memo).
+    bytes: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
-impl ThemeMatches {
-    /// Matches every rule of `theme` on `sc` (its sentences split once).
-    pub(crate) fn compute(rubric: &Rubric, theme: &Theme, sc: &ScoringChunk) -> Self {
-        let text = sc.chunk.text.as_str();
-        let sentences = crate::text::sentence_spans(text);
-        let ranges = theme_slots(rubric, theme)
-            .iter()
-            .map(|s| {
-                s.rule
-                    .find_in_sentences(text, &sentences, &rubric.negation_guard)
-            })
-            .collect();
-        Self::from_ranges(rubric, theme, sc, ranges)
-    }
+/// One rule's matches on one chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SlotMatches {
+    pub(crate) ranges: Vec<std::ops::Range<usize>>,
+    pub(crate) evidence: Vec<Evidence>,
+}
 
-    /// The quotes of known hit ranges (as [`ThemeMatches::compute`] found them).
-    pub(crate) fn from_ranges(
+impl SlotMatches {
+    fn new(
         rubric: &Rubric,
         theme: &Theme,
+        slot: &Slot<'_>,
         sc: &ScoringChunk,
-        ranges: Vec<Vec<std::ops::Range<usize>>>,
+        ranges: Vec<std::ops::Range<usize>>,
     ) -> Self {
-        let max_words = rubric.scoring.quote_max_words;
         let text = sc.chunk.text.as_str();
-        let slots = theme_slots(rubric, theme)
+        let max_words = rubric.scoring.quote_max_words;
+        let evidence = ranges
             .iter()
-            .zip(&ranges)
-            .map(|(slot, hits)| {
-                hits.iter()
-                    .filter_map(|hit| {
-                        let q = quote_range(text, hit.clone(), max_words)?;
-                        Some(evidence(sc, &theme.code, slot, q, hit.clone()))
-                    })
-                    .collect()
+            .filter_map(|hit| {
+                let q = quote_range(text, hit.clone(), max_words)?;
+                Some(evidence(sc, &theme.code, slot, q, hit.clone()))
             })
             .collect();
-        ThemeMatches { ranges, slots }
+        SlotMatches { ranges, evidence }
     }
 
     /// Approximate heap bytes held.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let ranges: usize = self.ranges.iter().map(|r| 24 + r.len() * 16).sum();
+    fn heap_bytes(&self) -> usize {
         let ev: usize = self
-            .slots
+            .evidence
             .iter()
-            .flatten()
             .map(|e| {
                 std::mem::size_of::<Evidence>()
                     + e.evidence_id.len()
@@ -875,7 +873,91 @@ impl ThemeMatches {
                     + e.theme.len()
             })
             .sum();
-        ranges + ev + self.slots.len() * 24
+        64 + self.ranges.len() * 16 + ev
+    }
+}
+
+impl ThemeMatches {
+    /// Nothing matched yet, for `slots` rules.
+    pub(crate) fn new(
+        slots: usize,
+        bytes: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    ) -> Self {
+        ThemeMatches {
+            sentences: std::sync::OnceLock::new(),
+            slots: (0..slots).map(|_| std::sync::OnceLock::new()).collect(),
+            bytes,
+        }
+    }
+
+    /// Known hit ranges of every rule (as [`ThemeMatches::complete`] gives them).
+    pub(crate) fn from_ranges(
+        rubric: &Rubric,
+        theme: &Theme,
+        sc: &ScoringChunk,
+        ranges: Vec<Vec<std::ops::Range<usize>>>,
+    ) -> Self {
+        let slots = theme_slots(rubric, theme);
+        ThemeMatches {
+            sentences: std::sync::OnceLock::new(),
+            slots: slots
+                .iter()
+                .zip(ranges)
+                .map(|(slot, r)| {
+                    std::sync::OnceLock::from(SlotMatches::new(rubric, theme, slot, sc, r))
+                })
+                .collect(),
+            bytes: None,
+        }
+    }
+
+    /// The matches of rule `i` (of `slots`, the theme's rules), matched now
+    /// if no one has yet.
+    pub(crate) fn slot(
+        &self,
+        rubric: &Rubric,
+        theme: &Theme,
+        slots: &[Slot<'_>],
+        i: usize,
+        sc: &ScoringChunk,
+    ) -> &SlotMatches {
+        self.slots[i].get_or_init(|| {
+            let text = sc.chunk.text.as_str();
+            let sentences = self
+                .sentences
+                .get_or_init(|| crate::text::sentence_spans(text));
+            let ranges = slots[i]
+                .rule
+                .find_in_sentences(text, sentences, &rubric.negation_guard);
+            let m = SlotMatches::new(rubric, theme, &slots[i], sc, ranges);
+            if let Some(b) = &self.bytes {
+                b.fetch_add(m.heap_bytes(), std::sync::atomic::Ordering::Relaxed);
+            }
+            m
+        })
+    }
+
+    /// Matches every rule not matched yet and returns all hit ranges, by slot.
+    pub(crate) fn complete(
+        &self,
+        rubric: &Rubric,
+        theme: &Theme,
+        sc: &ScoringChunk,
+    ) -> Vec<Vec<std::ops::Range<usize>>> {
+        let slots = theme_slots(rubric, theme);
+        (0..slots.len())
+            .map(|i| self.slot(rubric, theme, &slots, i, sc).ranges.clone())
+            .collect()
+    }
+
+    /// Approximate heap bytes held by the slots matched so far.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.get())
+            .map(SlotMatches::heap_bytes)
+            .sum::<usize>()
+            + self.slots.len() * 32
     }
 }
 
@@ -975,6 +1057,7 @@ fn score_theme(
     params: &ScoreParams,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
+    let slots = theme_slots(rubric, theme);
     let retrieved: Vec<RetrievedChunk> = hits
         .iter()
         .zip(ranked)
@@ -993,7 +1076,14 @@ fn score_theme(
     let mut slot = 0;
     for stage in &theme.stages {
         for c in &stage.criteria {
-            let q = collect(ranked, slot, rules.max_quotes_per_criterion);
+            let q = collect(
+                rubric,
+                theme,
+                &slots,
+                ranked,
+                slot,
+                rules.max_quotes_per_criterion,
+            );
             slot += 1;
             if !q.is_empty() {
                 found.insert(c.id.clone(), q);
@@ -1081,7 +1171,14 @@ fn score_theme(
         .iter()
         .filter(|o| o.themes.contains(&theme.code))
     {
-        let q = collect(ranked, slot, rules.max_quotes_per_criterion);
+        let q = collect(
+            rubric,
+            theme,
+            &slots,
+            ranked,
+            slot,
+            rules.max_quotes_per_criterion,
+        );
         slot += 1;
         if q.len() < o.min_quotes {
             continue;

@@ -523,11 +523,14 @@ impl Store for SqliteStore {
         let key = esg_core::company_key(company);
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
+            // CROSS JOIN fixes the join order: from the company's chunks
+            // to their matches by primary key. Left to itself the planner
+            // scanned every match of the rubric (all companies) first.
             "SELECT m.chunk_id, m.theme, m.data \
              FROM companies c \
-             JOIN documents d ON d.company_id = c.id \
-             JOIN chunks ch ON ch.document = d.id \
-             JOIN rule_matches m ON m.rubric_sha256 = ?1 AND m.chunk_id = ch.chunk_id \
+             CROSS JOIN documents d ON d.company_id = c.id \
+             CROSS JOIN chunks ch ON ch.document = d.id \
+             CROSS JOIN rule_matches m ON m.rubric_sha256 = ?1 AND m.chunk_id = ch.chunk_id \
              WHERE c.key = ?2 AND d.year = ?3 \
              ORDER BY m.chunk_id, m.theme",
         )?;
