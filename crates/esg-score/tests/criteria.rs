@@ -605,3 +605,26 @@ fn dm_measurement_and_report_cycles() {
         &["DM.1.data_collection"],
     );
 }
+
+#[test]
+fn rd_financial_statement_audit_and_tagging_are_not_esg_assurance() {
+    // (d) Apple_Inc-2023_Form_10-K.html, Item 15 (exhibits): XBRL of the financial statements.
+    assert_misses(
+        "Inline XBRL Document Set for the consolidated financial statements and accompanying notes in Part II, Item 8, “Financial Statements and Supplementary Data” of this Annual Report on Form 10-K.",
+        &["RD.4.digital_tagging"],
+    );
+    // (d) Apple_Inc-2023_Form_10-K.html, Item 9A: the financial auditor's report.
+    assert_misses(
+        "The Company’s independent registered public accounting firm, Ernst & Young LLP, has issued an audit report on the Company’s internal control over financial reporting, which appears in Part II, Item 8 of this Form 10-K.",
+        &["RD.4.external_assurance"],
+    );
+    // Still evidence (written): sustainability tagging and verification.
+    assert_hits(
+        "We report under the CSRD and tag our ESRS disclosures in iXBRL.",
+        &["RD.4.digital_tagging"],
+    );
+    assert_hits(
+        "Our Scope 1 and 2 emissions were verified by Bureau Veritas.",
+        &["RD.4.external_assurance"],
+    );
+}
