@@ -354,7 +354,7 @@ fn analyst_expectations_hold_on_the_corpus() {
         report.push(format!("{k:<6} {:>5} {:>6}", t.holds, t.misses));
     }
     report.push(format!(
-        "misses by family (a retrieval, b single statement, c wording, d negation/scope, e language, ? unclassified): {by_family:?}"
+        "misses by family (a retrieval, b single statement, c wording, d negation/scope, e language, x expectation vs rubric, ? unclassified): {by_family:?}"
     ));
     report.push(format!(
         "min rows with pages whose evidence cites one of them: {}/{}",
