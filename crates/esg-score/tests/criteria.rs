@@ -628,3 +628,26 @@ fn rd_financial_statement_audit_and_tagging_are_not_esg_assurance() {
         &["RD.4.external_assurance"],
     );
 }
+
+#[test]
+fn ghg_scope_figures_in_table_rows() {
+    // (c) General_Motors_Co__GM_-Sustainability_Report.pdf, page 34: a table, not a sentence.
+    assert_hits(
+        "2021 Emissions Performance Emissions Metric Tons CO2e1 Scope 1 (2021) 1,252,9062 Scope 2 (2021) 2,150,6943 Scope 3 (2020) 296,411,3273",
+        &["GHG.2.scope12_complete"],
+    );
+    // (c) Headlam_Group_Plc-2025_Sustainability_Report.txt, virtual page 3 (shortened).
+    assert_hits(
+        "Full Year Data 91% 9% Scope 1: 91% (14.0ktCO2e) Scope 2: 9% (1.6ktCO2e) Net Zero Emissions Timeline",
+        &["GHG.2.scope12_complete"],
+    );
+    // Written look-alikes: years are no figures, one scope is not both.
+    assert_misses(
+        "We will start to report Scope 1 in 2024 and Scope 2 from 2025 onwards.",
+        &["GHG.2.scope12_complete"],
+    );
+    assert_misses(
+        "Scope 1 emissions were 12,000 tCO2e, mostly from natural gas.",
+        &["GHG.2.scope12_complete"],
+    );
+}
