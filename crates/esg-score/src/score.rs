@@ -145,6 +145,43 @@ pub struct Evidence {
     pub stage: u8,
     /// Reporting year of the document.
     pub year: i32,
+    /// How the chunk the quote comes from was found: `retrieval` (the
+    /// theme's top-k) or `corroboration` (searched for a second quote of a
+    /// stage that had one, see [`CORROBORATION_DEPTH`]).
+    pub found_by: FoundBy,
+}
+
+/// How a chunk (and the quotes taken from it) was found for a theme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    /// Among the theme's top-k retrieved chunks.
+    Retrieval,
+    /// Searched for a corroborating quote of a stage that had exactly one
+    /// distinct quote in the top-k.
+    Corroboration,
+}
+
+/// A corroborating quote looked for beyond the theme's top-k.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Corroboration {
+    /// The stage that had exactly one distinct quote in the top-k.
+    pub stage: u8,
+    /// The query searched: the stage's query, or the theme's when the stage has none.
+    pub query: String,
+    /// Chunks of the company-year examined (not in the top-k), at most [`CORROBORATION_DEPTH`].
+    pub searched: usize,
+    /// The chunk the corroborating quote comes from, when one was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_id: Option<String>,
+    /// Its page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// Its 1-based rank among the query's results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_rank: Option<usize>,
+    /// Criteria the chunk gave a corroborating quote for, sorted.
+    pub criteria: Vec<String>,
 }
 
 /// A framework signal as seen in one theme.
@@ -196,8 +233,12 @@ pub struct RetrievedChunk {
     /// Page of the chunk.
     pub page: u32,
     /// Retrieval score, rounded to 6 decimals: BM25 of the theme query, or the
-    /// reciprocal-rank-fusion score when the theme has stage queries.
+    /// reciprocal-rank-fusion score when the theme has stage queries; for a
+    /// chunk found by corroboration, BM25 of the query searched.
     pub score: f64,
+    /// `retrieval` for the top-k (ranks 1..=k), `corroboration` for a chunk
+    /// added after them because it corroborates a stage's single quote.
+    pub found_by: FoundBy,
 }
 
 /// The factors behind a confidence value.
@@ -242,11 +283,27 @@ pub struct ThemeResult {
     pub caps: Vec<CapApplied>,
     /// Criteria of the next stage with no evidence, sorted by id.
     pub next_stage_gaps: Vec<Gap>,
-    /// The chunks retrieved for the theme, by rank.
+    /// The chunks retrieved for the theme, by rank: the top-k, then the
+    /// chunks found by corroboration.
     pub retrieved: Vec<RetrievedChunk>,
+    /// How the evidence was found: the number of quotes shown that come from
+    /// the top-k and from corroboration.
+    pub found_by: FoundBySummary,
+    /// The corroboration searches made, by stage (a stage is searched when
+    /// it has exactly one distinct quote in the top-k).
+    pub corroboration: Vec<Corroboration>,
     /// Explanation when the stage is 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// Per theme, how many of the quotes shown were found each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FoundBySummary {
+    /// Quotes from the theme's top-k.
+    pub retrieval: usize,
+    /// Quotes from chunks found by corroboration.
+    pub corroboration: usize,
 }
 
 /// Mean stage and grade over the scored themes.
@@ -346,6 +403,72 @@ pub struct Retrieval<'a> {
     pub(crate) documents: std::borrow::Cow<'a, [DocumentUsed]>,
     /// Where the quotes of a retrieved chunk come from.
     pub(crate) matches: &'a dyn MatchSource,
+    /// The BM25 index of the pool, searched again for corroborating quotes.
+    pub(crate) bm25: IndexRef<'a>,
+}
+
+/// The pool's BM25 index: built by [`retrieve`] or borrowed from a
+/// [`crate::CompanyIndex`].
+#[derive(Debug)]
+pub(crate) enum IndexRef<'a> {
+    Owned(Box<Bm25Index>),
+    Borrowed(&'a Bm25Index),
+}
+
+impl IndexRef<'_> {
+    fn get(&self) -> &Bm25Index {
+        match self {
+            IndexRef::Owned(b) => b,
+            IndexRef::Borrowed(b) => b,
+        }
+    }
+}
+
+/// Chunks of the company-year examined, beyond a theme's top-k, for a
+/// corroborating quote of a stage that has exactly one distinct quote in
+/// the top-k: the first `CORROBORATION_DEPTH` results of the stage's query
+/// (BM25 over all the year's chunks) that are not in the top-k. This bounds
+/// the extra matching to 20 chunks per stage searched.
+pub const CORROBORATION_DEPTH: usize = 20;
+
+/// What a theme needs to look for corroborating quotes beyond its top-k.
+struct Corroborator<'x> {
+    rubric: &'x Rubric,
+    theme_idx: usize,
+    pool: &'x Pool<'x>,
+    bm25: &'x Bm25Index,
+    matches: &'x dyn MatchSource,
+}
+
+impl<'x> Corroborator<'x> {
+    /// The stage query's results not in `exclude`, at most
+    /// [`CORROBORATION_DEPTH`], each with its 1-based rank in the query,
+    /// its chunk and the chunk's matches for the theme.
+    fn candidates<'e>(
+        &'e self,
+        query: &str,
+        exclude: &'e BTreeSet<&str>,
+    ) -> impl Iterator<Item = (usize, SearchHit, Ranked<'x>)> + 'e {
+        let n = self.pool.len();
+        let hits = self.bm25.search(query, exclude.len() + CORROBORATION_DEPTH);
+        hits.into_iter()
+            .enumerate()
+            .filter(move |(_, h)| !exclude.contains(h.chunk_id.as_str()))
+            .take(CORROBORATION_DEPTH)
+            .filter_map(move |(rank, h)| {
+                let at = RankedHits::locate(
+                    vec![h.clone()],
+                    |i| self.pool.get(i).chunk.chunk_id.as_str(),
+                    n,
+                );
+                let i = *at.pool_idx.first()?;
+                let c = self.pool.get(i);
+                let m = self
+                    .matches
+                    .theme_matches(self.rubric, self.theme_idx, i, c);
+                Some((rank + 1, h, (c, m)))
+            })
+    }
 }
 
 /// The searched chunks: borrowed one by one ([`retrieve`]) or as the
@@ -463,6 +586,7 @@ impl Retrieval<'_> {
             hits,
             documents,
             matches,
+            bm25,
         } = self;
         let params = &params;
 
@@ -478,7 +602,14 @@ impl Retrieval<'_> {
                         (c, matches.theme_matches(rubric, ti, i, c))
                     })
                     .collect();
-                score_theme(rubric, t, &h.hits, &ranked, params)
+                let corroborator = Corroborator {
+                    rubric,
+                    theme_idx: ti,
+                    pool: &pool,
+                    bm25: bm25.get(),
+                    matches,
+                };
+                score_theme(rubric, t, &h.hits, &ranked, params, &corroborator)
             })
             .collect();
         let documents = documents.into_owned();
@@ -599,6 +730,7 @@ pub fn retrieve<'a>(
         hits,
         documents,
         matches: &Fresh,
+        bm25: IndexRef::Owned(Box::new(index)),
     })
 }
 
@@ -911,6 +1043,7 @@ fn evidence(
         theme: theme.to_string(),
         stage: slot.stage,
         year: sc.year,
+        found_by: FoundBy::Retrieval,
     }
 }
 
@@ -973,9 +1106,10 @@ fn score_theme(
     hits: &[SearchHit],
     ranked: &[Ranked<'_>],
     params: &ScoreParams,
+    corroborator: &Corroborator<'_>,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
-    let retrieved: Vec<RetrievedChunk> = hits
+    let mut retrieved: Vec<RetrievedChunk> = hits
         .iter()
         .zip(ranked)
         .enumerate()
@@ -985,21 +1119,38 @@ fn score_theme(
             doc_id: c.doc_id.clone(),
             page: c.chunk.page,
             score: round_to(h.score, 6),
+            found_by: FoundBy::Retrieval,
         })
         .collect();
 
     // Quotes per criterion (slots 0.. are the criteria, in stage order).
     let mut found: Found = BTreeMap::new();
     let mut slot = 0;
+    let mut stage_slots: Vec<Vec<(usize, &str)>> = Vec::new();
     for stage in &theme.stages {
+        let mut slots = Vec::new();
         for c in &stage.criteria {
             let q = collect(ranked, slot, rules.max_quotes_per_criterion);
+            slots.push((slot, c.id.as_str()));
             slot += 1;
             if !q.is_empty() {
                 found.insert(c.id.clone(), q);
             }
         }
+        stage_slots.push(slots);
     }
+
+    // Corroboration: a stage with exactly one distinct quote in the top-k
+    // looks for a second one where it is, beyond the top-k.
+    let corroboration = corroborate(
+        theme,
+        hits,
+        &stage_slots,
+        &mut found,
+        &mut retrieved,
+        rules.max_quotes_per_criterion,
+        corroborator,
+    );
     let evidenced: BTreeSet<String> = found.keys().cloned().collect();
     let satisfied = rubric.implied_closure(evidenced.iter().map(String::as_str));
 
@@ -1264,6 +1415,14 @@ fn score_theme(
     frameworks.sort_by(|a, b| a.id.cmp(&b.id));
     caps.sort_by(|a, b| a.id.cmp(&b.id));
     let st = &theme.stages[usize::from(stage)];
+    let from_corroboration = evidence
+        .iter()
+        .filter(|e| e.found_by == FoundBy::Corroboration)
+        .count();
+    let found_by = FoundBySummary {
+        retrieval: evidence.len() - from_corroboration,
+        corroboration: from_corroboration,
+    };
     ThemeResult {
         theme: theme.code.clone(),
         name: theme.name.clone(),
@@ -1284,6 +1443,97 @@ fn score_theme(
         caps,
         next_stage_gaps,
         retrieved,
+        found_by,
+        corroboration,
         note,
     }
+}
+
+/// For every stage above 0 whose criteria have exactly one distinct quote
+/// (chunk and location) in the top-k: searches the stage's query (the
+/// theme's when it has none) over the company-year's chunks, examines the
+/// first [`CORROBORATION_DEPTH`] results that are not in the top-k, in rank
+/// order, and takes from the first chunk that has one the quotes of the
+/// stage's criteria that are distinct from the existing quote (one per
+/// criterion, within `max_quotes`). Those quotes are marked
+/// [`FoundBy::Corroboration`] and the chunk is appended to `retrieved`
+/// (so every quote still comes from a listed chunk). The two-distinct-quotes
+/// rule is unchanged: corroboration only looks further for the second quote.
+fn corroborate(
+    theme: &Theme,
+    hits: &[SearchHit],
+    stage_slots: &[Vec<(usize, &str)>],
+    found: &mut Found,
+    retrieved: &mut Vec<RetrievedChunk>,
+    max_quotes: usize,
+    corroborator: &Corroborator<'_>,
+) -> Vec<Corroboration> {
+    let top_k: BTreeSet<&str> = hits.iter().map(|h| h.chunk_id.as_str()).collect();
+    let mut out = Vec::new();
+    for (si, st) in theme.stages.iter().enumerate().skip(1) {
+        let quotes: Vec<Evidence> = stage_slots[si]
+            .iter()
+            .filter_map(|(_, id)| found.get(*id))
+            .flatten()
+            .cloned()
+            .collect();
+        if distinct_support(&quotes) != 1 {
+            continue;
+        }
+        let query = st.query.as_deref().unwrap_or(&theme.query);
+        let mut searched = 0;
+        let mut taken: Option<(usize, SearchHit, &ScoringChunk, Vec<Evidence>)> = None;
+        for (rank, hit, (chunk, m)) in corroborator.candidates(query, &top_k) {
+            searched += 1;
+            let mut take: Vec<Evidence> = Vec::new();
+            for &(slot, id) in &stage_slots[si] {
+                if found.get(id).is_some_and(|q| q.len() >= max_quotes) {
+                    continue;
+                }
+                let distinct = m.slots[slot]
+                    .iter()
+                    .find(|e| distinct_support(quotes.iter().chain(std::iter::once(*e))) == 2);
+                if let Some(e) = distinct {
+                    let mut e = e.clone();
+                    e.found_by = FoundBy::Corroboration;
+                    take.push(e);
+                }
+            }
+            if !take.is_empty() {
+                taken = Some((rank, hit, chunk, take));
+                break;
+            }
+        }
+        let mut record = Corroboration {
+            stage: st.stage,
+            query: query.to_string(),
+            searched,
+            chunk_id: None,
+            page: None,
+            query_rank: None,
+            criteria: Vec::new(),
+        };
+        if let Some((rank, hit, chunk, take)) = taken {
+            record.chunk_id = Some(chunk.chunk.chunk_id.clone());
+            record.page = Some(chunk.chunk.page);
+            record.query_rank = Some(rank);
+            if !retrieved.iter().any(|r| r.chunk_id == chunk.chunk.chunk_id) {
+                retrieved.push(RetrievedChunk {
+                    rank: retrieved.len() + 1,
+                    chunk_id: chunk.chunk.chunk_id.clone(),
+                    doc_id: chunk.doc_id.clone(),
+                    page: chunk.chunk.page,
+                    score: round_to(hit.score, 6),
+                    found_by: FoundBy::Corroboration,
+                });
+            }
+            for e in take {
+                record.criteria.push(e.criterion.clone());
+                found.entry(e.criterion.clone()).or_default().push(e);
+            }
+            record.criteria.sort();
+        }
+        out.push(record);
+    }
+    out
 }

@@ -564,3 +564,121 @@ fn company_index_scores_exactly_like_score() {
     ));
     assert!(CompanyIndex::new(&r, chunks, 2001).is_err());
 }
+
+/// A report whose TSP top-1 chunk has one stage-2 quote and whose second
+/// stage-2 quote is on a page the theme query ranks lower.
+const CORROBORATION_REPORT: &[&str] = &[
+    // Wording of NVIDIA_Corp-CSR_Report-EN.txt (pages 51 and 53): the target
+    // stated once in the targets section, the deadline repeated elsewhere.
+    "Our targets and goals: we set a target to reduce emissions and reach net zero, and we report progress against our targets and goals each year, with targets for 2025 and 2030.",
+    "We will source 100% renewable electricity for our global offices and data centers under our operational control by the end of fiscal year 2025.",
+    "Our offices recycle paper, glass and aluminium, and employees volunteer in local communities.",
+];
+
+#[test]
+fn a_single_stage_quote_is_corroborated_beyond_the_top_k() {
+    use esg_score::{CompanyIndex, FoundBy};
+    let chunks = doc("corr", 2023, CORROBORATION_REPORT);
+    let r = Rubric::builtin();
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.k = 1;
+    let card = score(&r, &chunks, &p).unwrap();
+    let tsp = theme(&card, "TSP");
+    // The top-1 chunk alone gives one stage-2 quote; corroboration finds the
+    // second in another chunk, so the two-distinct-quotes rule is met.
+    assert_eq!(tsp.retrieved[0].found_by, FoundBy::Retrieval);
+    let corr: Vec<_> = tsp
+        .retrieved
+        .iter()
+        .filter(|c| c.found_by == FoundBy::Corroboration)
+        .collect();
+    assert_eq!(corr.len(), 1, "{:?}", tsp.retrieved);
+    assert_eq!(corr[0].rank, 2);
+    assert!(tsp.stage >= 2, "stage {}", tsp.stage);
+    assert!(distinct_chunks(tsp) >= 2);
+    let c2 = tsp
+        .corroboration
+        .iter()
+        .find(|c| c.stage == 2)
+        .expect("stage 2 searched");
+    assert_eq!(c2.chunk_id.as_deref(), Some(corr[0].chunk_id.as_str()));
+    assert!(c2.searched >= 1 && c2.searched <= esg_score::CORROBORATION_DEPTH);
+    assert!(!c2.criteria.is_empty() && c2.criteria.iter().all(|c| c.starts_with("TSP.2.")));
+    // Every quote says how it was found; the summary counts them.
+    let by_corr = tsp
+        .evidence
+        .iter()
+        .filter(|e| e.found_by == FoundBy::Corroboration)
+        .count();
+    assert!(by_corr >= 1);
+    assert_eq!(tsp.found_by.corroboration, by_corr);
+    assert_eq!(tsp.found_by.retrieval + by_corr, tsp.evidence.len());
+    for e in tsp
+        .evidence
+        .iter()
+        .filter(|e| e.found_by == FoundBy::Corroboration)
+    {
+        assert_eq!(e.chunk_id, corr[0].chunk_id);
+    }
+    // Parity still holds: the corroborating chunk is listed as retrieved.
+    assert!(card.parity.parity_ok, "{:?}", card.parity);
+    // The JSON says it.
+    let json = serde_json::to_value(&card).unwrap();
+    let t = &json["themes"][0];
+    assert_eq!(t["theme"], "TSP");
+    assert!(
+        t["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["found_by"] == "corroboration")
+    );
+    assert_eq!(t["retrieved"][1]["found_by"], "corroboration");
+    // The company index finds the same chunk through the same memo.
+    let index = CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    assert_eq!(
+        serde_json::to_string(&index.score(&r, &p).unwrap()).unwrap(),
+        serde_json::to_string(&card).unwrap()
+    );
+    // With k large enough the second quote is retrieved, not corroborated.
+    p.k = 10;
+    let tsp10 = score(&r, &chunks, &p).unwrap().themes[0].clone();
+    assert!(tsp10.stage >= 2);
+    assert!(
+        tsp10
+            .evidence
+            .iter()
+            .all(|e| e.found_by == FoundBy::Retrieval)
+    );
+}
+
+#[test]
+fn corroboration_keeps_the_two_distinct_quotes_rule() {
+    use esg_score::FoundBy;
+    // The one stage-2 statement, and nothing else anywhere that corroborates
+    // it: the search is made (and recorded) but finds nothing.
+    let pages = [CORROBORATION_REPORT[1], CORROBORATION_REPORT[2]];
+    let chunks = doc("single", 2023, &pages);
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.k = 1;
+    let card = score(&Rubric::builtin(), &chunks, &p).unwrap();
+    let tsp = theme(&card, "TSP");
+    assert!(tsp.stage < 2, "stage {}", tsp.stage);
+    assert!(
+        tsp.evidence
+            .iter()
+            .all(|e| e.found_by == FoundBy::Retrieval)
+    );
+    assert!(
+        tsp.corroboration
+            .iter()
+            .all(|c| c.chunk_id.is_none() && c.criteria.is_empty())
+    );
+    // The same sentence repeated in an overlapping chunk is not a second quote.
+    let mut dup = doc("dup", 2023, &[CORROBORATION_REPORT[1]]);
+    let mut copy = dup[0].clone();
+    copy.chunk.chunk_id = format!("{}-overlap", copy.chunk.chunk_id);
+    dup.push(copy);
+    let card = score(&Rubric::builtin(), &dup, &p).unwrap();
+    assert!(theme(&card, "TSP").stage < 2);
+}
