@@ -167,9 +167,13 @@ pub enum FoundBy {
 pub struct Corroboration {
     /// The stage that had exactly one distinct quote in the top-k.
     pub stage: u8,
-    /// The query searched: the stage's query, or the theme's when the stage has none.
+    /// The query that found the chunk (the last one searched when none did):
+    /// the stage's query, or the theme's when the stage has none, or the
+    /// query of a `corroborated_by` criterion's stage.
     pub query: String,
-    /// Chunks of the company-year examined (not in the top-k), at most [`CORROBORATION_DEPTH`].
+    /// Chunks of the company-year examined (not in the top-k): at most
+    /// [`CORROBORATION_DEPTH`] per query searched (the stage's, then those of
+    /// the stages of its `corroborated_by` criteria).
     pub searched: usize,
     /// The chunk the corroborating quote comes from, when one was found.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,9 +296,27 @@ pub struct ThemeResult {
     /// The corroboration searches made, by stage (a stage is searched when
     /// it has exactly one distinct quote in the top-k).
     pub corroboration: Vec<Corroboration>,
+    /// Stages and frameworks whose second quote comes from a criterion the
+    /// rubric lists in the decisive criterion's `corroborated_by`.
+    pub corroborated: Vec<Corroborated>,
     /// Explanation when the stage is 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// A stage (or framework) whose second distinct quote comes from a
+/// criterion listed in the decisive criterion's `corroborated_by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Corroborated {
+    /// The stage awarded with it (for a framework: its minimum stage).
+    pub stage: u8,
+    /// The framework, when it is a framework's quotes that were corroborated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// The decisive criterion that had a single quote.
+    pub criterion: String,
+    /// The criteria whose quotes corroborated it, sorted.
+    pub by: Vec<String>,
 }
 
 /// Per theme, how many of the quotes shown were found each way.
@@ -1177,11 +1199,31 @@ fn score_theme(
             .collect()
     };
     let mut ladder_stage = 0u8;
+    let mut corroborated: Vec<Corroborated> = Vec::new();
+    let mut corroborating_quotes: Vec<&Evidence> = Vec::new();
     for s in (1..theme.stages.len() as u8).rev() {
-        let met =
-            distinct_support(stage_quotes(s)) >= rules.min_quotes_per_stage && (1..=s).all(rung_ok);
-        if met {
+        if !(1..=s).all(rung_ok) {
+            continue;
+        }
+        let own = stage_quotes(s);
+        if distinct_support(own.iter().copied()) >= rules.min_quotes_per_stage {
             ladder_stage = s;
+            break;
+        }
+        let ids = theme.stages[usize::from(s)]
+            .criteria
+            .iter()
+            .map(|c| c.id.as_str());
+        if let Some((extra, c)) =
+            second_quote_by_corroboration(theme, ids, &own, &found, rules.min_quotes_per_stage)
+        {
+            ladder_stage = s;
+            corroborated.push(Corroborated {
+                stage: s,
+                framework: None,
+                ..c
+            });
+            corroborating_quotes.extend(extra);
             break;
         }
     }
@@ -1196,15 +1238,33 @@ fn score_theme(
             .requires
             .iter()
             .all(|g| g.iter().any(|id| evidenced.contains(id)));
-        let quotes: Vec<&Evidence> = f
+        let mut quotes: Vec<&Evidence> = f
             .requires
             .iter()
             .flatten()
             .filter_map(|id| found.get(id))
             .flatten()
             .collect();
-        if !groups_ok || distinct_support(quotes.iter().copied()) < rules.min_quotes_per_stage {
+        if !groups_ok {
             continue;
+        }
+        if distinct_support(quotes.iter().copied()) < rules.min_quotes_per_stage {
+            let ids = f.requires.iter().flatten().map(String::as_str);
+            let Some((extra, c)) = second_quote_by_corroboration(
+                theme,
+                ids,
+                &quotes,
+                &found,
+                rules.min_quotes_per_stage,
+            ) else {
+                continue;
+            };
+            quotes.extend(extra);
+            corroborated.push(Corroborated {
+                stage: f.min_stage.unwrap_or(0),
+                framework: Some(f.id.clone()),
+                ..c
+            });
         }
         let raised = f.min_stage.is_some_and(|m| m > stage);
         if let Some(m) = f.min_stage {
@@ -1261,6 +1321,7 @@ fn score_theme(
         .filter_map(|c| found.get(&c.id))
         .flatten()
         .chain(framework_quotes.iter().copied())
+        .chain(corroborating_quotes.iter().copied())
         .collect();
     let supporting: Vec<&Evidence> = {
         let mut ids = BTreeSet::new();
@@ -1445,8 +1506,62 @@ fn score_theme(
         retrieved,
         found_by,
         corroboration,
+        corroborated,
         note,
     }
+}
+
+/// The rubric's `corroborated_by` rule (family b): when `own` (the quotes
+/// of a stage, or of a framework's criteria) lacks exactly one distinct
+/// quote of `min`, and one of `ids` that has a quote lists criteria in
+/// `corroborated_by`, the quotes of those criteria are added; if that
+/// reaches `min` distinct quotes (chunk and location), they are returned
+/// with the record of which criterion was corroborated by which. A
+/// criterion without `corroborated_by` is never corroborated this way.
+fn second_quote_by_corroboration<'f, 'i>(
+    theme: &Theme,
+    ids: impl Iterator<Item = &'i str>,
+    own: &[&'f Evidence],
+    found: &'f Found,
+    min: usize,
+) -> Option<(Vec<&'f Evidence>, Corroborated)> {
+    if distinct_support(own.iter().copied()) + 1 != min {
+        return None;
+    }
+    for id in ids {
+        if !found.contains_key(id) {
+            continue;
+        }
+        let Some(c) = theme
+            .stages
+            .iter()
+            .flat_map(|s| s.criteria.iter())
+            .find(|c| c.id == id)
+        else {
+            continue;
+        };
+        let extra: Vec<&Evidence> = c
+            .corroborated_by
+            .iter()
+            .filter_map(|b| found.get(b))
+            .flatten()
+            .collect();
+        if distinct_support(own.iter().chain(&extra).copied()) >= min {
+            let mut by: Vec<String> = extra.iter().map(|e| e.criterion.clone()).collect();
+            by.sort();
+            by.dedup();
+            return Some((
+                extra,
+                Corroborated {
+                    stage: 0,
+                    framework: None,
+                    criterion: id.to_string(),
+                    by,
+                },
+            ));
+        }
+    }
+    None
 }
 
 /// For every stage above 0 whose criteria have exactly one distinct quote
@@ -1455,7 +1570,10 @@ fn score_theme(
 /// first [`CORROBORATION_DEPTH`] results that are not in the top-k, in rank
 /// order, and takes from the first chunk that has one the quotes of the
 /// stage's criteria that are distinct from the existing quote (one per
-/// criterion, within `max_quotes`). Those quotes are marked
+/// criterion, within `max_quotes`). The criteria the rubric lists in
+/// `corroborated_by` of the stage's quoted criteria are looked for too, and
+/// when the stage's query finds nothing, the queries of their stages are
+/// searched the same way (at most [`CORROBORATION_DEPTH`] chunks each). Those quotes are marked
 /// [`FoundBy::Corroboration`] and the chunk is appended to `retrieved`
 /// (so every quote still comes from a listed chunk). The two-distinct-quotes
 /// rule is unchanged: corroboration only looks further for the second quote.
@@ -1480,13 +1598,37 @@ fn corroborate(
         if distinct_support(&quotes) != 1 {
             continue;
         }
-        let query = st.query.as_deref().unwrap_or(&theme.query);
+        // What may corroborate: the stage's own criteria, then the
+        // `corroborated_by` criteria of its criteria that have the quote.
+        let mut targets: Vec<(usize, &str)> = stage_slots[si].clone();
+        let mut queries: Vec<&str> = vec![st.query.as_deref().unwrap_or(&theme.query)];
+        for c in st.criteria.iter().filter(|c| found.contains_key(&c.id)) {
+            for b in &c.corroborated_by {
+                for (bi, slots) in stage_slots.iter().enumerate() {
+                    if let Some(&t) = slots.iter().find(|(_, id)| id == b) {
+                        if !targets.contains(&t) {
+                            targets.push(t);
+                        }
+                        let q = theme.stages[bi].query.as_deref().unwrap_or(&theme.query);
+                        if !queries.contains(&q) {
+                            queries.push(q);
+                        }
+                    }
+                }
+            }
+        }
         let mut searched = 0;
+        let mut query = queries[0];
         let mut taken: Option<(usize, SearchHit, &ScoringChunk, Vec<Evidence>)> = None;
-        for (rank, hit, (chunk, m)) in corroborator.candidates(query, &top_k) {
+        for (rank, hit, q, (chunk, m)) in queries.iter().flat_map(|&q| {
+            corroborator
+                .candidates(q, &top_k)
+                .map(move |(r, h, c)| (r, h, q, c))
+        }) {
             searched += 1;
+            query = q;
             let mut take: Vec<Evidence> = Vec::new();
-            for &(slot, id) in &stage_slots[si] {
+            for &(slot, id) in &targets {
                 if found.get(id).is_some_and(|q| q.len() >= max_quotes) {
                     continue;
                 }

@@ -624,6 +624,13 @@ fn rd_financial_statement_audit_and_tagging_are_not_esg_assurance() {
         &["RD.4.digital_tagging"],
     );
     assert_hits(
+        "Our sustainability disclosures were verified by Bureau Veritas.",
+        &["RD.4.external_assurance"],
+    );
+    // Verification of the emission figures alone is GHG evidence, not
+    // assurance of the disclosures (see
+    // rd_assurance_of_ghg_figures_only_is_not_report_assurance).
+    assert_misses(
         "Our Scope 1 and 2 emissions were verified by Bureau Veritas.",
         &["RD.4.external_assurance"],
     );
@@ -649,5 +656,90 @@ fn ghg_scope_figures_in_table_rows() {
     assert_misses(
         "Scope 1 emissions were 12,000 tCO2e, mostly from natural gas.",
         &["GHG.2.scope12_complete"],
+    );
+}
+
+#[test]
+fn rd_assurance_of_ghg_figures_only_is_not_report_assurance() {
+    // NVIDIA_Corp-CSR_Report-EN.txt, page 51: assurance of the GHG inventory
+    // is GHG evidence, not assurance of the sustainability disclosures (the
+    // report says on page 61 "We did not seek external assurance for the report").
+    let nv = "S&P Sustainable1 provides moderate assurance under the AA1000AS v3 assurance standards on our FY22 global scope 1, scope 2, and scope 3 fuel- and energy-related activities (category 3) and business travel (category 6).";
+    assert_misses(nv, &["RD.4.external_assurance"]);
+    assert_hits(nv, &["GHG.3.limited_assurance"]);
+    // Vertex_Pharmaceuticals_Inc-CSR_Report-EN.txt (GHG table footnote).
+    assert_misses(
+        "ERM CVS provided limited assurance of Scope 1 GHG emissions, Scope 2 (market-based) GHG emissions and total emissions.",
+        &["RD.4.external_assurance"],
+    );
+    // NVIDIA_Corp-CSR_Report-EN.txt, page 57: suppliers' GHG figures verified.
+    assert_misses(
+        "These suppliers must also have their GHG emissions verified by a third party.",
+        &["RD.4.external_assurance"],
+    );
+    // Written: the inventory alone verified.
+    assert_misses(
+        "Our greenhouse gas inventory was verified by DNV.",
+        &["RD.4.external_assurance"],
+    );
+    // Must still match: assurance of the report itself.
+    assert_hits(
+        "This sustainability report was verified by SGS.",
+        &["RD.4.external_assurance"],
+    );
+    // Swisscom_AG-2021_Sustainability_Report-EN.txt, page 59.
+    assert_hits(
+        "SGS was commissioned by Swisscom to conduct an independent assurance of the GRI-based disclosure on sustainability in 2021.",
+        &["RD.4.external_assurance"],
+    );
+    // Written: a report whose assured scope includes emissions after a comma.
+    assert_hits(
+        "KPMG issued an independent assurance report on our Sustainability Report, including Scope 1 and 2 emissions.",
+        &["RD.4.external_assurance"],
+    );
+}
+
+#[test]
+fn tsp_target_stated_as_a_cut_between_two_years() {
+    // (c) Sligro_Food_Group_NV-2015_Corporate_Social_Responsibility_Report-EN.txt, page 18.
+    assert_hits(
+        "We aim to cut our CO2 emissions per sales euro by 20% between 2010 and 2020, which is why we refer to it as our '20-20 target'",
+        &["TSP.2.quantitative_target"],
+    );
+    // Written: the same form with another verb.
+    assert_hits(
+        "Our goal is to reduce water use by 15 percent between 2020 and 2030.",
+        &["TSP.2.quantitative_target"],
+    );
+    // Must not match: performance over a past period is not a target.
+    assert_misses(
+        "We reduced our CO2 emissions per sales euro by 20% between 2010 and 2020.",
+        &["TSP.2.quantitative_target"],
+    );
+}
+
+#[test]
+fn ei_efficiency_and_renewable_projects_wording() {
+    // (c) Johnson___Johnson-SASB_Index-EN.txt, page 33.
+    assert_hits(
+        "While energy costs as a percent of sales is very low for Johnson & Johnson (<1% in 2021), we continuously evaluate and implement efficiency and renewable energy projects that reduce our energy consumption and costs.",
+        &["EI.2.efficiency_projects"],
+    );
+    assert_hits(
+        "Resource efficiency and resilience through the adoption of energy- and water-efficiency measures and the utilization of renewable energy.",
+        &["EI.2.efficiency_projects"],
+    );
+    assert_hits(
+        "An increase in cost from climate change regulation can make the capital investment in renewable energy and energy and water efficiency more attractive.",
+        &["EI.2.efficiency_projects"],
+    );
+    // Must not match: water efficiency alone, a sector, a market.
+    assert_misses(
+        "Water-efficiency measures were introduced at two sites.",
+        &["EI.2.efficiency_projects"],
+    );
+    assert_misses(
+        "The renewable energy sector attracted record investment last year.",
+        &["EI.2.efficiency_projects"],
     );
 }

@@ -682,3 +682,75 @@ fn corroboration_keeps_the_two_distinct_quotes_rule() {
     let card = score(&Rubric::builtin(), &dup, &p).unwrap();
     assert!(theme(&card, "TSP").stage < 2);
 }
+
+#[test]
+fn a_decisive_statement_is_corroborated_by_the_criteria_the_rubric_lists() {
+    // GM / Netflix wording: the validation stated once, the SBTi named in
+    // another chunk (TSP.4.sbti_validated lists TSP.3.sbti_commitment and
+    // TSP.3.science_based in corroborated_by).
+    let validated =
+        "Our target was validated by the Science Based Targets Initiative in July 2021.";
+    let alone = theme(&run(&doc("v", 2023, &[validated])), "TSP").clone();
+    assert_eq!(alone.stage, 0, "one chunk is never enough");
+    assert!(alone.corroborated.is_empty());
+    let pages = [
+        validated,
+        "In 2020 we joined the Science Based Targets initiative (SBTi) and committed to set targets for Scopes 1, 2 and 3.",
+    ];
+    let tsp = theme(&run(&doc("v", 2023, &pages)), "TSP").clone();
+    assert_eq!(tsp.stage, 4, "{tsp:?}");
+    assert!(distinct_chunks(&tsp) >= 2);
+    let c = tsp
+        .corroborated
+        .iter()
+        .find(|c| c.criterion == "TSP.4.sbti_validated")
+        .expect("recorded");
+    assert_eq!(c.stage, 4);
+    assert!(c.by.iter().all(|b| b.starts_with("TSP.3.")), "{c:?}");
+    let json = serde_json::to_value(&tsp).unwrap();
+    assert_eq!(json["corroborated"][0]["criterion"], "TSP.4.sbti_validated");
+
+    // Netflix_Inc-SASB_Report-EN.txt pages 10 and 8: a data collection
+    // process corroborated by the audit of the same data (DM.1.data_collection
+    // lists DM.2.data_quality and DM.3.data_audit).
+    let dm_pages = [
+        "To improve our GHG data management, we have implemented a process to collect any business activity data and continue to improve on these methods.",
+        "Our internal audit team validates our greenhouse gas accounting methodologies and we engage EY to perform limited assurance over our greenhouse gas emissions.",
+    ];
+    let dm = theme(&run(&doc("n", 2023, &dm_pages)), "DM").clone();
+    assert!(dm.stage >= 1, "{dm:?}");
+    assert!(
+        dm.corroborated
+            .iter()
+            .any(|c| c.criterion == "DM.1.data_collection")
+    );
+}
+
+#[test]
+fn criteria_without_corroborated_by_still_need_two_quotes() {
+    // RD.2.tcfd_issb has no corroborated_by: "TCFD" in one chunk with a GRI
+    // index in another is no TCFD framework signal.
+    let card = run(&doc(
+        "t",
+        2023,
+        &["We report in line with the TCFD.", "GRI Content Index"],
+    ));
+    let rd = theme(&card, "RD");
+    assert!(!rd.frameworks.iter().any(|f| f.id == "tcfd_issb"));
+    assert!(
+        rd.corroborated
+            .iter()
+            .all(|c| c.criterion != "RD.2.tcfd_issb")
+    );
+    // A lower-rung quote does not corroborate a criterion that lists none:
+    // a TCFD mention plus a qualitative climate risk statement stays below 2.
+    let card = run(&doc(
+        "t",
+        2023,
+        &[
+            "We report in line with the TCFD.",
+            "Climate change poses risks to our operations.",
+        ],
+    ));
+    assert!(theme(&card, "RD").stage < 2);
+}
