@@ -299,7 +299,8 @@ pub struct ThemeResult {
     /// Stages and frameworks whose second quote comes from a criterion the
     /// rubric lists in the decisive criterion's `corroborated_by`.
     pub corroborated: Vec<Corroborated>,
-    /// Explanation when the stage is 0.
+    /// Explanation when the stage is 0, and (any stage) when retrieved
+    /// chunks are in a language the rubric's patterns are not written in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -348,7 +349,15 @@ pub struct DocumentUsed {
     pub source_sha256: String,
     /// Reporting year.
     pub year: i32,
+    /// Detected language of the document's text (ISO 639-1, or `und`), see
+    /// [`esg_core::detect_language`]. The rubric's patterns are English: a
+    /// theme whose retrieved chunks come from a document in another language
+    /// says so in its note and loses confidence.
+    pub language: String,
 }
+
+/// The language the rubric's patterns are written in.
+pub const RUBRIC_LANGUAGE: &str = "en";
 
 /// Parity check: every quote comes from a retrieved chunk (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -611,6 +620,10 @@ impl Retrieval<'_> {
             bm25,
         } = self;
         let params = &params;
+        let languages: BTreeMap<&str, &str> = documents
+            .iter()
+            .map(|d| (d.doc_id.as_str(), d.language.as_str()))
+            .collect();
 
         let results: Vec<ThemeResult> = themes
             .iter()
@@ -631,7 +644,15 @@ impl Retrieval<'_> {
                     bm25: bm25.get(),
                     matches,
                 };
-                score_theme(rubric, t, &h.hits, &ranked, params, &corroborator)
+                score_theme(
+                    rubric,
+                    t,
+                    &h.hits,
+                    &ranked,
+                    params,
+                    &corroborator,
+                    &languages,
+                )
             })
             .collect();
         let documents = documents.into_owned();
@@ -671,16 +692,30 @@ impl Retrieval<'_> {
     }
 }
 
-/// The documents of a pool, sorted and de-duplicated.
+/// The documents of a pool, sorted and de-duplicated, each with the
+/// language detected on its chunks' text (in pool order, at most
+/// [`esg_core::lang::MAX_CHARS`] characters).
 pub(crate) fn documents_of<'c>(pool: impl Iterator<Item = &'c ScoringChunk>) -> Vec<DocumentUsed> {
-    pool.map(|c| DocumentUsed {
-        doc_id: c.doc_id.clone(),
-        source_sha256: c.source_sha256.clone(),
-        year: c.year,
-    })
-    .collect::<BTreeSet<_>>()
-    .into_iter()
-    .collect()
+    let mut docs: BTreeMap<(&str, &str, i32), String> = BTreeMap::new();
+    for c in pool {
+        let sample = docs
+            .entry((c.doc_id.as_str(), c.source_sha256.as_str(), c.year))
+            .or_default();
+        if sample.len() < esg_core::lang::MAX_CHARS {
+            sample.push_str(&c.chunk.text);
+            sample.push('\n');
+        }
+    }
+    docs.into_iter()
+        .map(|((doc_id, source_sha256, year), sample)| DocumentUsed {
+            doc_id: doc_id.to_string(),
+            source_sha256: source_sha256.to_string(),
+            year,
+            language: esg_core::detect_language(&sample).to_string(),
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Checks `k`, the month and the themes of a request.
@@ -1129,6 +1164,7 @@ fn score_theme(
     ranked: &[Ranked<'_>],
     params: &ScoreParams,
     corroborator: &Corroborator<'_>,
+    languages: &BTreeMap<&str, &str>,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
     let mut retrieved: Vec<RetrievedChunk> = hits
@@ -1422,6 +1458,31 @@ fn score_theme(
     if stale && pre_cap > 0 {
         conf_t -= tenths(rules.freshness.confidence_penalty);
     }
+    // Retrieved chunks in a language the rubric's patterns are not written
+    // in: the patterns could not apply to them, so the result is less
+    // certain (stage 0: the lowest value; else one step lower).
+    // With nothing retrieved (a query in English finds no words of the
+    // text), the documents themselves are counted.
+    let other_language: BTreeMap<&str, usize> = {
+        let mut m = BTreeMap::new();
+        let langs: Vec<&str> = if retrieved.is_empty() {
+            languages.values().copied().collect()
+        } else {
+            retrieved
+                .iter()
+                .map(|r| languages.get(r.doc_id.as_str()).copied().unwrap_or("und"))
+                .collect()
+        };
+        for lang in langs {
+            if lang != RUBRIC_LANGUAGE && lang != esg_core::lang::UNDETERMINED {
+                *m.entry(lang).or_insert(0) += 1;
+            }
+        }
+        m
+    };
+    if !other_language.is_empty() {
+        conf_t = if pre_cap == 0 { lo } else { conf_t - 1 };
+    }
     conf_t = conf_t.clamp(lo, hi);
     // Snap into a band (down to the top of the band below when between bands).
     if band_of(bands, conf_t).is_none() {
@@ -1454,6 +1515,28 @@ fn score_theme(
         })
         .unwrap_or_default();
 
+    let language_note = (!other_language.is_empty()).then(|| {
+        let n: usize = other_language.values().sum();
+        let langs: Vec<String> = other_language
+            .iter()
+            .map(|(l, c)| format!("{c} in {l}"))
+            .collect();
+        if retrieved.is_empty() {
+            format!(
+                "No chunk was retrieved for {}: {n} of the {} documents are not in English ({}); the rubric's patterns are English-only and could not apply, so confidence is lowered.",
+                theme.code,
+                languages.len(),
+                langs.join(", ")
+            )
+        } else {
+            format!(
+                "{n} of the {} chunks retrieved for {} are not in English ({}): the rubric's patterns are English-only and could not apply to them, so confidence is lowered.",
+                retrieved.len(),
+                theme.code,
+                langs.join(", ")
+            )
+        }
+    });
     let note = if stage > 0 {
         None
     } else if found.is_empty() && caps.is_empty() {
@@ -1473,6 +1556,10 @@ fn score_theme(
         ))
     };
 
+    let note = match (note, language_note) {
+        (Some(n), Some(l)) => Some(format!("{n} {l}")),
+        (n, l) => n.or(l),
+    };
     frameworks.sort_by(|a, b| a.id.cmp(&b.id));
     caps.sort_by(|a, b| a.id.cmp(&b.id));
     let st = &theme.stages[usize::from(stage)];

@@ -754,3 +754,63 @@ fn criteria_without_corroborated_by_still_need_two_quotes() {
     ));
     assert!(theme(&card, "RD").stage < 2);
 }
+
+/// A Japanese sustainability report (written for the test): targets,
+/// Scope 1/2 figures, TCFD and board oversight, none of which the English
+/// patterns can read.
+const JAPANESE_REPORT: &[&str] = &[
+    "当社は、2030年までにスコープ1および2の温室効果ガス排出量を2019年比で50％削減する目標を設定しています。この目標はSBTiの認定を受けています。",
+    "取締役会は気候変動に関するリスクと機会を監督し、サステナビリティ委員会が四半期ごとに進捗を報告しています。",
+    "2023年度のスコープ1排出量は12,000トン、スコープ2排出量は30,000トンでした。TCFD提言に沿って情報を開示しています。",
+];
+
+#[test]
+fn non_english_documents_are_reported_and_lower_confidence() {
+    let mut chunks = doc("ja", 2023, JAPANESE_REPORT);
+    let card = run(&chunks);
+    assert_eq!(card.documents.len(), 1);
+    assert_eq!(card.documents[0].language, "ja");
+    for t in &card.themes {
+        assert_eq!(t.stage, 0, "{}", t.theme);
+        // Not a silent stage 0: the note says why, and confidence is the lowest.
+        let note = t.note.as_deref().unwrap_or_default();
+        assert!(note.contains("English-only"), "{}: {note}", t.theme);
+        assert!(note.contains("ja"), "{}: {note}", t.theme);
+        assert_eq!(t.confidence, 0.2, "{}", t.theme);
+    }
+    let json = serde_json::to_value(&card).unwrap();
+    assert_eq!(json["documents"][0]["language"], "ja");
+
+    // An English report beside it: detected as such, and a theme whose
+    // retrieved chunks are all English carries no language note.
+    chunks.extend(doc("en", 2023, RICH_REPORT));
+    let card = run(&chunks);
+    let langs: Vec<(&str, &str)> = card
+        .documents
+        .iter()
+        .map(|d| (d.doc_id.as_str(), d.language.as_str()))
+        .collect();
+    assert!(
+        langs.contains(&("en", "en")) && langs.contains(&("ja", "ja")),
+        "{langs:?}"
+    );
+    let english_only = card
+        .themes
+        .iter()
+        .find(|t| t.retrieved.iter().all(|r| r.doc_id == "en"))
+        .expect("a theme retrieving only English chunks");
+    assert!(
+        english_only
+            .note
+            .as_deref()
+            .is_none_or(|n| !n.contains("English-only"))
+    );
+    // The company index reports the same.
+    let r = Rubric::builtin();
+    let index = esg_score::CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    let p = ScoreParams::new(2023, 2024, 6);
+    assert_eq!(
+        serde_json::to_string(&index.score(&r, &p).unwrap()).unwrap(),
+        serde_json::to_string(&score(&r, &chunks, &p).unwrap()).unwrap()
+    );
+}
