@@ -250,6 +250,7 @@ fn analyst_expectations_hold_on_the_corpus() {
             String::from_utf8_lossy(&out.stderr)
         );
         let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("score JSON");
+        check_how_found(&card);
         cards.insert(key, card);
     }
 
@@ -369,4 +370,43 @@ fn analyst_expectations_hold_on_the_corpus() {
         holds * 100 >= REQUIRED_PERCENT * total,
         "only {holds}/{total} expectations hold (need {REQUIRED_PERCENT} %)"
     );
+}
+
+/// `esg score --format json` says per document its detected language, per
+/// quote and per theme how it was found, and keeps parity with the chunks
+/// found by corroboration.
+fn check_how_found(card: &serde_json::Value) {
+    let company = &card["company"];
+    assert_eq!(card["parity"]["parity_ok"], true, "{company}: parity");
+    for d in card["documents"].as_array().expect("documents") {
+        assert!(d["language"].is_string(), "{company}: documents[].language");
+    }
+    for t in card["themes"].as_array().expect("themes") {
+        let how = |v: &serde_json::Value| v == "retrieval" || v == "corroboration";
+        let evidence = t["evidence"].as_array().expect("evidence");
+        assert!(
+            evidence.iter().all(|e| how(&e["found_by"])),
+            "{company}: evidence found_by"
+        );
+        let from_corroboration = evidence
+            .iter()
+            .filter(|e| e["found_by"] == "corroboration")
+            .count();
+        assert_eq!(
+            t["found_by"]["corroboration"], from_corroboration,
+            "{company}: found_by summary"
+        );
+        assert_eq!(
+            t["found_by"]["retrieval"],
+            evidence.len() - from_corroboration
+        );
+        assert!(
+            t["retrieved"]
+                .as_array()
+                .expect("retrieved")
+                .iter()
+                .all(|r| how(&r["found_by"]))
+        );
+        assert!(t["corroboration"].is_array() && t["corroborated"].is_array());
+    }
 }
