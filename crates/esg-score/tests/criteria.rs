@@ -743,3 +743,28 @@ fn ei_efficiency_and_renewable_projects_wording() {
         &["EI.2.efficiency_projects"],
     );
 }
+
+#[test]
+fn osp_cross_functional_teams_count_only_for_esg() {
+    // Vertex_Pharmaceuticals_Inc-CSR_Report-EN.txt, page 18: still a committee.
+    assert_hits(
+        "Our Environmental, Health, Safety and Sustainability (EHSS) team, along with an internal, cross-functional Sustainability Committee, oversees and implements these efforts in accordance with Vertex’s commitment to sustainability, health and safety.",
+        &["OSP.3.esg_committee"],
+    );
+    // Washington_Real_Estate_Investment_Trust-ESG_Report-EN.txt: an ESG team.
+    assert_hits(
+        "This is led by a cross-functional team of ESG, Property Management, Asset Management, Investment, Legal, Finance, Communication, and Development.",
+        &["OSP.3.esg_committee"],
+    );
+    // (d) Must not match: cross-functional teams for other subjects.
+    // Vertex_Pharmaceuticals_Inc-CSR_Report-EN.txt, page 25.
+    assert_misses(
+        "Vertex’s Secure Supply Chain Council is a cross-functional team that leads our work to prevent, detect and respond to instances of product diversion, tampering and counterfeiting.",
+        &["OSP.3.esg_committee"],
+    );
+    // NVIDIA_Corp-CSR_Report-EN.txt.
+    assert_misses(
+        "Cross-functional teams manage all aspects of product quality.",
+        &["OSP.3.esg_committee"],
+    );
+}
