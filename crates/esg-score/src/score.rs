@@ -8,6 +8,14 @@
 //! 2. **Evaluate** every criterion (and override) of the theme on those
 //!    chunks, in rank order; each chunk gives at most one quote per
 //!    criterion, and at most `max_quotes_per_criterion` quotes are kept.
+//! 2b. **Corroborate**: a stage whose criteria have exactly one distinct
+//!    quote in the top-k looks for a second one beyond it: the stage's query
+//!    over the company-year's chunks, at most [`CORROBORATION_DEPTH`] chunks
+//!    not in the top-k, then the queries of the stages of the criteria the
+//!    rubric lists in `corroborated_by`. The chunk found is
+//!    appended to the theme's `retrieved` list and its quotes are marked
+//!    `found_by: corroboration`, so parity holds and the result says how
+//!    every quote was found.
 //! 3. **Ladder**: a criterion is *satisfied* when it has a quote or is
 //!    implied (transitively) by a criterion that has one. Stage `s > 0` is
 //!    *met* when its criteria have at least `min_quotes_per_stage` quotes
@@ -15,7 +23,10 @@
 //!    through two overlapping chunks counts once) and its core criteria are
 //!    satisfied (any/all per `core_rule`); it is awarded when, in addition,
 //!    the core criteria of every stage below are satisfied. The highest such
-//!    stage wins, else 0.
+//!    stage wins, else 0. A stage one quote short may take its second quote
+//!    from a criterion the rubric lists in the `corroborated_by` of the
+//!    stage's quoted criterion (still two quotes distinct in chunk and
+//!    location); frameworks likewise. The result lists it in `corroborated`.
 //! 4. **Framework minimums**: a framework whose every `requires` group has
 //!    an evidenced criterion, with quotes from at least
 //!    `min_quotes_per_stage` distinct chunks in total, raises the stage to
