@@ -8,7 +8,8 @@
 //! 2. **Evaluate** every criterion (and override) of the theme on those
 //!    chunks, in rank order; each chunk gives at most one quote per
 //!    criterion, and at most `max_quotes_per_criterion` quotes are kept.
-//! 2b. **Corroborate**: a stage whose criteria have exactly one distinct
+//!
+//!    **Corroboration**: a stage whose criteria have exactly one distinct
 //!    quote in the top-k looks for a second one beyond it: the stage's query
 //!    over the company-year's chunks, at most [`CORROBORATION_DEPTH`] chunks
 //!    not in the top-k, then the queries of the stages of the criteria the
