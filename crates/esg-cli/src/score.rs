@@ -250,11 +250,35 @@ fn theme_details(t: &ThemeResult, rubric: &Rubric, files: &BTreeMap<&str, &str>)
             t.retrieved.len()
         )),
     }
-    if t.stage == 0
-        && let Some(note) = &t.note
-        && best_quote(t, rubric).is_some()
+    if let Some(note) = &t.note
+        && ((t.stage == 0 && best_quote(t, rubric).is_some()) || note.contains("English-only"))
     {
         lines.extend(wrap(note, 88));
+    }
+    // How a stage's second quote was found, when not in the top-k.
+    for c in t.corroboration.iter().filter(|c| c.chunk_id.is_some()) {
+        lines.push(format!(
+            "Stage {} corroborated beyond the top {}: {} on p. {} (rank {} of its query).",
+            c.stage,
+            t.retrieved
+                .iter()
+                .filter(|r| r.found_by == esg_score::FoundBy::Retrieval)
+                .count(),
+            c.criteria.join(", "),
+            c.page.unwrap_or(0),
+            c.query_rank.unwrap_or(0)
+        ));
+    }
+    for c in &t.corroborated {
+        let what = match &c.framework {
+            Some(f) => format!("Framework {f} (stage {})", c.stage),
+            None => format!("Stage {}", c.stage),
+        };
+        lines.push(format!(
+            "{what}: {} stated once, corroborated by {}.",
+            c.criterion,
+            c.by.join(", ")
+        ));
     }
     for f in t.frameworks.iter().filter(|f| f.raised_stage) {
         lines.push(format!(

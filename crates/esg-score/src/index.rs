@@ -40,8 +40,8 @@ use crate::error::ScoreError;
 use crate::retrieve::{Bm25Index, Bm25Params};
 use crate::rubric::Rubric;
 use crate::score::{
-    DocumentUsed, MatchSource, Pool, RankedHits, Retrieval, ScoreParams, Scorecard, ScoringChunk,
-    ThemeMatches, check_params, documents_of, retrieve_theme,
+    DocumentUsed, IndexRef, MatchSource, Pool, RankedHits, Retrieval, ScoreParams, Scorecard,
+    ScoringChunk, ThemeMatches, check_params, documents_of, retrieve_theme,
 };
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -232,6 +232,7 @@ impl CompanyIndex {
             hits,
             documents: Cow::Borrowed(&self.documents),
             matches: self,
+            bm25: IndexRef::Borrowed(&self.bm25),
         })
     }
 

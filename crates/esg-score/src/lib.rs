@@ -54,7 +54,8 @@ pub use rubric::{
     BUILTIN_RUBRIC_JSON, Band, CoreRule, Criterion, Framework, Override, Rubric, Stage, Theme,
 };
 pub use score::{
-    CapApplied, ConfidenceDetail, DEFAULT_K, DocumentUsed, Evidence, FrameworkSignal, Gap, Overall,
-    Parity, Retrieval, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult,
-    retrieve, retrieve_theme, score,
+    CORROBORATION_DEPTH, CapApplied, ConfidenceDetail, Corroborated, Corroboration, DEFAULT_K,
+    DocumentUsed, Evidence, FoundBy, FoundBySummary, FrameworkSignal, Gap, Overall, Parity,
+    Retrieval, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult, retrieve,
+    retrieve_theme, score,
 };

@@ -21,7 +21,8 @@
 //!                               "criteria": [ { "id", "description", "core"?, "patterns": [re],
 //!                                               "proximity"?: [ { "terms": [re], "near": [re], "within" } ],
 //!                                               "context"?: [re], "negations"?: [re],
-//!                                               "negation_guard"?: bool, "implies"?: [id] } ] } ] } ],
+//!                                               "negation_guard"?: bool, "implies"?: [id],
+//!                                               "corroborated_by"?: [id] } ] } ] } ],
 //!   "frameworks": [ { "id", "name", "description"?, "theme", "min_stage"?, "supports"?: [stage],
 //!                     "requires": [[id]] } ],
 //!   "overrides": [ { "id", "description", "cap", "themes": [code], "min_quotes",
@@ -200,6 +201,14 @@ pub struct Criterion {
     pub rule: MatchRule,
     /// Criteria (same theme, same or lower stage) that evidence of this one implies.
     pub implies: Vec<String>,
+    /// Criteria (same theme) whose quotes corroborate a single quote of
+    /// this one: when this criterion's stage has exactly one distinct quote
+    /// and it is one of this criterion's, a quote of a listed criterion from
+    /// another chunk and location counts as the stage's second quote (the
+    /// two-distinct-quotes rule itself is unchanged). Empty for most
+    /// criteria: a mention that is not decisive (e.g. "TCFD" in one chunk)
+    /// is not corroborated this way.
+    pub corroborated_by: Vec<String>,
 }
 
 /// A framework signal that sets a minimum stage when its criteria are evidenced.
@@ -653,6 +662,30 @@ fn parse_rubric(v: &Value, m: Mode) -> R<Rubric> {
                         ));
                     }
                 }
+                for (ii, target) in c.corroborated_by.iter().enumerate() {
+                    let path = format!(
+                        "themes[{ti}].stages[{}].criteria[{ci}].corroborated_by[{ii}]",
+                        s.stage
+                    );
+                    let Some(&(tt, _, _)) = index.get(target) else {
+                        return Err(RubricError::invalid(
+                            path,
+                            format!("unknown criterion \"{target}\""),
+                        ));
+                    };
+                    if target == &c.id {
+                        return Err(RubricError::invalid(
+                            path,
+                            "a criterion is not corroborated by itself (that is the two-quotes rule)",
+                        ));
+                    }
+                    if tt != ti {
+                        return Err(RubricError::invalid(
+                            path,
+                            format!("\"{target}\" belongs to another theme"),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -969,6 +1002,7 @@ fn parse_criterion(v: &Value, path: &str, m: Mode) -> R<Criterion> {
     let core = o.boolean("core", false)?;
     let rule = parse_rule(&mut o, true, m)?;
     let implies = o.strings("implies", false)?;
+    let corroborated_by = o.strings("corroborated_by", false)?;
     o.finish()?;
     Ok(Criterion {
         id,
@@ -976,6 +1010,7 @@ fn parse_criterion(v: &Value, path: &str, m: Mode) -> R<Criterion> {
         core,
         rule,
         implies,
+        corroborated_by,
     })
 }
 
@@ -1284,6 +1319,20 @@ mod tests {
                         serde_json::json!(["TSP.4.sbti_validated"])
                 }),
                 "themes[0].stages[1].criteria[0].implies[0]: \"TSP.4.sbti_validated\" is at stage 4",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][0]["stages"][4]["criteria"][0]["corroborated_by"] =
+                        serde_json::json!(["GHG.1.emissions_reported"])
+                }),
+                "themes[0].stages[4].criteria[0].corroborated_by[0]: \"GHG.1.emissions_reported\" belongs to another theme",
+            ),
+            (
+                Box::new(|v| {
+                    v["themes"][0]["stages"][4]["criteria"][0]["corroborated_by"] =
+                        serde_json::json!(["TSP.4.sbti_validated"])
+                }),
+                "themes[0].stages[4].criteria[0].corroborated_by[0]: a criterion is not corroborated by itself (that is the two-quotes rule)",
             ),
             (
                 Box::new(|v| {

@@ -8,6 +8,15 @@
 //! 2. **Evaluate** every criterion (and override) of the theme on those
 //!    chunks, in rank order; each chunk gives at most one quote per
 //!    criterion, and at most `max_quotes_per_criterion` quotes are kept.
+//!
+//!    **Corroboration**: a stage whose criteria have exactly one distinct
+//!    quote in the top-k looks for a second one beyond it: the stage's query
+//!    over the company-year's chunks, at most [`CORROBORATION_DEPTH`] chunks
+//!    not in the top-k, then the queries of the stages of the criteria the
+//!    rubric lists in `corroborated_by`. The chunk found is
+//!    appended to the theme's `retrieved` list and its quotes are marked
+//!    `found_by: corroboration`, so parity holds and the result says how
+//!    every quote was found.
 //! 3. **Ladder**: a criterion is *satisfied* when it has a quote or is
 //!    implied (transitively) by a criterion that has one. Stage `s > 0` is
 //!    *met* when its criteria have at least `min_quotes_per_stage` quotes
@@ -15,7 +24,10 @@
 //!    through two overlapping chunks counts once) and its core criteria are
 //!    satisfied (any/all per `core_rule`); it is awarded when, in addition,
 //!    the core criteria of every stage below are satisfied. The highest such
-//!    stage wins, else 0.
+//!    stage wins, else 0. A stage one quote short may take its second quote
+//!    from a criterion the rubric lists in the `corroborated_by` of the
+//!    stage's quoted criterion (still two quotes distinct in chunk and
+//!    location); frameworks likewise. The result lists it in `corroborated`.
 //! 4. **Framework minimums**: a framework whose every `requires` group has
 //!    an evidenced criterion, with quotes from at least
 //!    `min_quotes_per_stage` distinct chunks in total, raises the stage to
@@ -145,6 +157,47 @@ pub struct Evidence {
     pub stage: u8,
     /// Reporting year of the document.
     pub year: i32,
+    /// How the chunk the quote comes from was found: `retrieval` (the
+    /// theme's top-k) or `corroboration` (searched for a second quote of a
+    /// stage that had one, see [`CORROBORATION_DEPTH`]).
+    pub found_by: FoundBy,
+}
+
+/// How a chunk (and the quotes taken from it) was found for a theme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    /// Among the theme's top-k retrieved chunks.
+    Retrieval,
+    /// Searched for a corroborating quote of a stage that had exactly one
+    /// distinct quote in the top-k.
+    Corroboration,
+}
+
+/// A corroborating quote looked for beyond the theme's top-k.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Corroboration {
+    /// The stage that had exactly one distinct quote in the top-k.
+    pub stage: u8,
+    /// The query that found the chunk (the last one searched when none did):
+    /// the stage's query, or the theme's when the stage has none, or the
+    /// query of a `corroborated_by` criterion's stage.
+    pub query: String,
+    /// Chunks of the company-year examined (not in the top-k): at most
+    /// [`CORROBORATION_DEPTH`] per query searched (the stage's, then those of
+    /// the stages of its `corroborated_by` criteria).
+    pub searched: usize,
+    /// The chunk the corroborating quote comes from, when one was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_id: Option<String>,
+    /// Its page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// Its 1-based rank among the query's results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_rank: Option<usize>,
+    /// Criteria the chunk gave a corroborating quote for, sorted.
+    pub criteria: Vec<String>,
 }
 
 /// A framework signal as seen in one theme.
@@ -196,8 +249,12 @@ pub struct RetrievedChunk {
     /// Page of the chunk.
     pub page: u32,
     /// Retrieval score, rounded to 6 decimals: BM25 of the theme query, or the
-    /// reciprocal-rank-fusion score when the theme has stage queries.
+    /// reciprocal-rank-fusion score when the theme has stage queries; for a
+    /// chunk found by corroboration, BM25 of the query searched.
     pub score: f64,
+    /// `retrieval` for the top-k (ranks 1..=k), `corroboration` for a chunk
+    /// added after them because it corroborates a stage's single quote.
+    pub found_by: FoundBy,
 }
 
 /// The factors behind a confidence value.
@@ -242,11 +299,46 @@ pub struct ThemeResult {
     pub caps: Vec<CapApplied>,
     /// Criteria of the next stage with no evidence, sorted by id.
     pub next_stage_gaps: Vec<Gap>,
-    /// The chunks retrieved for the theme, by rank.
+    /// The chunks retrieved for the theme, by rank: the top-k, then the
+    /// chunks found by corroboration.
     pub retrieved: Vec<RetrievedChunk>,
-    /// Explanation when the stage is 0.
+    /// How the evidence was found: the number of quotes shown that come from
+    /// the top-k and from corroboration.
+    pub found_by: FoundBySummary,
+    /// The corroboration searches made, by stage (a stage is searched when
+    /// it has exactly one distinct quote in the top-k).
+    pub corroboration: Vec<Corroboration>,
+    /// Stages and frameworks whose second quote comes from a criterion the
+    /// rubric lists in the decisive criterion's `corroborated_by`.
+    pub corroborated: Vec<Corroborated>,
+    /// Explanation when the stage is 0, and (any stage) when retrieved
+    /// chunks are in a language the rubric's patterns are not written in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// A stage (or framework) whose second distinct quote comes from a
+/// criterion listed in the decisive criterion's `corroborated_by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Corroborated {
+    /// The stage awarded with it (for a framework: its minimum stage).
+    pub stage: u8,
+    /// The framework, when it is a framework's quotes that were corroborated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// The decisive criterion that had a single quote.
+    pub criterion: String,
+    /// The criteria whose quotes corroborated it, sorted.
+    pub by: Vec<String>,
+}
+
+/// Per theme, how many of the quotes shown were found each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FoundBySummary {
+    /// Quotes from the theme's top-k.
+    pub retrieval: usize,
+    /// Quotes from chunks found by corroboration.
+    pub corroboration: usize,
 }
 
 /// Mean stage and grade over the scored themes.
@@ -269,7 +361,15 @@ pub struct DocumentUsed {
     pub source_sha256: String,
     /// Reporting year.
     pub year: i32,
+    /// Detected language of the document's text (ISO 639-1, or `und`), see
+    /// [`esg_core::detect_language`]. The rubric's patterns are English: a
+    /// theme whose retrieved chunks come from a document in another language
+    /// says so in its note and loses confidence.
+    pub language: String,
 }
+
+/// The language the rubric's patterns are written in.
+pub const RUBRIC_LANGUAGE: &str = "en";
 
 /// Parity check: every quote comes from a retrieved chunk (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -346,6 +446,72 @@ pub struct Retrieval<'a> {
     pub(crate) documents: std::borrow::Cow<'a, [DocumentUsed]>,
     /// Where the quotes of a retrieved chunk come from.
     pub(crate) matches: &'a dyn MatchSource,
+    /// The BM25 index of the pool, searched again for corroborating quotes.
+    pub(crate) bm25: IndexRef<'a>,
+}
+
+/// The pool's BM25 index: built by [`retrieve`] or borrowed from a
+/// [`crate::CompanyIndex`].
+#[derive(Debug)]
+pub(crate) enum IndexRef<'a> {
+    Owned(Box<Bm25Index>),
+    Borrowed(&'a Bm25Index),
+}
+
+impl IndexRef<'_> {
+    fn get(&self) -> &Bm25Index {
+        match self {
+            IndexRef::Owned(b) => b,
+            IndexRef::Borrowed(b) => b,
+        }
+    }
+}
+
+/// Chunks of the company-year examined, beyond a theme's top-k, for a
+/// corroborating quote of a stage that has exactly one distinct quote in
+/// the top-k: the first `CORROBORATION_DEPTH` results of the stage's query
+/// (BM25 over all the year's chunks) that are not in the top-k. This bounds
+/// the extra matching to 20 chunks per stage searched.
+pub const CORROBORATION_DEPTH: usize = 20;
+
+/// What a theme needs to look for corroborating quotes beyond its top-k.
+struct Corroborator<'x> {
+    rubric: &'x Rubric,
+    theme_idx: usize,
+    pool: &'x Pool<'x>,
+    bm25: &'x Bm25Index,
+    matches: &'x dyn MatchSource,
+}
+
+impl<'x> Corroborator<'x> {
+    /// The stage query's results not in `exclude`, at most
+    /// [`CORROBORATION_DEPTH`], each with its 1-based rank in the query,
+    /// its chunk and the chunk's matches for the theme.
+    fn candidates<'e>(
+        &'e self,
+        query: &str,
+        exclude: &'e BTreeSet<&str>,
+    ) -> impl Iterator<Item = (usize, SearchHit, Ranked<'x>)> + 'e {
+        let n = self.pool.len();
+        let hits = self.bm25.search(query, exclude.len() + CORROBORATION_DEPTH);
+        hits.into_iter()
+            .enumerate()
+            .filter(move |(_, h)| !exclude.contains(h.chunk_id.as_str()))
+            .take(CORROBORATION_DEPTH)
+            .filter_map(move |(rank, h)| {
+                let at = RankedHits::locate(
+                    vec![h.clone()],
+                    |i| self.pool.get(i).chunk.chunk_id.as_str(),
+                    n,
+                );
+                let i = *at.pool_idx.first()?;
+                let c = self.pool.get(i);
+                let m = self
+                    .matches
+                    .theme_matches(self.rubric, self.theme_idx, i, c);
+                Some((rank + 1, h, (c, m)))
+            })
+    }
 }
 
 /// The searched chunks: borrowed one by one ([`retrieve`]) or as the
@@ -462,8 +628,13 @@ impl Retrieval<'_> {
             hits,
             documents,
             matches,
+            bm25,
         } = self;
         let params = &params;
+        let languages: BTreeMap<&str, &str> = documents
+            .iter()
+            .map(|d| (d.doc_id.as_str(), d.language.as_str()))
+            .collect();
 
         let results: Vec<ThemeResult> = themes
             .iter()
@@ -477,7 +648,22 @@ impl Retrieval<'_> {
                         (c, matches.theme_matches(rubric, ti, i, c))
                     })
                     .collect();
-                score_theme(rubric, t, &h.hits, &ranked, params)
+                let corroborator = Corroborator {
+                    rubric,
+                    theme_idx: ti,
+                    pool: &pool,
+                    bm25: bm25.get(),
+                    matches,
+                };
+                score_theme(
+                    rubric,
+                    t,
+                    &h.hits,
+                    &ranked,
+                    params,
+                    &corroborator,
+                    &languages,
+                )
             })
             .collect();
         let documents = documents.into_owned();
@@ -517,16 +703,30 @@ impl Retrieval<'_> {
     }
 }
 
-/// The documents of a pool, sorted and de-duplicated.
+/// The documents of a pool, sorted and de-duplicated, each with the
+/// language detected on its chunks' text (in pool order, at most
+/// [`esg_core::lang::MAX_CHARS`] characters).
 pub(crate) fn documents_of<'c>(pool: impl Iterator<Item = &'c ScoringChunk>) -> Vec<DocumentUsed> {
-    pool.map(|c| DocumentUsed {
-        doc_id: c.doc_id.clone(),
-        source_sha256: c.source_sha256.clone(),
-        year: c.year,
-    })
-    .collect::<BTreeSet<_>>()
-    .into_iter()
-    .collect()
+    let mut docs: BTreeMap<(&str, &str, i32), String> = BTreeMap::new();
+    for c in pool {
+        let sample = docs
+            .entry((c.doc_id.as_str(), c.source_sha256.as_str(), c.year))
+            .or_default();
+        if sample.len() < esg_core::lang::MAX_CHARS {
+            sample.push_str(&c.chunk.text);
+            sample.push('\n');
+        }
+    }
+    docs.into_iter()
+        .map(|((doc_id, source_sha256, year), sample)| DocumentUsed {
+            doc_id: doc_id.to_string(),
+            source_sha256: source_sha256.to_string(),
+            year,
+            language: esg_core::detect_language(&sample).to_string(),
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Checks `k`, the month and the themes of a request.
@@ -598,6 +798,7 @@ pub fn retrieve<'a>(
         hits,
         documents,
         matches: &Fresh,
+        bm25: IndexRef::Owned(Box::new(index)),
     })
 }
 
@@ -993,6 +1194,7 @@ fn evidence(
         theme: theme.to_string(),
         stage: slot.stage,
         year: sc.year,
+        found_by: FoundBy::Retrieval,
     }
 }
 
@@ -1055,10 +1257,12 @@ fn score_theme(
     hits: &[SearchHit],
     ranked: &[Ranked<'_>],
     params: &ScoreParams,
+    corroborator: &Corroborator<'_>,
+    languages: &BTreeMap<&str, &str>,
 ) -> ThemeResult {
     let rules = &rubric.scoring;
-    let slots = theme_slots(rubric, theme);
-    let retrieved: Vec<RetrievedChunk> = hits
+    let rule_slots = theme_slots(rubric, theme);
+    let mut retrieved: Vec<RetrievedChunk> = hits
         .iter()
         .zip(ranked)
         .enumerate()
@@ -1068,28 +1272,45 @@ fn score_theme(
             doc_id: c.doc_id.clone(),
             page: c.chunk.page,
             score: round_to(h.score, 6),
+            found_by: FoundBy::Retrieval,
         })
         .collect();
 
     // Quotes per criterion (slots 0.. are the criteria, in stage order).
     let mut found: Found = BTreeMap::new();
     let mut slot = 0;
+    let mut stage_slots: Vec<Vec<(usize, &str)>> = Vec::new();
     for stage in &theme.stages {
+        let mut slots = Vec::new();
         for c in &stage.criteria {
             let q = collect(
                 rubric,
                 theme,
-                &slots,
+                &rule_slots,
                 ranked,
                 slot,
                 rules.max_quotes_per_criterion,
             );
+            slots.push((slot, c.id.as_str()));
             slot += 1;
             if !q.is_empty() {
                 found.insert(c.id.clone(), q);
             }
         }
+        stage_slots.push(slots);
     }
+
+    // Corroboration: a stage with exactly one distinct quote in the top-k
+    // looks for a second one where it is, beyond the top-k.
+    let corroboration = corroborate(
+        theme,
+        hits,
+        &stage_slots,
+        &mut found,
+        &mut retrieved,
+        rules.max_quotes_per_criterion,
+        corroborator,
+    );
     let evidenced: BTreeSet<String> = found.keys().cloned().collect();
     let satisfied = rubric.implied_closure(evidenced.iter().map(String::as_str));
 
@@ -1116,11 +1337,31 @@ fn score_theme(
             .collect()
     };
     let mut ladder_stage = 0u8;
+    let mut corroborated: Vec<Corroborated> = Vec::new();
+    let mut corroborating_quotes: Vec<&Evidence> = Vec::new();
     for s in (1..theme.stages.len() as u8).rev() {
-        let met =
-            distinct_support(stage_quotes(s)) >= rules.min_quotes_per_stage && (1..=s).all(rung_ok);
-        if met {
+        if !(1..=s).all(rung_ok) {
+            continue;
+        }
+        let own = stage_quotes(s);
+        if distinct_support(own.iter().copied()) >= rules.min_quotes_per_stage {
             ladder_stage = s;
+            break;
+        }
+        let ids = theme.stages[usize::from(s)]
+            .criteria
+            .iter()
+            .map(|c| c.id.as_str());
+        if let Some((extra, c)) =
+            second_quote_by_corroboration(theme, ids, &own, &found, rules.min_quotes_per_stage)
+        {
+            ladder_stage = s;
+            corroborated.push(Corroborated {
+                stage: s,
+                framework: None,
+                ..c
+            });
+            corroborating_quotes.extend(extra);
             break;
         }
     }
@@ -1135,15 +1376,33 @@ fn score_theme(
             .requires
             .iter()
             .all(|g| g.iter().any(|id| evidenced.contains(id)));
-        let quotes: Vec<&Evidence> = f
+        let mut quotes: Vec<&Evidence> = f
             .requires
             .iter()
             .flatten()
             .filter_map(|id| found.get(id))
             .flatten()
             .collect();
-        if !groups_ok || distinct_support(quotes.iter().copied()) < rules.min_quotes_per_stage {
+        if !groups_ok {
             continue;
+        }
+        if distinct_support(quotes.iter().copied()) < rules.min_quotes_per_stage {
+            let ids = f.requires.iter().flatten().map(String::as_str);
+            let Some((extra, c)) = second_quote_by_corroboration(
+                theme,
+                ids,
+                &quotes,
+                &found,
+                rules.min_quotes_per_stage,
+            ) else {
+                continue;
+            };
+            quotes.extend(extra);
+            corroborated.push(Corroborated {
+                stage: f.min_stage.unwrap_or(0),
+                framework: Some(f.id.clone()),
+                ..c
+            });
         }
         let raised = f.min_stage.is_some_and(|m| m > stage);
         if let Some(m) = f.min_stage {
@@ -1174,7 +1433,7 @@ fn score_theme(
         let q = collect(
             rubric,
             theme,
-            &slots,
+            &rule_slots,
             ranked,
             slot,
             rules.max_quotes_per_criterion,
@@ -1207,6 +1466,7 @@ fn score_theme(
         .filter_map(|c| found.get(&c.id))
         .flatten()
         .chain(framework_quotes.iter().copied())
+        .chain(corroborating_quotes.iter().copied())
         .collect();
     let supporting: Vec<&Evidence> = {
         let mut ids = BTreeSet::new();
@@ -1307,6 +1567,31 @@ fn score_theme(
     if stale && pre_cap > 0 {
         conf_t -= tenths(rules.freshness.confidence_penalty);
     }
+    // Retrieved chunks in a language the rubric's patterns are not written
+    // in: the patterns could not apply to them, so the result is less
+    // certain (stage 0: the lowest value; else one step lower).
+    // With nothing retrieved (a query in English finds no words of the
+    // text), the documents themselves are counted.
+    let other_language: BTreeMap<&str, usize> = {
+        let mut m = BTreeMap::new();
+        let langs: Vec<&str> = if retrieved.is_empty() {
+            languages.values().copied().collect()
+        } else {
+            retrieved
+                .iter()
+                .map(|r| languages.get(r.doc_id.as_str()).copied().unwrap_or("und"))
+                .collect()
+        };
+        for lang in langs {
+            if lang != RUBRIC_LANGUAGE && lang != esg_core::lang::UNDETERMINED {
+                *m.entry(lang).or_insert(0) += 1;
+            }
+        }
+        m
+    };
+    if !other_language.is_empty() {
+        conf_t = if pre_cap == 0 { lo } else { conf_t - 1 };
+    }
     conf_t = conf_t.clamp(lo, hi);
     // Snap into a band (down to the top of the band below when between bands).
     if band_of(bands, conf_t).is_none() {
@@ -1339,6 +1624,28 @@ fn score_theme(
         })
         .unwrap_or_default();
 
+    let language_note = (!other_language.is_empty()).then(|| {
+        let n: usize = other_language.values().sum();
+        let langs: Vec<String> = other_language
+            .iter()
+            .map(|(l, c)| format!("{c} in {l}"))
+            .collect();
+        if retrieved.is_empty() {
+            format!(
+                "No chunk was retrieved for {}: {n} of the {} documents are not in English ({}); the rubric's patterns are English-only and could not apply, so confidence is lowered.",
+                theme.code,
+                languages.len(),
+                langs.join(", ")
+            )
+        } else {
+            format!(
+                "{n} of the {} chunks retrieved for {} are not in English ({}): the rubric's patterns are English-only and could not apply to them, so confidence is lowered.",
+                retrieved.len(),
+                theme.code,
+                langs.join(", ")
+            )
+        }
+    });
     let note = if stage > 0 {
         None
     } else if found.is_empty() && caps.is_empty() {
@@ -1358,9 +1665,21 @@ fn score_theme(
         ))
     };
 
+    let note = match (note, language_note) {
+        (Some(n), Some(l)) => Some(format!("{n} {l}")),
+        (n, l) => n.or(l),
+    };
     frameworks.sort_by(|a, b| a.id.cmp(&b.id));
     caps.sort_by(|a, b| a.id.cmp(&b.id));
     let st = &theme.stages[usize::from(stage)];
+    let from_corroboration = evidence
+        .iter()
+        .filter(|e| e.found_by == FoundBy::Corroboration)
+        .count();
+    let found_by = FoundBySummary {
+        retrieval: evidence.len() - from_corroboration,
+        corroboration: from_corroboration,
+    };
     ThemeResult {
         theme: theme.code.clone(),
         name: theme.name.clone(),
@@ -1381,6 +1700,181 @@ fn score_theme(
         caps,
         next_stage_gaps,
         retrieved,
+        found_by,
+        corroboration,
+        corroborated,
         note,
     }
+}
+
+/// The rubric's `corroborated_by` rule (family b): when `own` (the quotes
+/// of a stage, or of a framework's criteria) lacks exactly one distinct
+/// quote of `min`, and one of `ids` that has a quote lists criteria in
+/// `corroborated_by`, the quotes of those criteria are added; if that
+/// reaches `min` distinct quotes (chunk and location), they are returned
+/// with the record of which criterion was corroborated by which. A
+/// criterion without `corroborated_by` is never corroborated this way.
+fn second_quote_by_corroboration<'f, 'i>(
+    theme: &Theme,
+    ids: impl Iterator<Item = &'i str>,
+    own: &[&'f Evidence],
+    found: &'f Found,
+    min: usize,
+) -> Option<(Vec<&'f Evidence>, Corroborated)> {
+    if distinct_support(own.iter().copied()) + 1 != min {
+        return None;
+    }
+    for id in ids {
+        if !found.contains_key(id) {
+            continue;
+        }
+        let Some(c) = theme
+            .stages
+            .iter()
+            .flat_map(|s| s.criteria.iter())
+            .find(|c| c.id == id)
+        else {
+            continue;
+        };
+        let extra: Vec<&Evidence> = c
+            .corroborated_by
+            .iter()
+            .filter_map(|b| found.get(b))
+            .flatten()
+            .collect();
+        if distinct_support(own.iter().chain(&extra).copied()) >= min {
+            let mut by: Vec<String> = extra.iter().map(|e| e.criterion.clone()).collect();
+            by.sort();
+            by.dedup();
+            return Some((
+                extra,
+                Corroborated {
+                    stage: 0,
+                    framework: None,
+                    criterion: id.to_string(),
+                    by,
+                },
+            ));
+        }
+    }
+    None
+}
+
+/// For every stage above 0 whose criteria have exactly one distinct quote
+/// (chunk and location) in the top-k: searches the stage's query (the
+/// theme's when it has none) over the company-year's chunks, examines the
+/// first [`CORROBORATION_DEPTH`] results that are not in the top-k, in rank
+/// order, and takes from the first chunk that has one the quotes of the
+/// stage's criteria that are distinct from the existing quote (one per
+/// criterion, within `max_quotes`). The criteria the rubric lists in
+/// `corroborated_by` of the stage's quoted criteria are looked for too, and
+/// when the stage's query finds nothing, the queries of their stages are
+/// searched the same way (at most [`CORROBORATION_DEPTH`] chunks each). Those quotes are marked
+/// [`FoundBy::Corroboration`] and the chunk is appended to `retrieved`
+/// (so every quote still comes from a listed chunk). The two-distinct-quotes
+/// rule is unchanged: corroboration only looks further for the second quote.
+fn corroborate(
+    theme: &Theme,
+    hits: &[SearchHit],
+    stage_slots: &[Vec<(usize, &str)>],
+    found: &mut Found,
+    retrieved: &mut Vec<RetrievedChunk>,
+    max_quotes: usize,
+    corroborator: &Corroborator<'_>,
+) -> Vec<Corroboration> {
+    let top_k: BTreeSet<&str> = hits.iter().map(|h| h.chunk_id.as_str()).collect();
+    let rule_slots = theme_slots(corroborator.rubric, theme);
+    let mut out = Vec::new();
+    for (si, st) in theme.stages.iter().enumerate().skip(1) {
+        let quotes: Vec<Evidence> = stage_slots[si]
+            .iter()
+            .filter_map(|(_, id)| found.get(*id))
+            .flatten()
+            .cloned()
+            .collect();
+        if distinct_support(&quotes) != 1 {
+            continue;
+        }
+        // What may corroborate: the stage's own criteria, then the
+        // `corroborated_by` criteria of its criteria that have the quote.
+        let mut targets: Vec<(usize, &str)> = stage_slots[si].clone();
+        let mut queries: Vec<&str> = vec![st.query.as_deref().unwrap_or(&theme.query)];
+        for c in st.criteria.iter().filter(|c| found.contains_key(&c.id)) {
+            for b in &c.corroborated_by {
+                for (bi, slots) in stage_slots.iter().enumerate() {
+                    if let Some(&t) = slots.iter().find(|(_, id)| id == b) {
+                        if !targets.contains(&t) {
+                            targets.push(t);
+                        }
+                        let q = theme.stages[bi].query.as_deref().unwrap_or(&theme.query);
+                        if !queries.contains(&q) {
+                            queries.push(q);
+                        }
+                    }
+                }
+            }
+        }
+        let mut searched = 0;
+        let mut query = queries[0];
+        let mut taken: Option<(usize, SearchHit, &ScoringChunk, Vec<Evidence>)> = None;
+        for (rank, hit, q, (chunk, m)) in queries.iter().flat_map(|&q| {
+            corroborator
+                .candidates(q, &top_k)
+                .map(move |(r, h, c)| (r, h, q, c))
+        }) {
+            searched += 1;
+            query = q;
+            let mut take: Vec<Evidence> = Vec::new();
+            for &(slot, id) in &targets {
+                if found.get(id).is_some_and(|q| q.len() >= max_quotes) {
+                    continue;
+                }
+                let distinct = m
+                    .slot(corroborator.rubric, theme, &rule_slots, slot, chunk)
+                    .evidence
+                    .iter()
+                    .find(|e| distinct_support(quotes.iter().chain(std::iter::once(*e))) == 2);
+                if let Some(e) = distinct {
+                    let mut e = e.clone();
+                    e.found_by = FoundBy::Corroboration;
+                    take.push(e);
+                }
+            }
+            if !take.is_empty() {
+                taken = Some((rank, hit, chunk, take));
+                break;
+            }
+        }
+        let mut record = Corroboration {
+            stage: st.stage,
+            query: query.to_string(),
+            searched,
+            chunk_id: None,
+            page: None,
+            query_rank: None,
+            criteria: Vec::new(),
+        };
+        if let Some((rank, hit, chunk, take)) = taken {
+            record.chunk_id = Some(chunk.chunk.chunk_id.clone());
+            record.page = Some(chunk.chunk.page);
+            record.query_rank = Some(rank);
+            if !retrieved.iter().any(|r| r.chunk_id == chunk.chunk.chunk_id) {
+                retrieved.push(RetrievedChunk {
+                    rank: retrieved.len() + 1,
+                    chunk_id: chunk.chunk.chunk_id.clone(),
+                    doc_id: chunk.doc_id.clone(),
+                    page: chunk.chunk.page,
+                    score: round_to(hit.score, 6),
+                    found_by: FoundBy::Corroboration,
+                });
+            }
+            for e in take {
+                record.criteria.push(e.criterion.clone());
+                found.entry(e.criterion.clone()).or_default().push(e);
+            }
+            record.criteria.sort();
+        }
+        out.push(record);
+    }
+    out
 }

@@ -67,7 +67,12 @@ proptest! {
         prop_assert!(card.parity.parity_ok);
         for t in &card.themes {
             prop_assert!(t.stage <= 4);
-            prop_assert!(t.retrieved.len() <= k);
+            // The top-k, then at most one chunk per stage searched for corroboration.
+            let by_retrieval = t.retrieved.iter().filter(|r| r.found_by == esg_score::FoundBy::Retrieval).count();
+            prop_assert!(by_retrieval <= k);
+            prop_assert!(t.retrieved.len() - by_retrieval <= t.corroboration.len());
+            prop_assert!(t.retrieved[..by_retrieval].iter().all(|r| r.found_by == esg_score::FoundBy::Retrieval));
+            prop_assert!(t.corroboration.iter().all(|c| c.searched <= 4 * esg_score::CORROBORATION_DEPTH));
             let retrieved: BTreeSet<&str> = t.retrieved.iter().map(|r| r.chunk_id.as_str()).collect();
             for e in &t.evidence {
                 let c = chunks.iter().find(|c| c.chunk.chunk_id == e.chunk_id).unwrap();

@@ -564,3 +564,253 @@ fn company_index_scores_exactly_like_score() {
     ));
     assert!(CompanyIndex::new(&r, chunks, 2001).is_err());
 }
+
+/// A report whose TSP top-1 chunk has one stage-2 quote and whose second
+/// stage-2 quote is on a page the theme query ranks lower.
+const CORROBORATION_REPORT: &[&str] = &[
+    // Wording of NVIDIA_Corp-CSR_Report-EN.txt (pages 51 and 53): the target
+    // stated once in the targets section, the deadline repeated elsewhere.
+    "Our targets and goals: we set a target to reduce emissions and reach net zero, and we report progress against our targets and goals each year, with targets for 2025 and 2030.",
+    "We will source 100% renewable electricity for our global offices and data centers under our operational control by the end of fiscal year 2025.",
+    "Our offices recycle paper, glass and aluminium, and employees volunteer in local communities.",
+];
+
+#[test]
+fn a_single_stage_quote_is_corroborated_beyond_the_top_k() {
+    use esg_score::{CompanyIndex, FoundBy};
+    let chunks = doc("corr", 2023, CORROBORATION_REPORT);
+    let r = Rubric::builtin();
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.k = 1;
+    let card = score(&r, &chunks, &p).unwrap();
+    let tsp = theme(&card, "TSP");
+    // The top-1 chunk alone gives one stage-2 quote; corroboration finds the
+    // second in another chunk, so the two-distinct-quotes rule is met.
+    assert_eq!(tsp.retrieved[0].found_by, FoundBy::Retrieval);
+    let corr: Vec<_> = tsp
+        .retrieved
+        .iter()
+        .filter(|c| c.found_by == FoundBy::Corroboration)
+        .collect();
+    assert_eq!(corr.len(), 1, "{:?}", tsp.retrieved);
+    assert_eq!(corr[0].rank, 2);
+    assert!(tsp.stage >= 2, "stage {}", tsp.stage);
+    assert!(distinct_chunks(tsp) >= 2);
+    let c2 = tsp
+        .corroboration
+        .iter()
+        .find(|c| c.stage == 2)
+        .expect("stage 2 searched");
+    assert_eq!(c2.chunk_id.as_deref(), Some(corr[0].chunk_id.as_str()));
+    assert!(c2.searched >= 1 && c2.searched <= esg_score::CORROBORATION_DEPTH);
+    assert!(!c2.criteria.is_empty() && c2.criteria.iter().all(|c| c.starts_with("TSP.2.")));
+    // Every quote says how it was found; the summary counts them.
+    let by_corr = tsp
+        .evidence
+        .iter()
+        .filter(|e| e.found_by == FoundBy::Corroboration)
+        .count();
+    assert!(by_corr >= 1);
+    assert_eq!(tsp.found_by.corroboration, by_corr);
+    assert_eq!(tsp.found_by.retrieval + by_corr, tsp.evidence.len());
+    for e in tsp
+        .evidence
+        .iter()
+        .filter(|e| e.found_by == FoundBy::Corroboration)
+    {
+        assert_eq!(e.chunk_id, corr[0].chunk_id);
+    }
+    // Parity still holds: the corroborating chunk is listed as retrieved.
+    assert!(card.parity.parity_ok, "{:?}", card.parity);
+    // The JSON says it.
+    let json = serde_json::to_value(&card).unwrap();
+    let t = &json["themes"][0];
+    assert_eq!(t["theme"], "TSP");
+    assert!(
+        t["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["found_by"] == "corroboration")
+    );
+    assert_eq!(t["retrieved"][1]["found_by"], "corroboration");
+    // The company index finds the same chunk through the same memo.
+    let index = CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    assert_eq!(
+        serde_json::to_string(&index.score(&r, &p).unwrap()).unwrap(),
+        serde_json::to_string(&card).unwrap()
+    );
+    // With k large enough the second quote is retrieved, not corroborated.
+    p.k = 10;
+    let tsp10 = score(&r, &chunks, &p).unwrap().themes[0].clone();
+    assert!(tsp10.stage >= 2);
+    assert!(
+        tsp10
+            .evidence
+            .iter()
+            .all(|e| e.found_by == FoundBy::Retrieval)
+    );
+}
+
+#[test]
+fn corroboration_keeps_the_two_distinct_quotes_rule() {
+    use esg_score::FoundBy;
+    // The one stage-2 statement, and nothing else anywhere that corroborates
+    // it: the search is made (and recorded) but finds nothing.
+    let pages = [CORROBORATION_REPORT[1], CORROBORATION_REPORT[2]];
+    let chunks = doc("single", 2023, &pages);
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.k = 1;
+    let card = score(&Rubric::builtin(), &chunks, &p).unwrap();
+    let tsp = theme(&card, "TSP");
+    assert!(tsp.stage < 2, "stage {}", tsp.stage);
+    assert!(
+        tsp.evidence
+            .iter()
+            .all(|e| e.found_by == FoundBy::Retrieval)
+    );
+    assert!(
+        tsp.corroboration
+            .iter()
+            .all(|c| c.chunk_id.is_none() && c.criteria.is_empty())
+    );
+    // The same sentence repeated in an overlapping chunk is not a second quote.
+    let mut dup = doc("dup", 2023, &[CORROBORATION_REPORT[1]]);
+    let mut copy = dup[0].clone();
+    copy.chunk.chunk_id = format!("{}-overlap", copy.chunk.chunk_id);
+    dup.push(copy);
+    let card = score(&Rubric::builtin(), &dup, &p).unwrap();
+    assert!(theme(&card, "TSP").stage < 2);
+}
+
+#[test]
+fn a_decisive_statement_is_corroborated_by_the_criteria_the_rubric_lists() {
+    // GM / Netflix wording: the validation stated once, the SBTi named in
+    // another chunk (TSP.4.sbti_validated lists TSP.3.sbti_commitment and
+    // TSP.3.science_based in corroborated_by).
+    let validated =
+        "Our target was validated by the Science Based Targets Initiative in July 2021.";
+    let alone = theme(&run(&doc("v", 2023, &[validated])), "TSP").clone();
+    assert_eq!(alone.stage, 0, "one chunk is never enough");
+    assert!(alone.corroborated.is_empty());
+    let pages = [
+        validated,
+        "In 2020 we joined the Science Based Targets initiative (SBTi) and committed to set targets for Scopes 1, 2 and 3.",
+    ];
+    let tsp = theme(&run(&doc("v", 2023, &pages)), "TSP").clone();
+    assert_eq!(tsp.stage, 4, "{tsp:?}");
+    assert!(distinct_chunks(&tsp) >= 2);
+    let c = tsp
+        .corroborated
+        .iter()
+        .find(|c| c.criterion == "TSP.4.sbti_validated")
+        .expect("recorded");
+    assert_eq!(c.stage, 4);
+    assert!(c.by.iter().all(|b| b.starts_with("TSP.3.")), "{c:?}");
+    let json = serde_json::to_value(&tsp).unwrap();
+    assert_eq!(json["corroborated"][0]["criterion"], "TSP.4.sbti_validated");
+
+    // Netflix_Inc-SASB_Report-EN.txt pages 10 and 8: a data collection
+    // process corroborated by the audit of the same data (DM.1.data_collection
+    // lists DM.2.data_quality and DM.3.data_audit).
+    let dm_pages = [
+        "To improve our GHG data management, we have implemented a process to collect any business activity data and continue to improve on these methods.",
+        "Our internal audit team validates our greenhouse gas accounting methodologies and we engage EY to perform limited assurance over our greenhouse gas emissions.",
+    ];
+    let dm = theme(&run(&doc("n", 2023, &dm_pages)), "DM").clone();
+    assert!(dm.stage >= 1, "{dm:?}");
+    assert!(
+        dm.corroborated
+            .iter()
+            .any(|c| c.criterion == "DM.1.data_collection")
+    );
+}
+
+#[test]
+fn criteria_without_corroborated_by_still_need_two_quotes() {
+    // RD.2.tcfd_issb has no corroborated_by: "TCFD" in one chunk with a GRI
+    // index in another is no TCFD framework signal.
+    let card = run(&doc(
+        "t",
+        2023,
+        &["We report in line with the TCFD.", "GRI Content Index"],
+    ));
+    let rd = theme(&card, "RD");
+    assert!(!rd.frameworks.iter().any(|f| f.id == "tcfd_issb"));
+    assert!(
+        rd.corroborated
+            .iter()
+            .all(|c| c.criterion != "RD.2.tcfd_issb")
+    );
+    // A lower-rung quote does not corroborate a criterion that lists none:
+    // a TCFD mention plus a qualitative climate risk statement stays below 2.
+    let card = run(&doc(
+        "t",
+        2023,
+        &[
+            "We report in line with the TCFD.",
+            "Climate change poses risks to our operations.",
+        ],
+    ));
+    assert!(theme(&card, "RD").stage < 2);
+}
+
+/// A Japanese sustainability report (written for the test): targets,
+/// Scope 1/2 figures, TCFD and board oversight, none of which the English
+/// patterns can read.
+const JAPANESE_REPORT: &[&str] = &[
+    "当社は、2030年までにスコープ1および2の温室効果ガス排出量を2019年比で50％削減する目標を設定しています。この目標はSBTiの認定を受けています。",
+    "取締役会は気候変動に関するリスクと機会を監督し、サステナビリティ委員会が四半期ごとに進捗を報告しています。",
+    "2023年度のスコープ1排出量は12,000トン、スコープ2排出量は30,000トンでした。TCFD提言に沿って情報を開示しています。",
+];
+
+#[test]
+fn non_english_documents_are_reported_and_lower_confidence() {
+    let mut chunks = doc("ja", 2023, JAPANESE_REPORT);
+    let card = run(&chunks);
+    assert_eq!(card.documents.len(), 1);
+    assert_eq!(card.documents[0].language, "ja");
+    for t in &card.themes {
+        assert_eq!(t.stage, 0, "{}", t.theme);
+        // Not a silent stage 0: the note says why, and confidence is the lowest.
+        let note = t.note.as_deref().unwrap_or_default();
+        assert!(note.contains("English-only"), "{}: {note}", t.theme);
+        assert!(note.contains("ja"), "{}: {note}", t.theme);
+        assert_eq!(t.confidence, 0.2, "{}", t.theme);
+    }
+    let json = serde_json::to_value(&card).unwrap();
+    assert_eq!(json["documents"][0]["language"], "ja");
+
+    // An English report beside it: detected as such, and a theme whose
+    // retrieved chunks are all English carries no language note.
+    chunks.extend(doc("en", 2023, RICH_REPORT));
+    let card = run(&chunks);
+    let langs: Vec<(&str, &str)> = card
+        .documents
+        .iter()
+        .map(|d| (d.doc_id.as_str(), d.language.as_str()))
+        .collect();
+    assert!(
+        langs.contains(&("en", "en")) && langs.contains(&("ja", "ja")),
+        "{langs:?}"
+    );
+    let english_only = card
+        .themes
+        .iter()
+        .find(|t| t.retrieved.iter().all(|r| r.doc_id == "en"))
+        .expect("a theme retrieving only English chunks");
+    assert!(
+        english_only
+            .note
+            .as_deref()
+            .is_none_or(|n| !n.contains("English-only"))
+    );
+    // The company index reports the same.
+    let r = Rubric::builtin();
+    let index = esg_score::CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    let p = ScoreParams::new(2023, 2024, 6);
+    assert_eq!(
+        serde_json::to_string(&index.score(&r, &p).unwrap()).unwrap(),
+        serde_json::to_string(&score(&r, &chunks, &p).unwrap()).unwrap()
+    );
+}
