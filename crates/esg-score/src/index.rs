@@ -11,7 +11,8 @@
 //!   [`crate::retrieve`] builds), the documents they come from, and their
 //!   BM25 index (statistics and postings), built once;
 //! * each theme's top-k for a given `k`, memoised (at most one entry per
-//!   theme and `k`, so at most 7 × 100);
+//!   theme and `k`, so at most 7 × 100), and the BM25 results that
+//!   corroboration looks through beyond the top-k;
 //! * for each (chunk, theme), the hits of every rule of the theme on the
 //!   chunk and the quote each gives ([`ThemeMatches`]), matched rule by
 //!   rule the first time scoring asks (sentences split once; a rule whose
@@ -61,6 +62,9 @@ pub struct StoredMatches {
     pub data: Vec<u8>,
 }
 
+/// BM25 results shared between requests.
+type SharedHits = Arc<Vec<crate::SearchHit>>;
+
 /// The precomputed, reusable part of scoring one company-year (see the
 /// module documentation).
 #[derive(Debug)]
@@ -75,6 +79,9 @@ pub struct CompanyIndex {
     matches: Vec<OnceLock<Arc<ThemeMatches>>>,
     /// (theme index, k) → top-k.
     top_k: Mutex<HashMap<(usize, usize), Arc<RankedHits>>>,
+    /// (query, n) → BM25 top n, for corroboration (the rubric's theme and
+    /// stage queries, n = k + depth: at most a few thousand entries).
+    searches: Mutex<HashMap<(String, usize), SharedHits>>,
     /// Cells made here (not loaded), for [`CompanyIndex::take_new_matches`].
     fresh: Mutex<Vec<usize>>,
     base_bytes: usize,
@@ -130,6 +137,7 @@ impl CompanyIndex {
             themes,
             matches,
             top_k: Mutex::new(HashMap::new()),
+            searches: Mutex::new(HashMap::new()),
             fresh: Mutex::new(Vec::new()),
             base_bytes,
             memo_bytes: Arc::new(AtomicUsize::new(0)),
@@ -322,6 +330,16 @@ impl CompanyIndex {
 }
 
 impl MatchSource for CompanyIndex {
+    fn search(&self, bm25: &Bm25Index, query: &str, n: usize) -> Arc<Vec<crate::SearchHit>> {
+        let lock = || self.searches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = lock().get(&(query.to_string(), n)) {
+            return Arc::clone(h);
+        }
+        let h = Arc::new(bm25.search(query, n));
+        lock().insert((query.to_string(), n), Arc::clone(&h));
+        h
+    }
+
     fn theme_matches(
         &self,
         rubric: &Rubric,

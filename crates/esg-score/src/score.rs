@@ -493,8 +493,12 @@ impl<'x> Corroborator<'x> {
         exclude: &'e BTreeSet<&str>,
     ) -> impl Iterator<Item = (usize, SearchHit, Ranked<'x>)> + 'e {
         let n = self.pool.len();
-        let hits = self.bm25.search(query, exclude.len() + CORROBORATION_DEPTH);
-        hits.into_iter()
+        let hits = self
+            .matches
+            .search(self.bm25, query, exclude.len() + CORROBORATION_DEPTH);
+        (*hits)
+            .clone()
+            .into_iter()
             .enumerate()
             .filter(move |(_, h)| !exclude.contains(h.chunk_id.as_str()))
             .take(CORROBORATION_DEPTH)
@@ -582,6 +586,12 @@ pub(crate) trait MatchSource: std::fmt::Debug + Sync {
         pool_idx: usize,
         chunk: &ScoringChunk,
     ) -> std::sync::Arc<ThemeMatches>;
+
+    /// The top `n` of `query` over the pool's BM25 index `bm25` (a
+    /// [`crate::CompanyIndex`] keeps them: they depend on nothing else).
+    fn search(&self, bm25: &Bm25Index, query: &str, n: usize) -> std::sync::Arc<Vec<SearchHit>> {
+        std::sync::Arc::new(bm25.search(query, n))
+    }
 }
 
 /// Matches computed afresh on every call (what [`score`] does).
