@@ -1,0 +1,119 @@
+//! Throughput and latency of the local embedder, for
+//! `bench/embed_throughput.sh` (which runs sentence-transformers on the
+//! same texts beside it).
+//!
+//! ```text
+//! cargo run --release -p esg-embed --example embed_bench -- \
+//!     --model DIR --chunks chunks.txt --queries queries.txt [--threads N] [--batch N]
+//! ```
+//!
+//! `chunks.txt` and `queries.txt` hold one text per line. The chunks are
+//! embedded in one `embed` call (the embedder batches them); each query is
+//! embedded alone, as a search request would be. Prints one JSON object:
+//! chunks per second, query latency p50/p95 in milliseconds, mean token
+//! counts.
+
+use esg_embed::{Embedder, LocalConfig, LocalEmbedder};
+use std::time::Instant;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("embed_bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn lines(path: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let (mut model, mut chunks, mut queries) = (None, None, None);
+    let mut config_threads = None;
+    let mut batch = 32;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => model = Some(value()?),
+            "--chunks" => chunks = Some(value()?),
+            "--queries" => queries = Some(value()?),
+            "--threads" => {
+                config_threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?)
+            }
+            "--batch" => batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let model = model.ok_or("--model DIR is required")?;
+    let chunks = lines(&chunks.ok_or("--chunks FILE is required")?)?;
+    let queries = lines(&queries.ok_or("--queries FILE is required")?)?;
+
+    let started = Instant::now();
+    let embedder = LocalEmbedder::load(&LocalConfig {
+        threads: config_threads,
+        batch_size: batch,
+        ..LocalConfig::new(&model)
+    })
+    .map_err(|e| e.to_string())?;
+    let load_s = started.elapsed().as_secs_f64();
+
+    let tokens = |texts: &[String]| -> Result<f64, String> {
+        let mut sum = 0;
+        for t in texts {
+            sum += embedder.token_count(t).map_err(|e| e.to_string())?;
+        }
+        Ok(sum as f64 / texts.len().max(1) as f64)
+    };
+    let chunk_tokens = tokens(&chunks)?;
+    let query_tokens = tokens(&queries)?;
+
+    // Warm-up: one batch of chunks, ten queries.
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    embedder
+        .embed(&refs[..refs.len().min(batch)])
+        .map_err(|e| e.to_string())?;
+    for q in queries.iter().take(10) {
+        embedder.embed(&[q]).map_err(|e| e.to_string())?;
+    }
+
+    let started = Instant::now();
+    let vectors = embedder.embed(&refs).map_err(|e| e.to_string())?;
+    let chunk_s = started.elapsed().as_secs_f64();
+    assert_eq!(vectors.len(), refs.len());
+
+    let mut latencies = Vec::with_capacity(queries.len());
+    for q in &queries {
+        let started = Instant::now();
+        let v = embedder.embed(&[q]).map_err(|e| e.to_string())?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(v[0].len(), embedder.dim());
+    }
+    latencies.sort_by(f64::total_cmp);
+
+    println!(
+        "{}",
+        serde_json::json!({
+            "system": "esg-embed (candle)",
+            "threads": embedder.threads(),
+            "batch": batch,
+            "load_s": load_s,
+            "chunks": chunks.len(),
+            "chunk_tokens_mean": chunk_tokens,
+            "chunk_seconds": chunk_s,
+            "chunks_per_s": chunks.len() as f64 / chunk_s,
+            "queries": queries.len(),
+            "query_tokens_mean": query_tokens,
+            "query_p50_ms": percentile(&latencies, 50.0),
+            "query_p95_ms": percentile(&latencies, 95.0),
+        })
+    );
+    Ok(())
+}
