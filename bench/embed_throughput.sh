@@ -114,6 +114,7 @@ print(json.dumps({
 PY
 
 : >"$work/results.jsonl"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$rounds"); do
   echo "$BENCH: round $round/$rounds: esg-embed" >&2
   "$local_bin" --model "$model" --chunks "$work/chunks.txt" --queries "$work/queries.txt" \
@@ -126,10 +127,15 @@ for round in $(seq 1 "$rounds"); do
   fi
 done
 
-python3 - "$work/results.jsonl" "$st_ok" "$threads" <<'PY'
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+python3 - "$work/results.jsonl" "$st_ok" "$threads" "$load_before" "$load_after" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 st_ok, threads = sys.argv[2] == "1", int(sys.argv[3])
+print(f"\nper round (chunks/s, query p50 ms, p95 ms); load average before {sys.argv[4]}, after {sys.argv[5]}:")
+for r in rows:
+    print(f"  {r['system']:<50} {r['chunks_per_s']:7.1f} {r['query_p50_ms']:8.2f} {r['query_p95_ms']:8.2f}")
 by = {}
 for r in rows:
     by.setdefault(r["system"], []).append(r)
@@ -143,12 +149,12 @@ if not st_ok or not any(s.startswith("sentence-transformers") for s, *_ in table
     table.append(("sentence-transformers (recorded, not run here)", 2, None, 31.0, 10.5, None, 0, {}))
 ref = next(t for t in table if t[0].startswith("sentence-transformers"))
 local = next(t for t in table if t[0].startswith("esg-embed"))
-print(f"\n{'system':<52} {'threads':>7} {'chunks':>6} {'chunks/s':>9} {'q p50 ms':>9} {'q p95 ms':>9} {'runs':>4}")
+print(f"\nmedian of the rounds:\n{'system':<52} {'threads':>7} {'chunks':>6} {'chunks/s':>9} {'q p50 ms':>9} {'q p95 ms':>9} {'runs':>4}")
 for s, th, n, cps, p50, p95, runs, _ in table:
     fmt = lambda x, f: "-" if x is None else format(x, f)
     print(f"{s:<52} {th:>7} {fmt(n, 'd'):>6} {cps:>9.1f} {p50:>9.2f} {fmt(p95, '.2f'):>9} {runs:>4}")
 extra = local[7]
-print(f"\nchunk tokens (mean) {extra['chunk_tokens_mean']:.1f}, query tokens (mean) {extra['query_tokens_mean']:.1f}, batch {extra['batch']}")
+print(f"\nchunk tokens (mean) {extra['chunk_tokens_mean']:.1f}, query tokens (mean) {extra['query_tokens_mean']:.1f}, batch {extra['batch']}, esg-embed CANDLE_NUM_THREADS={extra.get('candle_num_threads', '')}")
 ratio = local[3] / ref[3]
 print(f"throughput esg-embed / sentence-transformers: {ratio:.2f}x (goal >= 1.0x): {'met' if ratio >= 1.0 else 'MISSED'}")
 print(f"query p50 {local[4]:.2f} ms (goal <= 15 ms): {'met' if local[4] <= 15 else 'MISSED'}")

@@ -16,7 +16,23 @@
 use esg_embed::{Embedder, LocalConfig, LocalEmbedder};
 use std::time::Instant;
 
+/// The `esg` binary's allocator (crates/esg-cli/src/main.rs), so the bench
+/// measures the embedder as it will run there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    // candle runs elementwise ops over large tensors on a global pool of
+    // its own, sized by CANDLE_NUM_THREADS (default: all physical cores),
+    // outside the embedder's thread pool: on 2 cores that is a third busy
+    // thread spin-waiting beside the embedder's two. Set to 1 (ops run
+    // inline on the calling embedder thread) so `--threads` is the whole
+    // thread budget; a host binary should do the same at startup.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the first statement of main: no other thread exists yet,
+        // so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     if let Err(e) = run() {
         eprintln!("embed_bench: {e}");
         std::process::exit(1);
@@ -51,6 +67,16 @@ fn run() -> Result<(), String> {
             "--batch" => batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    // candle sizes each matrix product's split from RAYON_NUM_THREADS and,
+    // when it is unset, re-reads the physical core count from
+    // /proc/cpuinfo on every product (seen in perf). Pin it to the
+    // embedder's thread count.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = config_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        // SAFETY: still single-threaded: no thread has been started yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
     let model = model.ok_or("--model DIR is required")?;
     let chunks = lines(&chunks.ok_or("--chunks FILE is required")?)?;
@@ -104,6 +130,7 @@ fn run() -> Result<(), String> {
             "system": "esg-embed (candle)",
             "threads": embedder.threads(),
             "batch": batch,
+            "candle_num_threads": std::env::var("CANDLE_NUM_THREADS").unwrap_or_default(),
             "load_s": load_s,
             "chunks": chunks.len(),
             "chunk_tokens_mean": chunk_tokens,

@@ -20,9 +20,18 @@
 //! sentence-transformers.
 //!
 //! The work runs in a rayon thread pool owned by the embedder
-//! ([`LocalConfig::threads`], default: the available parallelism), so an
-//! embedder never uses more CPU threads than configured. Calls from several
-//! threads share that pool.
+//! ([`LocalConfig::threads`], default: the available parallelism): the
+//! batches of one call run in parallel on it, and a lone batch (a query)
+//! splits its matrix products across it. Calls from several threads share
+//! that pool. One thing it does not govern: candle runs elementwise ops on
+//! large tensors (≥ 64 Ki values) on a global pool of its own sized by the
+//! `CANDLE_NUM_THREADS` environment variable (default: all physical cores),
+//! read once; and candle splits each matrix product for
+//! `RAYON_NUM_THREADS` threads, re-reading `/proc/cpuinfo` on every product
+//! when that variable is unset. A process hosting the embedder should set
+//! `CANDLE_NUM_THREADS=1` (those ops then run on the embedder's own
+//! threads) and `RAYON_NUM_THREADS` to the embedder's thread count before
+//! it starts any thread; `examples/embed_bench.rs` does both.
 
 mod folder;
 
@@ -52,7 +61,8 @@ pub struct LocalConfig {
     /// `config.json` (as installed by `scripts/fetch-model.sh`).
     pub model_dir: PathBuf,
     /// CPU threads for tokenisation and the forward pass. `None`: the
-    /// available parallelism (`std::thread::available_parallelism`).
+    /// available parallelism (`std::thread::available_parallelism`). See
+    /// the module docs for `CANDLE_NUM_THREADS`.
     pub threads: Option<usize>,
     /// Texts per forward pass (default 32). Texts are sorted by length
     /// first, so a batch pads little.
@@ -258,10 +268,21 @@ impl Embedder for LocalEmbedder {
             // and the costliest batch starts while the pool is fresh.
             let mut order: Vec<usize> = (0..texts.len()).collect();
             order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+            // Batches run in parallel on the pool's threads (each thread
+            // one batch at a time); inside a batch, candle's matrix
+            // products split across whatever threads are idle. A single
+            // batch (a query) gets all threads for its matrix products.
+            let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+            let vectors = batches
+                .par_iter()
+                .map(|chunk| {
+                    let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+                    self.forward(&batch)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let mut out = vec![Vec::new(); texts.len()];
-            for chunk in order.chunks(self.batch_size) {
-                let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
-                for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
+            for (chunk, vectors) in batches.iter().zip(vectors) {
+                for (&i, v) in chunk.iter().zip(vectors) {
                     out[i] = v;
                 }
             }
