@@ -94,21 +94,24 @@ load_s = time.perf_counter() - t
 m.encode(chunks[:batch], batch_size=batch, normalize_embeddings=True)
 for q in queries[:10]:
     m.encode([q], normalize_embeddings=True)
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 v = m.encode(chunks, batch_size=batch, normalize_embeddings=True)
-chunk_s = time.perf_counter() - t
+chunk_s, chunk_cpu_s = time.perf_counter() - t, time.process_time() - c
 assert len(v) == len(chunks)
 lat = []
+c = time.process_time()
 for q in queries:
     t = time.perf_counter()
     m.encode([q], normalize_embeddings=True)
     lat.append((time.perf_counter() - t) * 1000)
+query_cpu_ms = (time.process_time() - c) * 1000 / len(queries)
 lat.sort()
 pct = lambda p: lat[max(1, -(-len(lat) * p // 100)) - 1]
 print(json.dumps({
     "system": f"sentence-transformers {sentence_transformers.__version__} (torch {torch.__version__})",
     "threads": torch.get_num_threads(), "batch": batch, "load_s": load_s,
     "chunks": len(chunks), "chunk_seconds": chunk_s, "chunks_per_s": len(chunks) / chunk_s,
+    "chunk_cpu_ms_mean": chunk_cpu_s * 1000 / len(chunks), "query_cpu_ms_mean": query_cpu_ms,
     "queries": len(queries), "query_p50_ms": pct(50), "query_p95_ms": pct(95),
 }))
 PY
@@ -133,9 +136,10 @@ python3 - "$work/results.jsonl" "$st_ok" "$threads" "$load_before" "$load_after"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 st_ok, threads = sys.argv[2] == "1", int(sys.argv[3])
-print(f"\nper round (chunks/s, query p50 ms, p95 ms); load average before {sys.argv[4]}, after {sys.argv[5]}:")
+print(f"\nper round (chunks/s, query p50 ms, p95 ms; CPU ms per chunk, per query, all threads); load average before {sys.argv[4]}, after {sys.argv[5]}:")
 for r in rows:
-    print(f"  {r['system']:<50} {r['chunks_per_s']:7.1f} {r['query_p50_ms']:8.2f} {r['query_p95_ms']:8.2f}")
+    print(f"  {r['system']:<50} {r['chunks_per_s']:7.1f} {r['query_p50_ms']:8.2f} {r['query_p95_ms']:8.2f}"
+          f" {r['chunk_cpu_ms_mean']:8.1f} {r['query_cpu_ms_mean']:8.1f}")
 by = {}
 for r in rows:
     by.setdefault(r["system"], []).append(r)
@@ -144,18 +148,21 @@ def med(rs, k):
 table = []
 for system, rs in by.items():
     table.append((system, rs[0]["threads"], rs[0]["chunks"], med(rs, "chunks_per_s"),
-                  med(rs, "query_p50_ms"), med(rs, "query_p95_ms"), len(rs), rs[0]))
+                  med(rs, "query_p50_ms"), med(rs, "query_p95_ms"), len(rs), rs[0],
+                  med(rs, "chunk_cpu_ms_mean"), med(rs, "query_cpu_ms_mean")))
 if not st_ok or not any(s.startswith("sentence-transformers") for s, *_ in table):
-    table.append(("sentence-transformers (recorded, not run here)", 2, None, 31.0, 10.5, None, 0, {}))
+    table.append(("sentence-transformers (recorded, not run here)", 2, None, 31.0, 10.5, None, 0, {}, None, None))
 ref = next(t for t in table if t[0].startswith("sentence-transformers"))
 local = next(t for t in table if t[0].startswith("esg-embed"))
-print(f"\nmedian of the rounds:\n{'system':<52} {'threads':>7} {'chunks':>6} {'chunks/s':>9} {'q p50 ms':>9} {'q p95 ms':>9} {'runs':>4}")
-for s, th, n, cps, p50, p95, runs, _ in table:
+print(f"\nmedian of the rounds:\n{'system':<52} {'threads':>7} {'chunks':>6} {'chunks/s':>9} {'q p50 ms':>9} {'q p95 ms':>9} {'cpu ms/chunk':>12} {'cpu ms/q':>9} {'runs':>4}")
+for s, th, n, cps, p50, p95, runs, _, ccpu, qcpu in table:
     fmt = lambda x, f: "-" if x is None else format(x, f)
-    print(f"{s:<52} {th:>7} {fmt(n, 'd'):>6} {cps:>9.1f} {p50:>9.2f} {fmt(p95, '.2f'):>9} {runs:>4}")
+    print(f"{s:<52} {th:>7} {fmt(n, 'd'):>6} {cps:>9.1f} {p50:>9.2f} {fmt(p95, '.2f'):>9} {fmt(ccpu, '.1f'):>12} {fmt(qcpu, '.1f'):>9} {runs:>4}")
 extra = local[7]
 print(f"\nchunk tokens (mean) {extra['chunk_tokens_mean']:.1f}, query tokens (mean) {extra['query_tokens_mean']:.1f}, batch {extra['batch']}, esg-embed CANDLE_NUM_THREADS={extra.get('candle_num_threads', '')}")
 ratio = local[3] / ref[3]
 print(f"throughput esg-embed / sentence-transformers: {ratio:.2f}x (goal >= 1.0x): {'met' if ratio >= 1.0 else 'MISSED'}")
 print(f"query p50 {local[4]:.2f} ms (goal <= 15 ms): {'met' if local[4] <= 15 else 'MISSED'}")
+if ref[8] is not None:
+    print(f"CPU time per chunk esg-embed / sentence-transformers: {local[8] / ref[8]:.2f}, per query: {local[9] / ref[9]:.2f} (lower is better; less sensitive to other load than wall time)")
 PY

@@ -44,6 +44,26 @@ fn lines(path: &str) -> Result<Vec<String>, String> {
     Ok(text.lines().map(str::to_string).collect())
 }
 
+/// CPU seconds used so far by this process, all threads (user + system,
+/// from /proc/self/stat): on a shared machine this moves much less with
+/// other processes' load than wall time does.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the ")" that closes the command name: utime is the 12th,
+    // stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     // Nearest rank.
     let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
@@ -110,11 +130,13 @@ fn run() -> Result<(), String> {
         embedder.embed(&[q]).map_err(|e| e.to_string())?;
     }
 
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), cpu_seconds());
     let vectors = embedder.embed(&refs).map_err(|e| e.to_string())?;
     let chunk_s = started.elapsed().as_secs_f64();
+    let chunk_cpu_s = cpu_seconds() - cpu_started;
     assert_eq!(vectors.len(), refs.len());
 
+    let cpu_started = cpu_seconds();
     let mut latencies = Vec::with_capacity(queries.len());
     for q in &queries {
         let started = Instant::now();
@@ -122,6 +144,7 @@ fn run() -> Result<(), String> {
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(v[0].len(), embedder.dim());
     }
+    let query_cpu_ms = (cpu_seconds() - cpu_started) * 1000.0 / queries.len().max(1) as f64;
     latencies.sort_by(f64::total_cmp);
 
     println!(
@@ -136,6 +159,8 @@ fn run() -> Result<(), String> {
             "chunk_tokens_mean": chunk_tokens,
             "chunk_seconds": chunk_s,
             "chunks_per_s": chunks.len() as f64 / chunk_s,
+            "chunk_cpu_ms_mean": chunk_cpu_s * 1000.0 / chunks.len().max(1) as f64,
+            "query_cpu_ms_mean": query_cpu_ms,
             "queries": queries.len(),
             "query_tokens_mean": query_tokens,
             "query_p50_ms": percentile(&latencies, 50.0),
