@@ -69,6 +69,7 @@ type SharedHits = Arc<Vec<crate::SearchHit>>;
 /// module documentation).
 #[derive(Debug)]
 pub struct CompanyIndex {
+    id: u64,
     rubric_sha256: String,
     year: i32,
     pool: Vec<ScoringChunk>,
@@ -128,7 +129,9 @@ impl CompanyIndex {
             })
             .sum::<usize>()
             + pool.len() * themes * std::mem::size_of::<OnceLock<Arc<ThemeMatches>>>();
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         Ok(CompanyIndex {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed) as u64,
             rubric_sha256: rubric.sha256().to_string(),
             year,
             pool,
@@ -142,6 +145,12 @@ impl CompanyIndex {
             base_bytes,
             memo_bytes: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// A number no other index of this process has: answers kept for an
+    /// index are keyed by it, so they go stale with it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The reporting year indexed.

@@ -921,11 +921,22 @@ fn after_scoring(
     }
 }
 
-fn run_scoring(
+/// A scoring request resolved to its company-year index, before scoring.
+struct Prepared {
+    rubric: Arc<Rubric>,
+    company: CompanySummary,
+    params: ScoreParams,
+    index: Arc<CompanyIndex>,
+    names: BTreeMap<String, String>,
+    started: Instant,
+}
+
+/// Resolves the company and year and finds (or builds) the index.
+fn prepare_scoring(
     st: &AppState,
     store: &Arc<dyn Store>,
     req: &ScoreRequest,
-) -> Result<(CompanySummary, Scorecard, BTreeMap<String, String>), ApiError> {
+) -> Result<Prepared, ApiError> {
     let rubric = st.rubric()?;
     let c = resolve_company(&**store, &req.company)?;
     let year = resolve_year(&c, req.year)?;
@@ -942,9 +953,22 @@ fn run_scoring(
     // `index_build` span.
     let started = Instant::now();
     let (index, names) = company_index(st, &**store, &rubric, &c, year)?;
-    let span = tracing::info_span!("retrieval", year, k = req.k);
+    Ok(Prepared {
+        rubric,
+        company: c,
+        params,
+        index,
+        names,
+        started,
+    })
+}
+
+/// Retrieval and scoring of a prepared request.
+fn run_scoring(st: &AppState, store: &Arc<dyn Store>, p: &Prepared) -> Result<Scorecard, ApiError> {
+    let (year, k) = (p.params.year, p.params.k);
+    let span = tracing::info_span!("retrieval", year, k);
     let retrieved = span
-        .in_scope(|| index.retrieve(&rubric, &params))
+        .in_scope(|| p.index.retrieve(&p.rubric, &p.params))
         .map_err(|e| match e {
             ScoreError::InvalidParam { field, message } => {
                 ApiError::validation(vec![FieldError::new(field, message)])
@@ -952,19 +976,19 @@ fn run_scoring(
             ScoreError::NoChunks { year } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "no_documents_for_year",
-                format!("{} has no chunks on file for {year}", c.name),
+                format!("{} has no chunks on file for {year}", p.company.name),
             ),
         })?;
     drop(span);
-    st.metrics().observe_retrieval("score", started.elapsed());
-    let card = tracing::info_span!("scoring", year, k = req.k).in_scope(|| retrieved.score());
-    st.metrics().observe_score(started.elapsed());
+    st.metrics().observe_retrieval("score", p.started.elapsed());
+    let card = tracing::info_span!("scoring", year, k).in_scope(|| retrieved.score());
+    st.metrics().observe_score(p.started.elapsed());
     if !card.parity.parity_ok {
         st.metrics().parity_break();
         tracing::warn!(missing = ?card.parity.missing_chunk_ids, "evidence/retrieval parity broken");
     }
-    after_scoring(st, store, &rubric, &c, &index);
-    Ok((c, card, names))
+    after_scoring(st, store, &p.rubric, &p.company, &p.index);
+    Ok(card)
 }
 
 /// Why `semantic=1` is refused.
@@ -987,7 +1011,7 @@ async fn score(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let semantic = p.flag("semantic");
     let k = p.int("k", 1, 100, Some(DEFAULT_K));
@@ -1024,7 +1048,25 @@ async fn score(
     let store = st.store()?;
     let st2 = st.clone();
     blocking(move || {
-        let (c, mut card, names) = run_scoring(&st2, &store, &req)?;
+        let prep = prepare_scoring(&st2, &store, &req)?;
+        // The body depends only on the index (the company-year's documents
+        // and the rubric) and on the request: kept with the index.
+        let key = crate::score_cache::ResponseKey {
+            index: prep.index.id(),
+            k: prep.params.k,
+            themes: prep.params.themes.clone(),
+            as_of: (prep.params.as_of_year, prep.params.as_of_month),
+            summary,
+        };
+        let cache = st2.score_cache();
+        if let Some(body) = cache.response(&key) {
+            st2.metrics().response_lookup(true);
+            st2.metrics().observe_score(prep.started.elapsed());
+            return Ok(json_response(body));
+        }
+        st2.metrics().response_lookup(false);
+        let mut card = run_scoring(&st2, &store, &prep)?;
+        let (c, names) = (&prep.company, &prep.names);
         if summary {
             // The card without what only an audit needs: the retrieved
             // lists (per theme and in the parity record) go, the stages,
@@ -1057,9 +1099,24 @@ async fn score(
             obj.extend(card);
             obj.insert("sources".into(), Value::Array(sources));
         }
-        Ok(Json(v))
+        let body = bytes::Bytes::from(serde_json::to_vec(&v).map_err(|_| ApiError::internal())?);
+        cache.keep_response(key, body.clone());
+        st2.metrics().set_cache_bytes(cache.bytes());
+        Ok(json_response(body))
     })
     .await
+}
+
+/// A 200 JSON response with a body already serialised.
+fn json_response(body: bytes::Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json<Value>, ApiError> {
@@ -1079,7 +1136,9 @@ async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json
     let store = st.store()?;
     let st2 = st.clone();
     blocking(move || {
-        let (c, card, _) = run_scoring(&st2, &store, &req)?;
+        let prep = prepare_scoring(&st2, &store, &req)?;
+        let card = run_scoring(&st2, &store, &prep)?;
+        let c = &prep.company;
         let mut documents = Vec::new();
         for d in &card.documents {
             if let Some(s) = store_op("store.document", || store.document(&d.doc_id))? {

@@ -111,6 +111,8 @@ pub struct Metrics {
     inner: Mutex<Inner>,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    response_hits: AtomicU64,
+    response_misses: AtomicU64,
     cache_bytes: AtomicU64,
     in_flight: AtomicI64,
     ready: AtomicI64,
@@ -147,6 +149,8 @@ impl Metrics {
             }),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            response_hits: AtomicU64::new(0),
+            response_misses: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             ready: AtomicI64::new(0),
@@ -253,6 +257,16 @@ impl Metrics {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.set_cache_bytes(bytes);
+    }
+
+    /// A `/score` answer was looked up among those kept (`hit`) or scored.
+    pub fn response_lookup(&self, hit: bool) {
+        let counter = if hit {
+            &self.response_hits
+        } else {
+            &self.response_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The index cache now weighs `bytes`.
@@ -406,24 +420,26 @@ impl Metrics {
             "esg_cache_bytes{{cache=\"company_index\"}} {}",
             self.cache_bytes.load(Ordering::Relaxed)
         );
-        for (name, v, help) in [
+        for (name, series, help) in [
             (
                 "esg_cache_hits_total",
-                &self.cache_hits,
-                "Lookups answered from a cache (built from the same documents and rubric).",
+                [&self.cache_hits, &self.response_hits],
+                "Lookups answered from a cache (company_index: built from the same documents and rubric; score_response: the same index and request).",
             ),
             (
                 "esg_cache_misses_total",
-                &self.cache_misses,
+                [&self.cache_misses, &self.response_misses],
                 "Lookups that had to build the entry (absent, stale, evicted, or the cache is off).",
             ),
         ] {
             family(&mut out, name, "counter", help);
-            let _ = writeln!(
-                out,
-                "{name}{{cache=\"company_index\"}} {}",
-                v.load(Ordering::Relaxed)
-            );
+            for (cache, v) in ["company_index", "score_response"].iter().zip(series) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{cache=\"{cache}\"}} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
         }
 
         let b = self.build.lock().unwrap_or_else(|e| e.into_inner()).clone();

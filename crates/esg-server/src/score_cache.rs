@@ -19,8 +19,17 @@
 //! another replica sharing the database, is seen by the next request, and
 //! a score is never served from stale chunks.
 //!
+//! **Answers.** A `/score` body is a function of the index (documents and
+//! rubric) and of the request (`k`, themes, scoring month, view), so the
+//! serialised body is kept too, keyed by [`CompanyIndex::id`] and those
+//! ([`ResponseKey`]): a repeated request costs the store lookups that prove
+//! the index current, and no scoring or serialisation (which a profile
+//! showed to be most of a warm request: building the sorted JSON tree of
+//! an 80 KB body). A replaced index's answers are never found again.
+//! `esg_cache_hits_total{cache="score_response"}` counts them.
+//!
 //! **Bounds.** Entries are weighed by [`CompanyIndex::heap_bytes`] and kept
-//! within `--cache-mb` by quick_cache (S3-FIFO eviction, a maintained crate
+//! within `--cache-mb` (three quarters for indexes, a quarter for answers) by quick_cache (S3-FIFO eviction, a maintained crate
 //! made for exactly this: concurrent, weight-bounded). An index's memo
 //! tables fill in as requests retrieve new chunks, so an entry is
 //! re-inserted with its new weight once it has grown by an eighth
@@ -53,9 +62,34 @@ impl quick_cache::Weighter<Key, Arc<Entry>> for ByWeight {
     }
 }
 
+/// What a `/score` body depends on besides the index: the request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResponseKey {
+    /// [`CompanyIndex::id`] of the index it was scored on.
+    pub index: u64,
+    /// Chunks retrieved per theme.
+    pub k: usize,
+    /// Themes asked for (`None`: all).
+    pub themes: Option<Vec<String>>,
+    /// Scoring month (year, month).
+    pub as_of: (i32, u32),
+    /// `view=summary`.
+    pub summary: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ByLen;
+
+impl quick_cache::Weighter<ResponseKey, bytes::Bytes> for ByLen {
+    fn weight(&self, _key: &ResponseKey, val: &bytes::Bytes) -> u64 {
+        val.len() as u64 + 128
+    }
+}
+
 /// Company-year indexes kept between requests (see the module documentation).
 pub struct ScoreCache {
     cache: Option<quick_cache::sync::Cache<Key, Arc<Entry>, ByWeight>>,
+    responses: Option<quick_cache::sync::Cache<ResponseKey, bytes::Bytes, ByLen>>,
     capacity: u64,
 }
 
@@ -80,13 +114,21 @@ pub enum Lookup {
 impl ScoreCache {
     /// A cache holding at most `capacity_bytes` of indexes; 0 turns it off.
     pub fn new(capacity_bytes: u64) -> Self {
+        // Three quarters for indexes, a quarter for serialised answers.
+        let for_indexes = capacity_bytes - capacity_bytes / 4;
         let cache = (capacity_bytes > 0).then(|| {
             // ~1 MiB per typical company-year.
-            let items = (capacity_bytes / (1 << 20)).clamp(16, 100_000) as usize;
-            quick_cache::sync::Cache::with_weighter(items, capacity_bytes, ByWeight)
+            let items = (for_indexes / (1 << 20)).clamp(16, 100_000) as usize;
+            quick_cache::sync::Cache::with_weighter(items, for_indexes, ByWeight)
+        });
+        let responses = (capacity_bytes / 4 > 0).then(|| {
+            // ~80 KB per answer.
+            let items = (capacity_bytes / 4 / 80_000).clamp(16, 100_000) as usize;
+            quick_cache::sync::Cache::with_weighter(items, capacity_bytes / 4, ByLen)
         });
         ScoreCache {
             cache,
+            responses,
             capacity: capacity_bytes,
         }
     }
@@ -150,9 +192,23 @@ impl ScoreCache {
         );
     }
 
-    /// Bytes the cached entries weigh.
+    /// The `/score` body kept for `key`, if any.
+    pub fn response(&self, key: &ResponseKey) -> Option<bytes::Bytes> {
+        self.responses.as_ref()?.get(key)
+    }
+
+    /// Keeps a `/score` body for `key` (an index's answers are never looked
+    /// up once the index is replaced, and age out by weight).
+    pub fn keep_response(&self, key: ResponseKey, body: bytes::Bytes) {
+        if let Some(r) = &self.responses {
+            r.insert(key, body);
+        }
+    }
+
+    /// Bytes the cached entries weigh (indexes and answers).
     pub fn bytes(&self) -> u64 {
         self.cache.as_ref().map_or(0, |c| c.weight())
+            + self.responses.as_ref().map_or(0, |c| c.weight())
     }
 
     /// The bound given at start (`--cache-mb`), in bytes.

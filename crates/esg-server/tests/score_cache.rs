@@ -60,6 +60,15 @@ async fn cached_and_uncached_scores_are_byte_identical() {
         1.0
     );
     assert!(metric(&m, "esg_cache_bytes{cache=\"company_index\"}") > 0.0);
+    // The second, identical request was answered with the kept body.
+    assert_eq!(
+        metric(&m, "esg_cache_misses_total{cache=\"score_response\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "esg_cache_hits_total{cache=\"score_response\"}"),
+        1.0
+    );
     // The cache off: built every time, same bytes.
     for _ in 0..2 {
         assert_eq!(score_bytes(&off, "?k=20").await, cold);
@@ -74,6 +83,10 @@ async fn cached_and_uncached_scores_are_byte_identical() {
         2.0
     );
     assert_eq!(metric(&m, "esg_cache_bytes{cache=\"company_index\"}"), 0.0);
+    assert_eq!(
+        metric(&m, "esg_cache_hits_total{cache=\"score_response\"}"),
+        0.0
+    );
     // Another k, the same index: a hit, and the same answer as uncached.
     assert_eq!(
         score_bytes(&on, "?k=5").await,
