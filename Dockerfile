@@ -25,7 +25,8 @@ COPY crates/esg-store/Cargo.toml crates/esg-store/Cargo.toml
 COPY crates/esg-score/Cargo.toml crates/esg-score/Cargo.toml
 COPY crates/esg-server/Cargo.toml crates/esg-server/Cargo.toml
 COPY crates/esg-cli/Cargo.toml crates/esg-cli/Cargo.toml
-RUN for c in esg-core esg-ingest esg-store esg-score esg-server esg-cli; do \
+COPY crates/esg-embed/Cargo.toml crates/esg-embed/Cargo.toml
+RUN for c in esg-core esg-ingest esg-store esg-score esg-server esg-cli esg-embed; do \
         mkdir -p "crates/$c/src" && : > "crates/$c/src/lib.rs"; \
     done \
     && echo 'fn main() {}' > crates/esg-cli/src/main.rs \
