@@ -42,7 +42,7 @@ use crate::retrieve::{Bm25Index, Bm25Params};
 use crate::rubric::Rubric;
 use crate::score::{
     DocumentUsed, IndexRef, MatchSource, Pool, RankedHits, Retrieval, ScoreParams, Scorecard,
-    ScoringChunk, ThemeMatches, check_params, documents_of, retrieve_theme,
+    ScoringChunk, ThemeMatches, check_params, documents_of, order_pool, retrieve_theme,
 };
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -100,13 +100,7 @@ impl CompanyIndex {
             return Err(ScoreError::NoChunks { year });
         }
         // The same order and de-duplication as `retrieve`.
-        pool.sort_by(|a, b| {
-            a.chunk
-                .chunk_id
-                .cmp(&b.chunk.chunk_id)
-                .then_with(|| a.doc_id.cmp(&b.doc_id))
-        });
-        pool.dedup_by(|b, a| a.chunk.chunk_id == b.chunk.chunk_id);
+        order_pool(&mut pool);
         let bm25 = Bm25Index::new(
             Bm25Params::default(),
             pool.iter()

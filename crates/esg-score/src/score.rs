@@ -739,6 +739,20 @@ pub(crate) fn documents_of<'c>(pool: impl Iterator<Item = &'c ScoringChunk>) -> 
         .collect()
 }
 
+/// Sorts a year's chunks by `chunk_id` (then `doc_id`) and keeps the first
+/// of each id: the pool order both [`retrieve`] and
+/// [`crate::CompanyIndex`] search in.
+pub(crate) fn order_pool<C: std::borrow::Borrow<ScoringChunk>>(pool: &mut Vec<C>) {
+    pool.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
+        a.chunk
+            .chunk_id
+            .cmp(&b.chunk.chunk_id)
+            .then_with(|| a.doc_id.cmp(&b.doc_id))
+    });
+    pool.dedup_by(|b, a| a.borrow().chunk.chunk_id == b.borrow().chunk.chunk_id);
+}
+
 /// Checks `k`, the month and the themes of a request.
 pub(crate) fn check_params<'r>(
     rubric: &'r Rubric,
@@ -777,13 +791,7 @@ pub fn retrieve<'a>(
     if pool.is_empty() {
         return Err(ScoreError::NoChunks { year: params.year });
     }
-    pool.sort_by(|a, b| {
-        a.chunk
-            .chunk_id
-            .cmp(&b.chunk.chunk_id)
-            .then_with(|| a.doc_id.cmp(&b.doc_id))
-    });
-    pool.dedup_by(|b, a| a.chunk.chunk_id == b.chunk.chunk_id);
+    order_pool(&mut pool);
     let index = Bm25Index::new(
         Bm25Params::default(),
         pool.iter()
