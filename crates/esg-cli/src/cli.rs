@@ -30,6 +30,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Score one company's ESG maturity on the rubric, with cited evidence.
     Score(ScoreArgs),
+    /// Compute the embedding vectors of chunks that have none (semantic retrieval), or print one text's vector.
+    Embed(EmbedArgs),
     /// Serve the HTTP API (probes, metrics, traces, JSON logs) until SIGTERM/SIGINT.
     Serve(ServeArgs),
     /// Manage the API keys the server requires for uploads (add, list, revoke).
@@ -62,9 +64,76 @@ pub struct IngestArgs {
     /// Largest accepted file, in MiB.
     #[arg(long, env = "ESG_MAX_FILE_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_file_mb: u64,
+    /// Do not compute embedding vectors after storing (run `esg embed` later).
+    #[arg(long, env = "ESG_NO_EMBED")]
+    pub no_embed: bool,
+    /// The embedder run after storing.
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
     /// Files or directories (searched recursively).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// Embedding backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedderKind {
+    /// sentence-transformers all-MiniLM-L6-v2, in process, from --model-dir.
+    Local,
+    /// An OpenAI-compatible /v1/embeddings server at --embedder-url (key: ESG_EMBEDDER_API_KEY).
+    Openai,
+    /// No embedder: semantic retrieval off, nothing embedded.
+    None,
+}
+
+/// Which embedder computes chunk and query vectors (semantic retrieval).
+#[derive(Debug, Clone, Args)]
+pub struct EmbedderArgs {
+    /// Embedding backend.
+    #[arg(long, env = "ESG_EMBEDDER", value_enum, default_value_t = EmbedderKind::Local)]
+    pub embedder: EmbedderKind,
+    /// Model folder of the local embedder (model.safetensors, tokenizer.json, config.json;
+    /// scripts/fetch-model.sh installs it) [default: <data-dir>/models/all-MiniLM-L6-v2].
+    #[arg(long, env = "ESG_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// CPU threads of the local embedder [default: all available].
+    #[arg(long, env = "ESG_EMBED_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub embed_threads: Option<u32>,
+    /// URL of the OpenAI-compatible embedding server (http://HOST:PORT, .../v1 or
+    /// .../v1/embeddings); the API key, if any, is read from ESG_EMBEDDER_API_KEY.
+    #[arg(long, env = "ESG_EMBEDDER_URL", value_name = "URL")]
+    pub embedder_url: Option<String>,
+    /// Model name sent to the embedding server (and stored with the vectors).
+    #[arg(
+        long,
+        env = "ESG_EMBEDDER_MODEL",
+        value_name = "NAME",
+        default_value = "sentence-transformers/all-MiniLM-L6-v2"
+    )]
+    pub embedder_model: String,
+    /// Timeout of one request to the embedding server, in seconds.
+    #[arg(long, env = "ESG_EMBEDDER_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub embedder_timeout_secs: u64,
+    /// Retries of a failed request to the embedding server (timeouts, connection errors, 429, 5xx).
+    #[arg(long, env = "ESG_EMBEDDER_RETRIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub embedder_retries: u32,
+}
+
+/// `esg embed`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Print the vector of TEXT instead of embedding stored chunks.
+    #[arg(long, env = "ESG_EMBED_TEXT", value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Only this company's documents (all years).
+    #[arg(long, env = "ESG_COMPANY", conflicts_with = "text")]
+    pub company: Option<String>,
+    /// Print a JSON summary (or, with --text, the vector as JSON).
+    #[arg(long, env = "ESG_JSON")]
+    pub json: bool,
+    /// The embedder.
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
 }
 
 /// `esg companies`.
@@ -107,9 +176,20 @@ pub struct SearchArgs {
     /// Print JSON instead of text.
     #[arg(long, env = "ESG_JSON")]
     pub json: bool,
-    /// Semantic (embedding) retrieval fused with BM25; needs a configured embedder.
+    /// Semantic (embedding) retrieval fused with BM25 (hybrid); needs the embedder and the
+    /// chunks' vectors (`esg embed`).
     #[arg(long, env = "ESG_SEMANTIC")]
     pub semantic: bool,
+    /// Hybrid only: weight of BM25 in the fusion, 0–1 (1 = BM25 only, 0 = semantic only)
+    /// [default: 0.6].
+    #[arg(long, env = "ESG_ALPHA", value_parser = parse_alpha, requires = "semantic")]
+    pub alpha: Option<f64>,
+    /// Hybrid only: how to fuse (alpha: weighted normalised scores; rrf: reciprocal rank).
+    #[arg(long, env = "ESG_FUSION", value_enum, default_value_t = FusionArg::Alpha)]
+    pub fusion: FusionArg,
+    /// The embedder (with --semantic).
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
     /// The question (several words may be given unquoted).
     #[arg(required = true, value_name = "QUESTION")]
     pub query: Vec<String>,
@@ -150,6 +230,36 @@ pub struct ScoreArgs {
     /// for the same store, rubric, request and as-of month.
     #[arg(long, env = "ESG_AS_OF", value_name = "YYYY-MM")]
     pub as_of: Option<YearMonth>,
+    /// Semantic (embedding) retrieval fused with BM25 (hybrid); needs the embedder and the
+    /// chunks' vectors (`esg embed`).
+    #[arg(long, env = "ESG_SEMANTIC")]
+    pub semantic: bool,
+    /// Hybrid only: weight of BM25 in the fusion, 0–1 (1 = BM25 only, 0 = semantic only)
+    /// [default: 0.6].
+    #[arg(long, env = "ESG_ALPHA", value_parser = parse_alpha, requires = "semantic")]
+    pub alpha: Option<f64>,
+    /// Hybrid only: how to fuse (alpha: weighted normalised scores; rrf: reciprocal rank).
+    #[arg(long, env = "ESG_FUSION", value_enum, default_value_t = FusionArg::Alpha)]
+    pub fusion: FusionArg,
+    /// The embedder (with --semantic).
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+}
+
+/// `--fusion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FusionArg {
+    /// alpha·BM25 + (1−alpha)·semantic over per-query normalised scores.
+    Alpha,
+    /// Reciprocal-rank fusion of the two top-k lists.
+    Rrf,
+}
+
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(a) if (0.0..=1.0).contains(&a) => Ok(a),
+        _ => Err(format!("must be a number between 0 and 1, found {s:?}")),
+    }
 }
 
 /// A calendar month, `YYYY-MM`.
@@ -261,6 +371,10 @@ pub struct ServeArgs {
     /// (probes stay there too).
     #[arg(long, env = "ESG_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// The embedder for semantic=1 and for embedding uploads in the background (a missing
+    /// model is logged and shown by /ready; BM25 keeps working).
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
 }
 
 fn parse_origin(s: &str) -> Result<String, String> {

@@ -55,8 +55,11 @@ impl FileReport {
     }
 }
 
-/// Runs `esg ingest`.
-pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+/// Runs `esg ingest`: stores every file (one transaction each), then
+/// computes the embedding vectors of the stored documents' chunks (after
+/// the commits, so storing never waits for the model; see
+/// [`embed_after_ingest`]).
+pub fn run(store: &dyn Store, data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     if esg_core::company_key(&args.company).is_empty() {
         anyhow::bail!("--company must contain at least one letter or digit");
     }
@@ -71,6 +74,7 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(inputs.len() as u64, args.json);
     let mut failed = 0usize;
     let mut stored = 0usize;
+    let mut doc_ids: Vec<String> = Vec::new();
     for input in &inputs {
         bar.set_message(input.display_name());
         // Parsers run in the sandboxed worker; this guards our own code too,
@@ -81,8 +85,15 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|_| internal_error(input));
         if report.error.is_some() {
             failed += 1;
-        } else if report.status == "ingested" {
-            stored += 1;
+        } else {
+            if report.status == "ingested" {
+                stored += 1;
+            }
+            if let Some(id) = &report.doc_id
+                && !doc_ids.contains(id)
+            {
+                doc_ids.push(id.clone());
+            }
         }
         if args.json {
             bar.suspend(|| println!("{}", serde_json::to_string(&report).unwrap_or_default()));
@@ -99,11 +110,41 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
             inputs.len() - stored - failed
         );
     }
+    if !args.no_embed && !doc_ids.is_empty() {
+        embed_after_ingest(store, data_dir, args, &doc_ids);
+    }
     Ok(if failed > 0 {
         ExitCode::from(EXIT_PARTIAL)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Gives the chunks of the documents just stored (or found already
+/// stored) their embedding vectors, with a progress bar on a terminal.
+/// Reported on stderr; never fails the run: the documents are stored, and
+/// `esg embed` resumes whatever is missing.
+fn embed_after_ingest(store: &dyn Store, data_dir: &Path, args: &IngestArgs, doc_ids: &[String]) {
+    let embedder = match crate::embed::open_embedder(&args.embedder, data_dir, store) {
+        Ok(Some(e)) => e,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!(
+                "note: chunks stored without embedding vectors (semantic retrieval needs them): \
+                 cannot load the embedder ({}): {e}; once it loads, run `esg embed`",
+                e.code()
+            );
+            return;
+        }
+    };
+    match crate::embed::embed_documents(store, &*embedder, Some(doc_ids), !args.json) {
+        Ok(s) if s.embedded > 0 => eprintln!(
+            "{} chunk(s) embedded with {} in {:.1} s ({:.1} chunks/s)",
+            s.embedded, s.model, s.seconds, s.chunks_per_second
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: {e:#}"),
+    }
 }
 
 fn ingest_one(

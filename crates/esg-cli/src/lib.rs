@@ -1,6 +1,7 @@
 //! The `esg` command-line application: each subcommand is a module.
 
 pub mod cli;
+pub mod embed;
 pub mod healthcheck;
 pub mod ingest;
 pub mod keys;
@@ -39,11 +40,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))
     };
     match cli.command {
-        Command::Ingest(args) => ingest::run(&open()?, &args),
+        Command::Ingest(args) => ingest::run(&open()?, &data_dir, &args),
         Command::Companies(args) => list::companies(&open()?, &args),
         Command::Documents(args) => list::documents(&open()?, &args),
-        Command::Search(args) => search::run(&open()?, &args),
-        Command::Score(args) => score::run(&open()?, &args),
+        Command::Search(args) => search::run(&open()?, &data_dir, &args),
+        Command::Score(args) => score::run(&open()?, &data_dir, &args),
+        Command::Embed(args) => embed::run(&open()?, &data_dir, &args),
         Command::Serve(args) => serve::run(&data_dir, &args),
         Command::Keys(args) => keys::run(&data_dir, &args),
         Command::Healthcheck(args) => healthcheck::run(&args),

@@ -82,15 +82,20 @@ pub fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<Rubric> {
     }
 }
 
-/// Reads the company's chunks for the year from the store and scores them.
+/// Reads the company's chunks for the year from the store and scores them,
+/// with hybrid retrieval when `semantic` gives the embedder (for the
+/// theme query vectors; the chunks' vectors are the stored ones) and the
+/// fusion.
 ///
 /// # Errors
 /// Unknown company or year ([`crate::search::TargetError`]), store errors,
-/// and scoring errors (e.g. `k` out of range), each with context.
+/// embedder errors and scoring errors (e.g. `k` out of range), each with
+/// context.
 pub fn score_company(
     store: &dyn Store,
     rubric: &Rubric,
     req: &ScoreRequest,
+    semantic: Option<(&dyn esg_embed::Embedder, esg_score::Fusion)>,
 ) -> anyhow::Result<CompanyScorecard> {
     let company = resolve_company(store, &req.company)?;
     let choice = req.year.map_or(YearChoice::Latest, YearChoice::Year);
@@ -118,8 +123,24 @@ pub fn score_company(
             }),
         );
     }
+    let hybrid = match semantic {
+        None => None,
+        Some((embedder, fusion)) => {
+            params.fusion = Some(fusion);
+            let vectors = crate::embed::company_vectors(store, embedder, &company.name, &[year])?;
+            let queries = crate::embed::theme_queries(embedder, rubric.themes.iter())?;
+            Some((vectors, queries))
+        }
+    };
+    let input = hybrid
+        .as_ref()
+        .map(|(vectors, queries)| esg_score::SemanticInput {
+            fusion: params.fusion.unwrap_or_default(),
+            vectors,
+            queries,
+        });
     let card = index
-        .score(rubric, &params)
+        .score_with(rubric, &params, input)
         .with_context(|| format!("cannot score {} for {year}", company.name))?;
     let new: Vec<esg_store::RuleMatches> = index
         .take_new_matches(rubric)
@@ -149,7 +170,11 @@ pub fn score_company(
 }
 
 /// Runs `esg score`.
-pub fn run(store: &dyn Store, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    store: &dyn Store,
+    data_dir: &std::path::Path,
+    args: &ScoreArgs,
+) -> anyhow::Result<ExitCode> {
     let rubric = load_rubric(args.rubric.as_deref())?;
     let req = ScoreRequest {
         company: args.company.clone(),
@@ -157,7 +182,22 @@ pub fn run(store: &dyn Store, args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         k: args.k,
         as_of: args.as_of.unwrap_or_else(current_month),
     };
-    let card = score_company(store, &rubric, &req)?;
+    let fusion = crate::embed::fusion(args.fusion, args.alpha)?;
+    let embedder = if args.semantic {
+        Some(crate::embed::require_embedder(
+            &args.embedder,
+            data_dir,
+            store,
+        )?)
+    } else {
+        None
+    };
+    let card = score_company(
+        store,
+        &rubric,
+        &req,
+        embedder.as_deref().map(|e| (e, fusion)),
+    )?;
     match args.format {
         ScoreFormat::Json => println!("{}", to_json(&card)?),
         ScoreFormat::Table => print!("{}", render_table(&card, &rubric)),

@@ -196,6 +196,13 @@ pub struct Passage {
     pub char_end: u32,
     /// The chunk's text.
     pub text: String,
+    /// Hybrid only: BM25 score (4 decimals) when in the BM25 top-k.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<f64>,
+    /// Hybrid only: cosine similarity with the question (4 decimals) when
+    /// the chunk has a vector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<f64>,
 }
 
 /// The result of `esg search`, as printed with `--json`.
@@ -211,8 +218,11 @@ pub struct SearchResult {
     pub query: String,
     /// Passages asked for.
     pub k: usize,
-    /// Retrieval method (`bm25`).
+    /// Retrieval method (`bm25` or `hybrid`).
     pub retrieval: &'static str,
+    /// Hybrid only: model, fusion, alpha and the share of chunks with a vector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<esg_score::RetrievalInfo>,
     /// Chunks searched.
     pub chunks_searched: usize,
     /// The passages, best first (score descending, then chunk id).
@@ -238,25 +248,25 @@ pub(crate) fn filenames(
         .collect())
 }
 
-/// Runs a BM25 search over the chunks of one company.
+/// Runs a BM25 search over the chunks of one company, or a hybrid one
+/// (BM25 fused with the similarity of the chunks' stored vectors to the
+/// question's, [`esg_score::fuse`]) when `semantic` gives the embedder
+/// and fusion.
 ///
 /// # Errors
-/// [`TargetError`] for an unknown company or year, an empty question or
-/// `semantic`; store errors with context.
+/// [`TargetError`] for an unknown company or year or an empty question;
+/// embedder and store errors with context.
 pub fn search(
     store: &dyn Store,
     company: &str,
     years: YearChoice,
     query: &str,
     k: usize,
-    semantic: bool,
+    semantic: Option<(&dyn esg_embed::Embedder, esg_score::Fusion)>,
 ) -> anyhow::Result<SearchResult> {
-    if semantic {
-        return Err(TargetError::NoEmbedder.into());
-    }
     let company = resolve_company(store, company)?;
     let year = resolve_year(&company, years)?;
-    if tokenize(query).is_empty() {
+    if semantic.is_none() && tokenize(query).is_empty() {
         return Err(TargetError::EmptyQuery(query.to_string()).into());
     }
     let chunks: Vec<StoredChunk> = store
@@ -273,8 +283,29 @@ pub fn search(
         .iter()
         .map(|c| (c.chunk.chunk_id.as_str(), c))
         .collect();
-    let passages = index
-        .search(query, k)
+    let mut info = None;
+    let hits = match semantic {
+        None => index.search(query, k),
+        Some((embedder, fusion)) => {
+            let years: Vec<i32> = year.map_or_else(|| company.years.clone(), |y| vec![y]);
+            let vectors = crate::embed::company_vectors(store, embedder, &company.name, &years)?;
+            let qv = embedder
+                .embed(&[query])
+                .context("cannot embed the question")?
+                .pop()
+                .unwrap_or_default();
+            let similar = vectors.similarities(&qv, by_id.keys().copied())?;
+            let with = by_id.keys().filter(|id| vectors.contains(id)).count();
+            info = Some(esg_score::RetrievalInfo::hybrid(
+                vectors.model_id(),
+                fusion,
+                by_id.len(),
+                with,
+            ));
+            esg_score::fuse(&index.search(query, k), &similar, fusion, k)
+        }
+    };
+    let passages = hits
         .into_iter()
         .enumerate()
         .filter_map(|(i, hit)| {
@@ -282,6 +313,8 @@ pub fn search(
             Some(Passage {
                 rank: i + 1,
                 score: round_to(hit.score, 4),
+                lexical: hit.lexical.map(|x| round_to(x, 4)),
+                semantic: hit.semantic.map(|x| round_to(x, 4)),
                 filename: names.get(&c.doc_id).cloned().unwrap_or_default(),
                 doc_id: c.doc_id.clone(),
                 year: c.year,
@@ -302,22 +335,37 @@ pub fn search(
         company_key: company.key,
         query: query.to_string(),
         k,
-        retrieval: "bm25",
+        retrieval: if info.is_some() { "hybrid" } else { "bm25" },
+        semantic: info,
         chunks_searched: index.len(),
         passages,
     })
 }
 
 /// Runs `esg search`.
-pub fn run(store: &dyn Store, args: &SearchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    store: &dyn Store,
+    data_dir: &std::path::Path,
+    args: &SearchArgs,
+) -> anyhow::Result<ExitCode> {
     let query = args.query.join(" ");
+    let embedder = if args.semantic {
+        Some(crate::embed::require_embedder(
+            &args.embedder,
+            data_dir,
+            store,
+        )?)
+    } else {
+        None
+    };
+    let fusion = crate::embed::fusion(args.fusion, args.alpha)?;
     let result = search(
         store,
         &args.company,
         YearChoice::from_flags(args.year, args.all_years),
         &query,
         args.k,
-        args.semantic,
+        embedder.as_deref().map(|e| (e, fusion)),
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
@@ -325,11 +373,21 @@ pub fn run(store: &dyn Store, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let years: Vec<String> = result.years.iter().map(i32::to_string).collect();
     println!(
-        "{} ({}): {} passage(s) for \"{}\" (BM25 over {} chunks)",
+        "{} ({}): {} passage(s) for \"{}\" ({} over {} chunks)",
         result.company,
         years.join(", "),
         result.passages.len(),
         result.query,
+        match &result.semantic {
+            None => "BM25".to_string(),
+            Some(s) => format!(
+                "BM25 + {} fused by {}{}, {} of the chunks with a vector",
+                s.model.as_deref().unwrap_or("?"),
+                s.fusion.unwrap_or("?"),
+                s.alpha.map(|a| format!(" {a}")).unwrap_or_default(),
+                s.chunks_with_vectors.unwrap_or(0)
+            ),
+        },
         result.chunks_searched
     );
     for p in &result.passages {

@@ -34,6 +34,12 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     config.limits.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs);
     config.limits.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
     config.cache_bytes = args.cache_mb << 20;
+    config.embedder = crate::embed::server_config(&args.embedder, data_dir);
+    if matches!(args.embedder.embedder, crate::cli::EmbedderKind::Openai)
+        && args.embedder.embedder_url.is_none()
+    {
+        anyhow::bail!("--embedder openai needs --embedder-url (or ESG_EMBEDDER_URL)");
+    }
     config.security = esg_server::config::SecurityConfig {
         api_keys_file: args.api_keys_file.clone(),
         require_auth_for_reads: args.require_auth_for_reads,

@@ -302,6 +302,15 @@ impl CompanyIndex {
         Ok(self.retrieve_with(rubric, params, semantic)?.score())
     }
 
+    /// The indexed chunk with id `chunk_id`.
+    pub fn chunk(&self, chunk_id: &str) -> Option<&ScoringChunk> {
+        let i = self
+            .pool
+            .binary_search_by(|c| c.chunk.chunk_id.as_str().cmp(chunk_id))
+            .ok()?;
+        Some(&self.pool[i])
+    }
+
     /// The ids of the indexed chunks, sorted (the pool order).
     pub fn chunk_ids(&self) -> impl Iterator<Item = &str> {
         self.pool.iter().map(|c| c.chunk.chunk_id.as_str())

@@ -133,6 +133,20 @@ pub struct ServerConfig {
     /// Bound of the company-year index cache in bytes (`--cache-mb`); 0
     /// turns it off (see [`crate::score_cache`]).
     pub cache_bytes: u64,
+    /// The embedder for semantic retrieval and background embedding.
+    pub embedder: EmbedderConfig,
+}
+
+/// Which embedder the server loads (see [`crate::embedding`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EmbedderConfig {
+    /// None: `semantic=1` answers 503 `embedder_unavailable`.
+    #[default]
+    Off,
+    /// all-MiniLM-L6-v2 in process from a model folder.
+    Local(esg_embed::LocalConfig),
+    /// An OpenAI-compatible `/v1/embeddings` server.
+    OpenAi(esg_embed::OpenAiConfig),
 }
 
 /// Default bound of the company-year index cache: 256 MiB.
@@ -153,6 +167,7 @@ impl ServerConfig {
             service_name: service_name_from_env(),
             security: SecurityConfig::default(),
             cache_bytes: DEFAULT_CACHE_BYTES,
+            embedder: EmbedderConfig::Off,
         }
     }
 

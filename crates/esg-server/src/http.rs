@@ -23,11 +23,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use esg_score::{
-    CompanyIndex, Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk, StoredMatches, tokenize,
+    ChunkVectors, CompanyIndex, Fusion, Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk,
+    SemanticInput, StoredMatches, tokenize,
 };
 use esg_store::{CompanySummary, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -45,8 +47,8 @@ pub const MIN_YEAR: i64 = 2000;
 pub const MAX_YEAR: i64 = 2100;
 /// Default `k` of `/search` and `/score`.
 pub const DEFAULT_K: i64 = 10;
-/// Default `alpha` of `/score`.
-pub const DEFAULT_ALPHA: f64 = 0.6;
+/// Default `alpha` of `/score` and `/search` with `semantic=1`.
+pub const DEFAULT_ALPHA: f64 = esg_score::DEFAULT_ALPHA;
 
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
@@ -303,6 +305,32 @@ impl Params {
         }
     }
 
+    /// The retrieval asked for: `None` for BM25 (`semantic` absent or 0),
+    /// else the fusion of `fusion` (`alpha`, the default, or `rrf`) and
+    /// `alpha` (0..=1, default [`esg_score::DEFAULT_ALPHA`]). With
+    /// `semantic=0`, `alpha` and `fusion` are checked and ignored.
+    pub fn retrieval(&mut self) -> Option<Fusion> {
+        let semantic = self.flag("semantic");
+        let alpha = self
+            .get("alpha")
+            .is_some()
+            .then(|| self.float("alpha", 0.0, 1.0, DEFAULT_ALPHA));
+        let fusion = self.get("fusion").map(str::to_string);
+        match Fusion::from_params(fusion.as_deref(), alpha) {
+            Ok(f) => semantic.then_some(f),
+            Err(ScoreError::InvalidParam { field, message }) => {
+                if !self.errors.iter().any(|e| e.field == field) {
+                    self.error(&field, message);
+                }
+                None
+            }
+            Err(e) => {
+                self.error("semantic", e.to_string());
+                None
+            }
+        }
+    }
+
     /// `0` or `1`; `false` when absent.
     pub fn flag(&mut self, name: &str) -> bool {
         match self.get(name) {
@@ -462,13 +490,13 @@ async fn ready(State(st): State<AppState>) -> Response {
     let failing: Vec<Value> = r
         .checks
         .iter()
-        .filter(|(_, v)| v.as_str() != "ok")
+        .filter(|(k, v)| v.as_str() != "ok" && **k != "embedder")
         .map(|(k, v)| json!({ "check": k, "message": v }))
         .collect();
     let names: Vec<&str> = r
         .checks
         .iter()
-        .filter(|(_, v)| v.as_str() != "ok")
+        .filter(|(k, v)| v.as_str() != "ok" && **k != "embedder")
         .map(|(k, _)| *k)
         .collect();
     let mut e =
@@ -663,6 +691,12 @@ async fn upload(
                 (StatusCode::OK, "already_ingested")
             };
             let s = o.into_summary();
+            // Vectors are computed after the answer, in the background.
+            if let Some(queue) = st.semantic().and_then(|sem| sem.queue())
+                && label == "ingested"
+            {
+                queue.enqueue(&s.doc_id, u64::from(s.chunks));
+            }
             st.metrics().observe_ingest(
                 s.media_type.short(),
                 label,
@@ -692,7 +726,9 @@ async fn search(
     let year = p.opt_int("year", MIN_YEAR, MAX_YEAR);
     let query = p.text("q", true);
     let k = p.int("k", 1, 100, Some(DEFAULT_K));
+    let fusion = p.retrieval();
     if let Some(q) = &query
+        && fusion.is_none()
         && tokenize(q).is_empty()
     {
         p.error(
@@ -704,6 +740,9 @@ async fn search(
     let (Some(company), Some(query), Some(k)) = (company, query, k) else {
         return Err(ApiError::internal());
     };
+    if fusion.is_some() {
+        semantic_ready(&st)?;
+    }
     let store = st.store()?;
     let rubric = st.rubric()?;
     let st2 = st.clone();
@@ -712,16 +751,49 @@ async fn search(
         let year = resolve_year(&c, year.map(|y| y as i32))?;
         let started = Instant::now();
         let (index, names) = company_index(&st2, &*store, &rubric, &c, year)?;
-        let hits =
-            tracing::info_span!("retrieval", k).in_scope(|| index.search(&query, k as usize));
+        let k = k as usize;
+        let mut semantic_info = None;
+        let hits: Vec<(esg_score::SearchHit, &ScoringChunk)> = match fusion {
+            None => tracing::info_span!("retrieval", k).in_scope(|| index.search(&query, k)),
+            Some(fusion) => {
+                let sem = semantic_ready(&st2)?;
+                let vectors = company_vectors(sem, &*store, &c, year, &index)?;
+                let qv = sem.query_vector(&query).map_err(embedder_failed)?;
+                let span = tracing::info_span!("retrieval", k, semantic = true);
+                let _g = span.enter();
+                let lexical: Vec<esg_score::SearchHit> = index
+                    .search(&query, k)
+                    .into_iter()
+                    .map(|(h, _)| h)
+                    .collect();
+                let similar = vectors.similarities(&qv, index.chunk_ids()).map_err(|e| {
+                    embedder_failed(esg_embed::EmbedError::Inference(e.to_string()))
+                })?;
+                let info = esg_score::RetrievalInfo::hybrid(
+                    vectors.model_id(),
+                    fusion,
+                    index.len(),
+                    index.chunk_ids().filter(|id| vectors.contains(id)).count(),
+                );
+                semantic_info = Some(info);
+                esg_score::fuse(&lexical, &similar, fusion, k)
+                    .into_iter()
+                    .filter_map(|h| {
+                        let c = index.chunk(&h.chunk_id)?;
+                        Some((h, c))
+                    })
+                    .collect()
+            }
+        };
         st2.metrics().observe_retrieval("search", started.elapsed());
+        let round4 = |x: f64| (x * 1e4).round() / 1e4;
         let passages: Vec<Value> = hits
             .iter()
             .enumerate()
             .map(|(i, (h, c))| {
-                json!({
+                let mut v = json!({
                     "rank": i + 1,
-                    "score": (h.score * 1e4).round() / 1e4,
+                    "score": round4(h.score),
                     "doc_id": c.doc_id,
                     "filename": names.get(&c.doc_id).cloned().unwrap_or_default(),
                     "year": c.year,
@@ -730,20 +802,29 @@ async fn search(
                     "char_start": c.chunk.char_start,
                     "char_end": c.chunk.char_end,
                     "text": c.chunk.text,
-                })
+                });
+                if semantic_info.is_some() {
+                    v["lexical"] = json!(h.lexical.map(round4));
+                    v["semantic"] = json!(h.semantic.map(round4));
+                }
+                v
             })
             .collect();
         let chunks_searched = index.len();
-        Ok(Json(json!({
+        let mut out = json!({
             "company": c.name,
             "company_key": c.key,
             "year": year,
             "query": query,
             "k": k,
-            "retrieval": "bm25",
+            "retrieval": if semantic_info.is_some() { "hybrid" } else { "bm25" },
             "chunks_searched": chunks_searched,
             "passages": passages,
-        })))
+        });
+        if let Some(info) = semantic_info {
+            out["semantic"] = json!(info);
+        }
+        Ok(Json(out))
     })
     .await
 }
@@ -761,6 +842,8 @@ pub struct ScoreRequest {
     pub themes: Option<Vec<String>>,
     /// Chunks retrieved per theme.
     pub k: usize,
+    /// `None`: BM25; else hybrid retrieval fused this way.
+    pub fusion: Option<Fusion>,
 }
 
 /// Validates the `POST /score` body, one detail per bad field.
@@ -929,6 +1012,61 @@ struct Prepared {
     index: Arc<CompanyIndex>,
     names: BTreeMap<String, String>,
     started: Instant,
+    /// Hybrid retrieval: the company-year's vectors and the themes' query vectors.
+    semantic: Option<Hybrid>,
+}
+
+/// What hybrid retrieval of one request uses: the company-year's vectors
+/// and each selected theme's query vector.
+type Hybrid = (Arc<ChunkVectors>, HashMap<String, Vec<f32>>);
+
+/// The embedder state when `semantic=1` can be served, else 503
+/// `embedder_unavailable` saying why.
+fn semantic_ready(st: &AppState) -> Result<&crate::embedding::SemanticState, ApiError> {
+    use crate::embedding::EmbedderStatus;
+    let why = match st.semantic() {
+        Some(s) if s.embedder().is_some() => return Ok(s),
+        None => "the embedder is still loading".to_string(),
+        Some(s) => match s.status() {
+            EmbedderStatus::Off => "no embedder is configured (start the server with --embedder local and a model folder, or --embedder openai --embedder-url URL)".to_string(),
+            EmbedderStatus::Missing(m) => format!("the embedder could not be loaded: {m}"),
+            EmbedderStatus::Ready => "the embedder is not loaded".to_string(),
+        },
+    };
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "embedder_unavailable",
+        format!("semantic retrieval is unavailable: {why}; use semantic=0 for BM25 retrieval"),
+    ))
+}
+
+/// 503 `embedder_unavailable` for an embedder that failed on a query (an
+/// embedding server down or slow, ...).
+fn embedder_failed(e: esg_embed::EmbedError) -> ApiError {
+    tracing::error!(error_type = "embedder_error", code = e.code(), error = %e, "query embedding failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "embedder_unavailable",
+        format!(
+            "the query could not be embedded ({}): {e}; use semantic=0 for BM25 retrieval",
+            e.code()
+        ),
+    )
+}
+
+/// The stored vectors of the indexed company-year.
+fn company_vectors(
+    sem: &crate::embedding::SemanticState,
+    store: &dyn Store,
+    c: &CompanySummary,
+    year: i32,
+    index: &CompanyIndex,
+) -> Result<Arc<ChunkVectors>, ApiError> {
+    sem.chunk_vectors(store, &c.name, &c.key, year, index.id(), index.chunk_ids())
+        .map_err(|m| {
+            tracing::error!(error_type = "storage_error", error = %m, "cannot read vectors");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", m)
+        })
 }
 
 /// Resolves the company and year and finds (or builds) the index.
@@ -945,6 +1083,7 @@ fn prepare_scoring(
     let mut params = ScoreParams::new(year, now.year(), now.month());
     params.k = req.k;
     params.themes = req.themes.clone();
+    params.fusion = req.fusion;
     // Two phases, each in its own child span of the request: retrieval
     // (the company-year's index, cached or built, and every theme's
     // top-k), then scoring. `esg_score_duration_seconds` covers both.
@@ -953,6 +1092,24 @@ fn prepare_scoring(
     // `index_build` span.
     let started = Instant::now();
     let (index, names) = company_index(st, &**store, &rubric, &c, year)?;
+    let semantic = match req.fusion {
+        None => None,
+        Some(_) => {
+            let sem = semantic_ready(st)?;
+            let vectors = company_vectors(sem, &**store, &c, year, &index)?;
+            let mut queries = HashMap::new();
+            for t in &rubric.themes {
+                let selected = params.themes.as_ref().is_none_or(|w| w.contains(&t.code));
+                if selected {
+                    let v = sem
+                        .query_vector(&esg_score::theme_query_text(t))
+                        .map_err(embedder_failed)?;
+                    queries.insert(t.code.clone(), (*v).clone());
+                }
+            }
+            Some((vectors, queries))
+        }
+    };
     Ok(Prepared {
         rubric,
         company: c,
@@ -960,15 +1117,21 @@ fn prepare_scoring(
         index,
         names,
         started,
+        semantic,
     })
 }
 
 /// Retrieval and scoring of a prepared request.
 fn run_scoring(st: &AppState, store: &Arc<dyn Store>, p: &Prepared) -> Result<Scorecard, ApiError> {
     let (year, k) = (p.params.year, p.params.k);
-    let span = tracing::info_span!("retrieval", year, k);
+    let span = tracing::info_span!("retrieval", year, k, semantic = p.semantic.is_some());
+    let semantic = p.semantic.as_ref().map(|(vectors, queries)| SemanticInput {
+        fusion: p.params.fusion.unwrap_or_default(),
+        vectors,
+        queries,
+    });
     let retrieved = span
-        .in_scope(|| p.index.retrieve(&p.rubric, &p.params))
+        .in_scope(|| p.index.retrieve_with(&p.rubric, &p.params, semantic))
         .map_err(|e| match e {
             ScoreError::InvalidParam { field, message } => {
                 ApiError::validation(vec![FieldError::new(field, message)])
@@ -991,31 +1154,14 @@ fn run_scoring(st: &AppState, store: &Arc<dyn Store>, p: &Prepared) -> Result<Sc
     Ok(card)
 }
 
-/// Why `semantic=1` is refused.
-pub const SEMANTIC_UNAVAILABLE: &str = "semantic retrieval is not available in this build (no embedder is configured); use semantic=0 for BM25 retrieval";
-
-/// 422 `semantic_unavailable`: `semantic=1` on a build without an embedder.
-fn semantic_unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "semantic_unavailable",
-        SEMANTIC_UNAVAILABLE,
-    )
-    .with_details(vec![json!(FieldError::new(
-        "semantic",
-        SEMANTIC_UNAVAILABLE
-    ))])
-}
-
 async fn score(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
-    let semantic = p.flag("semantic");
+    let fusion = p.retrieval();
     let k = p.int("k", 1, 100, Some(DEFAULT_K));
-    let _alpha = p.float("alpha", 0.0, 1.0, DEFAULT_ALPHA);
     let summary = match p.get("view") {
         None | Some("full") => false,
         Some("summary") => true,
@@ -1028,22 +1174,19 @@ async fn score(
         }
     };
     let parsed = parse_score_body(&body, &mut p);
-    if semantic {
-        // DESIGN §4: semantic fusion needs an embedder; this build has none.
-        if p.errors.is_empty() {
-            return Err(semantic_unavailable());
-        }
-        p.error("semantic", SEMANTIC_UNAVAILABLE);
-    }
     p.finish()?;
     let (Some((company, year, themes)), Some(k)) = (parsed, k) else {
         return Err(ApiError::internal());
     };
+    if fusion.is_some() {
+        semantic_ready(&st)?;
+    }
     let req = ScoreRequest {
         company,
         year,
         themes,
         k: k as usize,
+        fusion,
     };
     let store = st.store()?;
     let st2 = st.clone();
@@ -1057,6 +1200,14 @@ async fn score(
             themes: prep.params.themes.clone(),
             as_of: (prep.params.as_of_year, prep.params.as_of_month),
             summary,
+            retrieval: prep.semantic.as_ref().map(|(vectors, _)| {
+                let fusion = prep.params.fusion.unwrap_or_default();
+                (
+                    vectors.id(),
+                    fusion.name(),
+                    fusion.alpha().map_or(u64::MAX, f64::to_bits),
+                )
+            }),
         };
         let cache = st2.score_cache();
         if let Some(body) = cache.response(&key) {
@@ -1123,15 +1274,21 @@ async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json
     let mut p = Params::new(q);
     let company = p.text("company", true);
     let year = p.opt_int("year", MIN_YEAR, MAX_YEAR);
+    let k = p.int("k", 1, 100, Some(DEFAULT_K));
+    let fusion = p.retrieval();
     p.finish()?;
-    let Some(company) = company else {
+    let (Some(company), Some(k)) = (company, k) else {
         return Err(ApiError::internal());
     };
+    if fusion.is_some() {
+        semantic_ready(&st)?;
+    }
     let req = ScoreRequest {
         company,
         year: year.map(|y| y as i32),
         themes: None,
-        k: DEFAULT_K as usize,
+        k: k as usize,
+        fusion,
     };
     let store = st.store()?;
     let st2 = st.clone();
@@ -1167,6 +1324,7 @@ async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json
             "year": card.year,
             "rubric_version": card.rubric_version,
             "fingerprint": card.fingerprint,
+            "retrieval": card.retrieval,
             "documents": documents,
             "quotes": quotes,
             "parity": {

@@ -30,6 +30,7 @@
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod embedding;
 pub mod error;
 pub mod http;
 pub mod log_writer;
@@ -70,8 +71,10 @@ pub async fn load(state: AppState, config: ServerConfig) {
                 if let Ok(c) = esg_store::Store::counts(&store) {
                     st.metrics().set_on_file(c.companies, c.chunks);
                 }
-                st.set_store(Arc::new(store), migrated);
+                let store: Arc<dyn esg_store::Store> = Arc::new(store);
+                st.set_store(Arc::clone(&store), migrated);
                 tracing::info!(data_dir = %config.data_dir.display(), "store open");
+                st.set_semantic(load_embedder(&config.embedder, &store, &st));
             }
             Err(e) => {
                 tracing::error!(error_type = "storage_error", error = %e, "cannot open the store");
@@ -101,6 +104,59 @@ pub async fn load(state: AppState, config: ServerConfig) {
         state.set_store_error("the loader panicked");
     }
 }
+
+/// Loads the configured embedder and starts the background embedding queue.
+/// A failure is logged (naming the missing file or the bad setting) and
+/// leaves BM25 working: `/ready` shows `embedder: missing: ...` and
+/// `semantic=1` answers 503 `embedder_unavailable`.
+fn load_embedder(
+    config: &config::EmbedderConfig,
+    store: &Arc<dyn esg_store::Store>,
+    st: &AppState,
+) -> embedding::SemanticState {
+    use config::EmbedderConfig;
+    let loaded: Result<Arc<dyn esg_embed::Embedder>, esg_embed::EmbedError> = match config {
+        EmbedderConfig::Off => {
+            tracing::info!("no embedder configured: semantic retrieval is off");
+            return embedding::SemanticState::off();
+        }
+        EmbedderConfig::Local(c) => {
+            esg_embed::LocalEmbedder::load(c).map(|e| Arc::new(e) as Arc<dyn esg_embed::Embedder>)
+        }
+        EmbedderConfig::OpenAi(c) => {
+            let mut c = c.clone();
+            // Vectors already stored for this model fix the dimension the
+            // server must answer with.
+            if c.expected_dim.is_none() {
+                c.expected_dim = store.vector_dim(&c.model).ok().flatten();
+            }
+            esg_embed::OpenAiEmbedder::new(c).map(|e| Arc::new(e) as Arc<dyn esg_embed::Embedder>)
+        }
+    };
+    match loaded {
+        Ok(embedder) => {
+            tracing::info!(model = %embedder.model_id(), "embedder loaded");
+            let vectors: Arc<dyn esg_store::VectorStore> = store.clone();
+            let queue = embedding::EmbedQueue::start(
+                vectors,
+                Arc::clone(&embedder),
+                Arc::clone(st.metrics()),
+                EMBED_QUEUE_DOCUMENTS,
+            )
+            .map_err(|e| tracing::error!(error = %e, "cannot start the embedding worker; uploads are stored without vectors"))
+            .ok();
+            embedding::SemanticState::ready(embedder, queue)
+        }
+        Err(e) => {
+            tracing::error!(error_type = "embedder_error", code = e.code(), error = %e, "cannot load the embedder; semantic retrieval is unavailable, BM25 works");
+            embedding::SemanticState::missing(e.to_string())
+        }
+    }
+}
+
+/// Uploaded documents queued for background embedding; beyond it a
+/// document waits for the worker's next scan of the store.
+const EMBED_QUEUE_DOCUMENTS: usize = 256;
 
 /// Serves `app` on `listener` until `shutdown` completes; then `/ready`
 /// turns 503, no new connections are accepted, and in-flight requests get

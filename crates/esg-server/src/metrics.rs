@@ -114,6 +114,9 @@ pub struct Metrics {
     response_hits: AtomicU64,
     response_misses: AtomicU64,
     cache_bytes: AtomicU64,
+    embedding_queue_depth: AtomicI64,
+    chunks_embedded: AtomicU64,
+    embedding_errors: AtomicU64,
     in_flight: AtomicI64,
     ready: AtomicI64,
     build: Mutex<BuildInfo>,
@@ -152,6 +155,9 @@ impl Metrics {
             response_hits: AtomicU64::new(0),
             response_misses: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
+            embedding_queue_depth: AtomicI64::new(0),
+            chunks_embedded: AtomicU64::new(0),
+            embedding_errors: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             ready: AtomicI64::new(0),
             build: Mutex::new(BuildInfo {
@@ -267,6 +273,39 @@ impl Metrics {
             &self.response_misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Chunks waiting to be embedded changed by `delta`.
+    pub fn embedding_queue_add(&self, delta: i64) {
+        let v = self
+            .embedding_queue_depth
+            .fetch_add(delta, Ordering::Relaxed)
+            + delta;
+        if v < 0 {
+            // Another process embedded some of them first: never below zero.
+            self.embedding_queue_depth.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the chunks waiting to be embedded (after a scan of the store).
+    pub fn set_embedding_queue_depth(&self, depth: u64) {
+        self.embedding_queue_depth
+            .store(i64::try_from(depth).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Chunks waiting to be embedded.
+    pub fn embedding_queue_depth(&self) -> i64 {
+        self.embedding_queue_depth.load(Ordering::Relaxed)
+    }
+
+    /// `n` chunks got their vector.
+    pub fn chunks_embedded(&self, n: u64) {
+        self.chunks_embedded.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An embedding batch failed (the chunks stay queued for the next try).
+    pub fn embedding_error(&self) {
+        self.embedding_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The index cache now weighs `bytes`.
@@ -441,6 +480,40 @@ impl Metrics {
                 );
             }
         }
+
+        family(
+            &mut out,
+            "esg_embedding_queue_depth",
+            "gauge",
+            "Chunks waiting for their embedding vector (uploads are embedded in the background after they are stored).",
+        );
+        let _ = writeln!(
+            out,
+            "esg_embedding_queue_depth {}",
+            self.embedding_queue_depth.load(Ordering::Relaxed).max(0)
+        );
+        family(
+            &mut out,
+            "esg_chunks_embedded_total",
+            "counter",
+            "Chunks this process computed and stored an embedding vector for.",
+        );
+        let _ = writeln!(
+            out,
+            "esg_chunks_embedded_total {}",
+            self.chunks_embedded.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "esg_embedding_errors_total",
+            "counter",
+            "Embedding batches that failed (model or embedding server error, store error); retried later.",
+        );
+        let _ = writeln!(
+            out,
+            "esg_embedding_errors_total {}",
+            self.embedding_errors.load(Ordering::Relaxed)
+        );
 
         let b = self.build.lock().unwrap_or_else(|e| e.into_inner()).clone();
         family(

@@ -75,6 +75,10 @@ pub struct ResponseKey {
     pub as_of: (i32, u32),
     /// `view=summary`.
     pub summary: bool,
+    /// Hybrid retrieval: the [`esg_score::ChunkVectors::id`] of the
+    /// vectors used, the fusion's name and the bits of its alpha
+    /// (`u64::MAX` for none); `None` for BM25.
+    pub retrieval: Option<(u64, &'static str, u64)>,
 }
 
 #[derive(Debug, Clone)]

@@ -29,6 +29,7 @@ struct Inner {
     concurrency: Arc<Semaphore>,
     security: crate::security::Security,
     score_cache: crate::score_cache::ScoreCache,
+    semantic: OnceLock<crate::embedding::SemanticState>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -68,6 +69,7 @@ impl AppState {
             concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1))),
             security: crate::security::Security::new(config),
             score_cache: crate::score_cache::ScoreCache::new(config.cache_bytes),
+            semantic: OnceLock::new(),
         }))
     }
 
@@ -160,7 +162,19 @@ impl AppState {
         &self.0.concurrency
     }
 
-    /// The readiness checks; cheap (no store access).
+    /// Installs the embedder state (once; later calls are ignored).
+    pub fn set_semantic(&self, semantic: crate::embedding::SemanticState) {
+        let _ = self.0.semantic.set(semantic);
+    }
+
+    /// The embedder state, once loading has decided it.
+    pub fn semantic(&self) -> Option<&crate::embedding::SemanticState> {
+        self.0.semantic.get()
+    }
+
+    /// The readiness checks; cheap (no store access). The `embedder` check
+    /// is reported but does not make the server unready: without it BM25
+    /// retrieval works, and `semantic=1` answers 503 `embedder_unavailable`.
     pub fn readiness(&self) -> Readiness {
         let mut checks = BTreeMap::new();
         let store = if self.0.store.get().is_some() {
@@ -199,10 +213,18 @@ impl AppState {
                 OK.to_string()
             },
         );
-        Readiness {
-            ready: checks.values().all(|v| v == OK),
-            checks,
-        }
+        let ready = checks.values().all(|v| v == OK);
+        use crate::embedding::EmbedderStatus;
+        checks.insert(
+            "embedder",
+            match self.semantic().map(|s| s.status()) {
+                None => "not loaded yet".to_string(),
+                Some(EmbedderStatus::Ready) => OK.to_string(),
+                Some(EmbedderStatus::Off) => "off".to_string(),
+                Some(EmbedderStatus::Missing(m)) => format!("missing: {m}"),
+            },
+        );
+        Readiness { ready, checks }
     }
 }
 

@@ -296,31 +296,50 @@ async fn errors_have_one_shape() {
         .send()
         .await
         .unwrap();
-    let v = error_body(r, 422, "semantic_unavailable").await;
-    assert_eq!(v["error"]["details"][0]["field"], "semantic");
+    // This server has no embedder: 503, saying why and what works instead.
+    let v = error_body(r, 503, "embedder_unavailable").await;
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no embedder is configured"), "{v}");
+    assert!(message.contains("semantic=0"), "{v}");
+    let v = error_body(
+        s.get(&format!("/search?company={COMPANY}&q=climate&semantic=1"))
+            .await,
+        503,
+        "embedder_unavailable",
+    )
+    .await;
     assert!(
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not available in this build"),
-        "{v}"
+            .contains("no embedder")
     );
-    // With other bad fields it is one more validation detail.
-    let r = s
-        .client
-        .post(s.url("/score?semantic=1&alpha=-0.1"))
-        .json(&json!({ "company": COMPANY }))
-        .send()
-        .await
-        .unwrap();
-    let v = error_body(r, 422, "validation_failed").await;
-    let fields: Vec<&str> = v["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["alpha", "semantic"], "{v}");
+    // Bad fusion parameters are validation errors first.
+    for (query, field) in [
+        ("semantic=1&alpha=-0.1", "alpha"),
+        ("semantic=1&fusion=rrf&alpha=0.5", "alpha"),
+        ("semantic=1&fusion=max", "fusion"),
+    ] {
+        let r = s
+            .client
+            .post(s.url(&format!("/score?{query}")))
+            .json(&json!({ "company": COMPANY }))
+            .send()
+            .await
+            .unwrap();
+        let v = error_body(r, 422, "validation_failed").await;
+        let fields: Vec<&str> = v["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, [field], "{query}: {v}");
+    }
+    // /ready reports the embedder without being held back by it.
+    let ready: serde_json::Value = s.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["checks"]["embedder"], "off", "{ready}");
     let v = error_body(
         s.get("/search?company=&k=101").await,
         422,

@@ -249,8 +249,9 @@ pub struct StoreCounts {
 ///
 /// Companies are always addressed by name and matched by
 /// [`esg_core::company_key`], so any spelling that normalises to the same key
-/// finds the same company. Every list is sorted by a stable key.
-pub trait Store: Send + Sync {
+/// finds the same company. Every list is sorted by a stable key. Every store
+/// also keeps the chunks' embedding vectors ([`VectorStore`]).
+pub trait Store: VectorStore + Send + Sync {
     /// Stores a document whole, or not at all.
     ///
     /// Returns [`IngestOutcome::AlreadyIngested`] without writing anything if
@@ -310,8 +311,8 @@ pub trait Store: Send + Sync {
 /// are never mixed, and all vectors of one model have one dimension. They
 /// are written after their document is committed (ingestion never waits
 /// for a model), in small transactions, so an interrupted backfill resumes
-/// where it stopped. A separate trait from [`Store`] so that a backend
-/// without vectors is still a [`Store`]; every backend of this crate has both.
+/// where it stopped. A supertrait of [`Store`]: code that only reads and
+/// writes vectors (the embedding backfill) asks for no more than this.
 pub trait VectorStore: Send + Sync {
     /// Up to `limit` chunks with no vector of `model`, of one document or of
     /// all, in (document, seq) order.
