@@ -3,8 +3,8 @@
 use crate::EXIT_PARTIAL;
 use crate::cli::IngestArgs;
 use esg_core::ChunkParams;
-use esg_ingest::{ErrorCode, IngestError, Provenance, Sandbox, ingest_bytes, read_source};
-use esg_store::{IngestOutcome, Store};
+use esg_ingest::{ErrorCode, IngestError, Provenance, Sandbox, ingest_keeping_source, read_source};
+use esg_store::{FileStore, IngestOutcome, Store};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -55,8 +55,13 @@ impl FileReport {
     }
 }
 
-/// Runs `esg ingest`.
-pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+/// Temporary files of the source-file store older than this were left by a
+/// killed writer and are removed at the start of a run.
+const STALE_SOURCE_TEMPS: Duration = Duration::from_secs(3600);
+
+/// Runs `esg ingest`: each document's source file is kept in `files`
+/// (written before its row is committed; see [`ingest_keeping_source`]).
+pub fn run(store: &dyn Store, files: &FileStore, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     if esg_core::company_key(&args.company).is_empty() {
         anyhow::bail!("--company must contain at least one letter or digit");
     }
@@ -67,6 +72,7 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     sandbox.memory_limit = args.max_memory_mb << 20;
     let max_bytes = args.max_file_mb << 20;
 
+    let _ = files.remove_stale_temps(STALE_SOURCE_TEMPS);
     let inputs = expand(&args.paths);
     let bar = progress_bar(inputs.len() as u64, args.json);
     let mut failed = 0usize;
@@ -76,7 +82,7 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         // Parsers run in the sandboxed worker; this guards our own code too,
         // so one bad file can never take the whole run down.
         let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ingest_one(store, &sandbox, args, input, max_bytes)
+            ingest_one(store, files, &sandbox, args, input, max_bytes)
         }))
         .unwrap_or_else(|_| internal_error(input));
         if report.error.is_some() {
@@ -108,6 +114,7 @@ pub fn run(store: &dyn Store, args: &IngestArgs) -> anyhow::Result<ExitCode> {
 
 fn ingest_one(
     store: &dyn Store,
+    files: &FileStore,
     sandbox: &Sandbox,
     args: &IngestArgs,
     input: &Input,
@@ -136,8 +143,9 @@ fn ingest_one(
         year: args.year,
         filename: &filename,
     };
-    match ingest_bytes(
+    match ingest_keeping_source(
         store,
+        files,
         &bytes,
         who,
         |b| sandbox.extract(b),

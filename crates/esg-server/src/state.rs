@@ -29,6 +29,7 @@ struct Inner {
     concurrency: Arc<Semaphore>,
     security: crate::security::Security,
     score_cache: crate::score_cache::ScoreCache,
+    files: esg_store::FileStore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -68,6 +69,7 @@ impl AppState {
             concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1))),
             security: crate::security::Security::new(config),
             score_cache: crate::score_cache::ScoreCache::new(config.cache_bytes),
+            files: esg_store::FileStore::in_data_dir(&config.data_dir),
         }))
     }
 
@@ -123,6 +125,11 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(|| ApiError::not_ready("the rubric is not loaded yet"))
+    }
+
+    /// The kept source files (`<data-dir>/files`, see [`crate::source_file`]).
+    pub fn files(&self) -> &esg_store::FileStore {
+        &self.0.files
     }
 
     /// The metrics registry.
