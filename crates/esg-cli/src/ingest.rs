@@ -3,8 +3,8 @@
 use crate::EXIT_PARTIAL;
 use crate::cli::IngestArgs;
 use esg_core::ChunkParams;
-use esg_ingest::{ErrorCode, IngestError, Provenance, Sandbox, ingest_bytes, read_source};
-use esg_store::{IngestOutcome, Store};
+use esg_ingest::{ErrorCode, IngestError, Provenance, Sandbox, ingest_keeping_source, read_source};
+use esg_store::{FileStore, IngestOutcome, Store};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -55,11 +55,21 @@ impl FileReport {
     }
 }
 
-/// Runs `esg ingest`: stores every file (one transaction each), then
-/// computes the embedding vectors of the stored documents' chunks (after
-/// the commits, so storing never waits for the model; see
+/// Temporary files of the source-file store older than this were left by a
+/// killed writer and are removed at the start of a run.
+const STALE_SOURCE_TEMPS: Duration = Duration::from_secs(3600);
+
+/// Runs `esg ingest`: each document's source file is kept in `files`
+/// (written before its row is committed; see [`ingest_keeping_source`]),
+/// then the embedding vectors of the stored documents' chunks are computed
+/// (after the commits, so storing never waits for the model; see
 /// [`embed_after_ingest`]).
-pub fn run(store: &dyn Store, data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    store: &dyn Store,
+    files: &FileStore,
+    data_dir: &Path,
+    args: &IngestArgs,
+) -> anyhow::Result<ExitCode> {
     if esg_core::company_key(&args.company).is_empty() {
         anyhow::bail!("--company must contain at least one letter or digit");
     }
@@ -70,6 +80,7 @@ pub fn run(store: &dyn Store, data_dir: &Path, args: &IngestArgs) -> anyhow::Res
     sandbox.memory_limit = args.max_memory_mb << 20;
     let max_bytes = args.max_file_mb << 20;
 
+    let _ = files.remove_stale_temps(STALE_SOURCE_TEMPS);
     let inputs = expand(&args.paths);
     let bar = progress_bar(inputs.len() as u64, args.json);
     let mut failed = 0usize;
@@ -80,7 +91,7 @@ pub fn run(store: &dyn Store, data_dir: &Path, args: &IngestArgs) -> anyhow::Res
         // Parsers run in the sandboxed worker; this guards our own code too,
         // so one bad file can never take the whole run down.
         let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ingest_one(store, &sandbox, args, input, max_bytes)
+            ingest_one(store, files, &sandbox, args, input, max_bytes)
         }))
         .unwrap_or_else(|_| internal_error(input));
         if report.error.is_some() {
@@ -149,6 +160,7 @@ fn embed_after_ingest(store: &dyn Store, data_dir: &Path, args: &IngestArgs, doc
 
 fn ingest_one(
     store: &dyn Store,
+    files: &FileStore,
     sandbox: &Sandbox,
     args: &IngestArgs,
     input: &Input,
@@ -177,8 +189,9 @@ fn ingest_one(
         year: args.year,
         filename: &filename,
     };
-    match ingest_bytes(
+    match ingest_keeping_source(
         store,
+        files,
         &bytes,
         who,
         |b| sandbox.extract(b),

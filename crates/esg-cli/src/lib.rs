@@ -40,7 +40,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))
     };
     match cli.command {
-        Command::Ingest(args) => ingest::run(&open()?, &data_dir, &args),
+        Command::Ingest(args) => ingest::run(
+            &open()?,
+            &esg_store::FileStore::in_data_dir(&data_dir),
+            &data_dir,
+            &args,
+        ),
         Command::Companies(args) => list::companies(&open()?, &args),
         Command::Documents(args) => list::documents(&open()?, &args),
         Command::Search(args) => search::run(&open()?, &data_dir, &args),

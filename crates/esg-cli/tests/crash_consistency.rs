@@ -1,8 +1,9 @@
 //! Crash consistency of `esg ingest`: the real binary is SIGKILLed at random
 //! moments of a multi-document ingest into one real SQLite data directory,
 //! again and again; after every kill the database must be intact and hold
-//! only complete documents, and a last uninterrupted run must store the rest,
-//! each document exactly once.
+//! only complete documents, each with its whole source file under
+//! `files/` (and no partial file under a final name), and a last
+//! uninterrupted run must store the rest, each document exactly once.
 //!
 //! The kill delays come from a seeded generator: the seed is printed, and
 //! `ESG_CRASH_SEED=<seed>` replays a failing run. `ESG_CRASH_ROUNDS` and
@@ -300,6 +301,19 @@ fn check_db(data: &Path, context: &str) -> BTreeMap<String, DocShape> {
             all.push_str(text);
             all.push('\0');
         }
+        // The source file was written before the row was committed.
+        let kept = data.join("files").join(&doc_id[..2]).join(&doc_id);
+        let bytes = std::fs::read(&kept).unwrap_or_else(|e| {
+            panic!(
+                "{context}: document {doc_id} committed without its source file {}: {e}",
+                kept.display()
+            )
+        });
+        assert_eq!(
+            esg_core::sha256_hex(&bytes),
+            doc_id,
+            "{context}: the kept source file of {doc_id} is not its bytes"
+        );
         out.insert(
             doc_id,
             DocShape {
@@ -309,7 +323,33 @@ fn check_db(data: &Path, context: &str) -> BTreeMap<String, DocShape> {
             },
         );
     }
+    check_files(data, context);
     out
+}
+
+/// Every file under `<data>/files` is either whole under its own SHA-256
+/// (a file whose document a kill kept from committing may exist: the next
+/// ingest reuses it) or a temporary `.tmp-` file of a killed writer; never a
+/// partial file under a final name.
+fn check_files(data: &Path, context: &str) {
+    let Ok(shards) = std::fs::read_dir(data.join("files")) else {
+        return;
+    };
+    for shard in shards.flatten() {
+        for e in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(esg_store::files::TMP_PREFIX) {
+                continue;
+            }
+            let bytes = std::fs::read(e.path()).unwrap();
+            assert_eq!(
+                esg_core::sha256_hex(&bytes),
+                name,
+                "{context}: a partial or wrong file under a final name: {}",
+                e.path().display()
+            );
+        }
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 pub mod detect;
 pub mod error;
 pub mod html;
+pub mod keep;
 pub mod pdf;
 pub mod prepare;
 pub mod sandbox;
@@ -16,6 +17,7 @@ pub mod text;
 
 pub use detect::detect;
 pub use error::{ErrorCode, IngestError};
+pub use keep::ingest_keeping_source;
 pub use prepare::{
     PreparedDocument, Provenance, ingest_bytes, prepare_bytes, prepare_file, read_source,
 };

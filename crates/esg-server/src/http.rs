@@ -15,7 +15,7 @@ use crate::error::{ApiError, FieldError};
 use crate::middleware::{GuardLayer, ObserveLayer, panic_response};
 use crate::score_cache::Lookup;
 use crate::state::AppState;
-use crate::{metrics, openapi, upload};
+use crate::{metrics, openapi, source_file, upload};
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -73,6 +73,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // The upload body is streamed to disk under its own limit
         // (`upload::spool`), not buffered by an extractor.
         .route("/documents", get(documents).post(upload))
+        .route("/documents/{doc_id}", get(source_file::document))
+        .route("/documents/{doc_id}/file", get(source_file::file))
         .route("/search", get(search))
         .route(
             "/score",
@@ -93,7 +95,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                     SizeAbove::new(COMPRESS_MIN_BYTES)
                         .and(NotForContentType::GRPC)
                         .and(NotForContentType::IMAGES)
-                        .and(NotForContentType::SSE),
+                        .and(NotForContentType::SSE)
+                        .and(source_file::not_byte_served),
                 ),
         )
         // One composite layer, not three: axum boxes every layer of every
@@ -634,6 +637,7 @@ async fn upload(
         .unwrap_or_else(|| "upload".to_string());
     let extraction = st.extraction().clone();
     let metrics = st.metrics().clone();
+    let files = st.files().clone();
     let (outcome, format) = blocking(move || {
         let bytes = std::fs::read(spooled.file.path()).map_err(|e| {
             tracing::error!(error_type = "spool_error", error = %e, "cannot read the spooled upload");
@@ -669,8 +673,9 @@ async fn upload(
         };
         let span = tracing::info_span!("ingest", format);
         let out = span.in_scope(|| {
-            esg_ingest::ingest_bytes(
+            esg_ingest::ingest_keeping_source(
                 &*store,
+                &files,
                 &bytes,
                 who,
                 extract,
@@ -703,7 +708,12 @@ async fn upload(
                 u64::from(s.pages),
                 u64::from(s.chunks),
             );
-            Ok((status, Json(json!({ "status": label, "document": s }))).into_response())
+            let file_url = source_file::file_url(&s.doc_id);
+            Ok((
+                status,
+                Json(json!({ "status": label, "document": s, "file_url": file_url })),
+            )
+                .into_response())
         }
         Err(e) => {
             st.metrics().observe_ingest(format, e.code.as_str(), 0, 0);

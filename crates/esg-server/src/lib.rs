@@ -44,6 +44,7 @@ pub mod request_id;
 pub mod score_cache;
 pub mod security;
 pub mod shutdown;
+pub mod source_file;
 pub mod state;
 pub mod trace_context;
 pub mod upload;
@@ -61,6 +62,7 @@ pub use state::AppState;
 /// ready. Failures are logged and shown by `/ready`.
 pub async fn load(state: AppState, config: ServerConfig) {
     security::on_load(&state);
+    source_file::on_load(&state);
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         match esg_store::SqliteStore::open_in_dir(&config.data_dir) {

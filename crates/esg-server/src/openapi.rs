@@ -57,6 +57,9 @@ const READ_OPS: &[(&str, &str)] = &[
     ("/companies", "get"),
     ("/companies/{id}", "get"),
     ("/documents", "get"),
+    ("/documents/{doc_id}", "get"),
+    ("/documents/{doc_id}/file", "get"),
+    ("/documents/{doc_id}/file", "head"),
     ("/search", "get"),
     ("/score", "post"),
     ("/trace", "get"),
@@ -106,7 +109,80 @@ fn with_security(mut doc: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    with_security(document_paths())
+    with_security(with_source_files(document_paths()))
+}
+
+/// The kept source files (issue 12, [`crate::source_file`]):
+/// `GET /documents/{doc_id}` and `GET|HEAD /documents/{doc_id}/file`.
+fn with_source_files(mut doc: Value) -> Value {
+    let id = json!({ "name": "doc_id", "in": "path", "required": true,
+        "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+        "description": "The document id: SHA-256 of its bytes, lowercase hex" });
+    let bad_id = || err("doc_id is not a SHA-256 in lowercase hex (validation_failed)");
+    let malformed = || err("The path segment does not decode to UTF-8 (malformed_path)");
+    let hdr = |desc: &str| json!({ "description": desc, "schema": { "type": "string" } });
+    let file_headers = json!({
+        "ETag": hdr("\"<sha256>\" (strong; the bytes never change under a doc_id)"),
+        "Accept-Ranges": hdr("bytes"),
+        "Content-Disposition": hdr("inline; filename=\"...\"; filename*=UTF-8''... (the stored file name)"),
+        "Cache-Control": hdr("private, no-cache")
+    });
+    let mut ok_headers = file_headers.clone();
+    ok_headers["Content-Length"] = hdr("Bytes in the body");
+    let mut part_headers = ok_headers.clone();
+    part_headers["Content-Range"] = hdr("bytes a-b/len");
+    let binary = json!({ "schema": { "type": "string", "format": "binary" } });
+    let file_content = json!({
+        "application/pdf": binary,
+        "text/html": binary,
+        "application/xhtml+xml": binary,
+        "text/plain": binary
+    });
+    let file_responses = |body: bool| {
+        let with = |mut v: Value| {
+            if body {
+                v["content"] = file_content.clone();
+            }
+            v
+        };
+        common_errors(json!({
+            "200": with(json!({ "description": "The whole file (also the answer to several ranges, another range unit or a malformed Range, or a Range whose If-Range is not the ETag)", "headers": ok_headers })),
+            "206": with(json!({ "description": "One byte range (bytes=a-b, a- or -n)", "headers": part_headers })),
+            "304": { "description": "If-None-Match names the ETag", "headers": file_headers },
+            "400": malformed(),
+            "404": err("No such document (document_not_found), or its source file is not on file: ingested before files were kept, removed or damaged; ingest the same file again (source_missing)"),
+            "412": err("If-Match does not name the ETag (precondition_failed)"),
+            "416": { "description": "The range lies outside the file (range_not_satisfiable); Content-Range: bytes */len", "headers": { "Content-Range": hdr("bytes */len") }, "content": content(r("Error")) },
+            "422": bad_id()
+        }))
+    };
+    let range_param = json!({ "name": "Range", "in": "header", "required": false, "schema": { "type": "string" }, "description": "One byte range: bytes=a-b, bytes=a- or bytes=-n" });
+    doc["paths"]["/documents/{doc_id}"] = json!({ "get": {
+        "summary": "One document, with the URL of its source file and whether that file is on file",
+        "parameters": [id],
+        "responses": common_errors(json!({ "200": ok("The document", "DocumentDetail"), "400": malformed(), "404": err("No such document (document_not_found)"), "422": bad_id() }))
+    } });
+    doc["paths"]["/documents/{doc_id}/file"] = json!({
+        "get": {
+            "summary": "The document's original bytes, as ingested (open a PDF at …/file#page=N)",
+            "parameters": [id, range_param],
+            "responses": file_responses(true)
+        },
+        "head": {
+            "summary": "The headers of GET /documents/{doc_id}/file, without the body",
+            "parameters": [id, range_param],
+            "responses": file_responses(false)
+        }
+    });
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["DocumentDetail"] = json!({ "type": "object", "required": ["document", "file_url", "source_available"], "properties": {
+        "document": r("Document"),
+        "file_url": { "type": "string", "description": "/documents/{doc_id}/file" },
+        "source_available": { "type": "boolean", "description": "false: ingest the same file again to keep it" } } });
+    schemas["UploadResult"]["required"] = json!(["status", "document", "file_url"]);
+    schemas["UploadResult"]["properties"]["file_url"] =
+        json!({ "type": "string", "description": "/documents/{doc_id}/file" });
+    doc
 }
 
 fn document_paths() -> Value {

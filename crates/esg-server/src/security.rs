@@ -400,20 +400,26 @@ pub fn check_rate(st: &AppState, req: &Request) -> Option<Response> {
 }
 
 /// Sets the headers every response carries: `X-Content-Type-Options:
-/// nosniff`, `X-Frame-Options: DENY`, a `Content-Security-Policy` that loads
-/// nothing, `Referrer-Policy: no-referrer`, `Cache-Control: no-store` unless
-/// set; and removes any `Server` banner. Called by the access layer
+/// nosniff`, `Referrer-Policy: no-referrer`; `X-Frame-Options: DENY`, a
+/// `Content-Security-Policy` that loads nothing and `Cache-Control:
+/// no-store` unless the handler set its own; and removes any `Server` banner. Called by the access layer
 /// ([`crate::middleware::Observe`]) on every response.
 pub fn set_headers(h: &mut HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // A handler may set its own framing and content policy (the PDF of
+    // `GET /documents/{doc_id}/file`, see `crate::source_file`).
+    if !h.contains_key(header::X_FRAME_OPTIONS) {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

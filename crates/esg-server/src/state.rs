@@ -30,6 +30,7 @@ struct Inner {
     security: crate::security::Security,
     score_cache: crate::score_cache::ScoreCache,
     semantic: OnceLock<crate::embedding::SemanticState>,
+    files: esg_store::FileStore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -70,6 +71,7 @@ impl AppState {
             security: crate::security::Security::new(config),
             score_cache: crate::score_cache::ScoreCache::new(config.cache_bytes),
             semantic: OnceLock::new(),
+            files: esg_store::FileStore::in_data_dir(&config.data_dir),
         }))
     }
 
@@ -125,6 +127,11 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(|| ApiError::not_ready("the rubric is not loaded yet"))
+    }
+
+    /// The kept source files (`<data-dir>/files`, see [`crate::source_file`]).
+    pub fn files(&self) -> &esg_store::FileStore {
+        &self.0.files
     }
 
     /// The metrics registry.

@@ -13,12 +13,14 @@
 
 #![warn(missing_docs)]
 
+pub mod files;
 mod migrations;
 mod sqlite;
 
 use serde::Serialize;
 
 pub use esg_core::{Chunk, CleanedPage, MediaType};
+pub use files::{FileStore, FileStoreError};
 pub use migrations::SCHEMA_VERSION;
 pub use sqlite::{DB_FILE_NAME, SqliteStore};
 

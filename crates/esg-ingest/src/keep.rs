@@ -1,0 +1,244 @@
+//! Ingestion that keeps the source file: [`ingest_keeping_source`] is
+//! [`crate::ingest_bytes`] plus the document's original bytes written to an
+//! [`esg_store::FileStore`] before its row is committed, so a committed
+//! document always has its file (DESIGN §3, §9). `esg ingest` and the
+//! server's `POST /documents` both go through it.
+
+use crate::error::{ErrorCode, IngestError};
+use crate::prepare::{Provenance, ingest_bytes};
+use crate::sandbox::Extracted;
+use esg_core::{ChunkParams, sha256_hex};
+use esg_store::files::PutOutcome;
+use esg_store::{FileStore, IngestOutcome, Store};
+
+fn file_error(e: esg_store::FileStoreError) -> IngestError {
+    IngestError::new(
+        ErrorCode::StorageError,
+        format!("the source file could not be kept: {e}"),
+    )
+}
+
+/// Ingests `bytes` like [`crate::ingest_bytes`] and keeps them in `files`
+/// under their SHA-256.
+///
+/// * A document already stored is reported as such without extraction, and
+///   its file is written when missing (documents stored before files were
+///   kept get theirs back by ingesting the same bytes again).
+/// * A new document's file is written once extraction succeeded and before
+///   the document is cleaned, chunked and committed; a crash in between
+///   leaves only a file without a document, which the next ingest of the
+///   same bytes reuses.
+/// * When the document then turns out to have no text (nothing is stored),
+///   the file written by this call is removed again. That outcome depends
+///   only on the bytes, so no concurrent ingest of the same bytes can have
+///   committed a document relying on it.
+///
+/// # Errors
+/// Those of [`crate::ingest_bytes`]; `storage_error` when the file cannot
+/// be written (then nothing is committed).
+pub fn ingest_keeping_source(
+    store: &dyn Store,
+    files: &FileStore,
+    bytes: &[u8],
+    who: Provenance<'_>,
+    extract: impl FnOnce(&[u8]) -> Result<Extracted, IngestError>,
+    params: ChunkParams,
+) -> Result<IngestOutcome, IngestError> {
+    let doc_id = sha256_hex(bytes);
+    let mut written = false;
+    let outcome = ingest_bytes(
+        store,
+        bytes,
+        who,
+        |b| {
+            let extracted = extract(b)?;
+            // The last step before clean-up, chunking and the commit.
+            written = files.put(&doc_id, b).map_err(file_error)? == PutOutcome::Written;
+            Ok(extracted)
+        },
+        params,
+    );
+    match outcome {
+        Ok(o @ IngestOutcome::AlreadyIngested(_)) => {
+            files.put(&doc_id, bytes).map_err(file_error)?;
+            Ok(o)
+        }
+        Ok(o) => Ok(o),
+        Err(e) => {
+            if written
+                && matches!(e.code, ErrorCode::NoText | ErrorCode::PdfNoTextLayer)
+                && let Ok(path) = files.path_of(&doc_id)
+            {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract_in_process;
+    use esg_core::{MediaType, RawPage};
+    use esg_store::SqliteStore;
+
+    const REPORT: &str = "Our board oversees climate risk. Scope 1 emissions fell by 4 percent in 2023 against the 2019 baseline.";
+
+    fn who() -> Provenance<'static> {
+        Provenance {
+            company: "Acme",
+            year: 2023,
+            filename: "r.txt",
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, SqliteStore, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).unwrap();
+        let files = FileStore::in_data_dir(dir.path());
+        (dir, store, files)
+    }
+
+    #[test]
+    fn the_file_is_on_disk_before_the_document_is_committed() {
+        let (_dir, store, files) = setup();
+        let id = sha256_hex(REPORT.as_bytes());
+        let mut seen_before_commit = None;
+        let out = ingest_keeping_source(
+            &store,
+            &files,
+            REPORT.as_bytes(),
+            who(),
+            extract_in_process,
+            ChunkParams::default(),
+        )
+        .unwrap();
+        assert!(out.is_new());
+        assert_eq!(
+            std::fs::read(files.path_of(&id).unwrap()).unwrap(),
+            REPORT.as_bytes()
+        );
+        // The ordering itself: a commit that fails (a store refusing the
+        // document) still leaves the file, never a document without one.
+        let other = format!("{REPORT} And water use fell.");
+        let other_id = sha256_hex(other.as_bytes());
+        let bad = Provenance {
+            company: "!!!",
+            ..who()
+        };
+        let e = ingest_keeping_source(
+            &store,
+            &files,
+            other.as_bytes(),
+            bad,
+            |b| {
+                let x = extract_in_process(b);
+                seen_before_commit = Some(());
+                x
+            },
+            ChunkParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::StorageError, "{e:?}");
+        assert!(seen_before_commit.is_some());
+        assert!(files.contains(&other_id).unwrap());
+        assert!(store.document(&other_id).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_already_stored_document_gets_its_missing_file_back() {
+        let (_dir, store, files) = setup();
+        let id = sha256_hex(REPORT.as_bytes());
+        // Stored the old way: no file.
+        crate::ingest_bytes(
+            &store,
+            REPORT.as_bytes(),
+            who(),
+            extract_in_process,
+            ChunkParams::default(),
+        )
+        .unwrap();
+        assert!(!files.contains(&id).unwrap());
+        let out = ingest_keeping_source(
+            &store,
+            &files,
+            REPORT.as_bytes(),
+            who(),
+            |_| panic!("an already stored document is not extracted again"),
+            ChunkParams::default(),
+        )
+        .unwrap();
+        assert!(!out.is_new());
+        assert!(files.contains(&id).unwrap());
+    }
+
+    #[test]
+    fn a_document_without_text_keeps_no_file() {
+        let (_dir, store, files) = setup();
+        let bytes = b"   \n   text that the extractor below loses   ";
+        let id = sha256_hex(bytes);
+        let e = ingest_keeping_source(
+            &store,
+            &files,
+            bytes,
+            who(),
+            |_| {
+                Ok(Extracted {
+                    media_type: MediaType::Text,
+                    pages: vec![RawPage {
+                        number: 1,
+                        text: "   ".into(),
+                        is_virtual: false,
+                    }],
+                    warnings: Vec::new(),
+                })
+            },
+            ChunkParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::NoText);
+        assert!(!files.contains(&id).unwrap(), "written, then removed");
+        // An extraction failure never writes one.
+        let e = ingest_keeping_source(
+            &store,
+            &files,
+            b"\x89PNG\r\n\x1a\n",
+            who(),
+            extract_in_process,
+            ChunkParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedFormat);
+        let left: Vec<_> = std::fs::read_dir(files.root())
+            .unwrap()
+            .flatten()
+            .flat_map(|shard| std::fs::read_dir(shard.path()).unwrap().flatten())
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_stops_the_ingest() {
+        let (dir, store, _) = setup();
+        let root = dir.path().join("not-a-dir");
+        std::fs::write(&root, b"x").unwrap();
+        let files = FileStore::new(&root);
+        let e = ingest_keeping_source(
+            &store,
+            &files,
+            REPORT.as_bytes(),
+            who(),
+            extract_in_process,
+            ChunkParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::StorageError);
+        assert!(e.message.contains("source file"), "{}", e.message);
+        assert!(
+            store.documents(None).unwrap().is_empty(),
+            "no document without its file"
+        );
+    }
+}
