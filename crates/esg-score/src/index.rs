@@ -42,8 +42,10 @@ use crate::retrieve::{Bm25Index, Bm25Params};
 use crate::rubric::Rubric;
 use crate::score::{
     DocumentUsed, IndexRef, MatchSource, Pool, RankedHits, Retrieval, ScoreParams, Scorecard,
-    ScoringChunk, ThemeMatches, check_params, documents_of, order_pool, retrieve_theme,
+    ScoringChunk, ThemeMatches, check_params, check_semantic, documents_of, hybrid_theme,
+    order_pool, retrieval_info, retrieve_theme,
 };
+use crate::semantic::SemanticInput;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -205,6 +207,22 @@ impl CompanyIndex {
         rubric: &'a Rubric,
         params: &ScoreParams,
     ) -> Result<Retrieval<'a>, ScoreError> {
+        self.retrieve_with(rubric, params, None)
+    }
+
+    /// [`CompanyIndex::retrieve`] with hybrid retrieval when `params.fusion`
+    /// is set: as [`crate::retrieve_with`] for the same chunks. The lexical
+    /// top-k is the memoised one; the fusion is computed per call (it
+    /// depends on the vectors, which fill in as chunks are embedded).
+    ///
+    /// # Errors
+    /// As [`CompanyIndex::retrieve`] and [`crate::score_with`].
+    pub fn retrieve_with<'a>(
+        &'a self,
+        rubric: &'a Rubric,
+        params: &ScoreParams,
+        semantic: Option<SemanticInput<'_>>,
+    ) -> Result<Retrieval<'a>, ScoreError> {
         if rubric.sha256() != self.rubric_sha256 {
             return Err(ScoreError::InvalidParam {
                 field: "rubric".into(),
@@ -216,25 +234,32 @@ impl CompanyIndex {
             });
         }
         let themes = check_params(rubric, params)?;
+        let semantic = check_semantic(params, semantic, &themes)?;
         if params.year != self.year {
             return Err(ScoreError::NoChunks { year: params.year });
         }
+        let ids = |i: usize| self.pool[i].chunk.chunk_id.as_str();
         let hits = themes
             .iter()
             .map(|&(ti, t)| {
-                let key = (ti, params.k);
-                if let Some(h) = self.lock_top_k().get(&key) {
-                    return Arc::clone(h);
-                }
-                let h = Arc::new(RankedHits::locate(
-                    retrieve_theme(t, &self.bm25, params.k),
-                    |i| self.pool[i].chunk.chunk_id.as_str(),
-                    self.pool.len(),
-                ));
-                self.lock_top_k().insert(key, Arc::clone(&h));
-                h
+                let lexical = self.lexical_top_k(ti, t, params.k);
+                Ok(match &semantic {
+                    None => lexical,
+                    Some(s) => Arc::new(RankedHits::locate(
+                        hybrid_theme(
+                            s,
+                            t,
+                            lexical.hits.clone(),
+                            (0..self.pool.len()).map(ids),
+                            params.k,
+                        )?,
+                        ids,
+                        self.pool.len(),
+                    )),
+                })
             })
-            .collect();
+            .collect::<Result<_, ScoreError>>()?;
+        let info = retrieval_info(semantic.as_ref(), (0..self.pool.len()).map(ids));
         Ok(Retrieval {
             rubric,
             params: params.clone(),
@@ -244,7 +269,42 @@ impl CompanyIndex {
             documents: Cow::Borrowed(&self.documents),
             matches: self,
             bm25: IndexRef::Borrowed(&self.bm25),
+            info,
         })
+    }
+
+    /// Theme `ti`'s BM25 top-k, memoised.
+    fn lexical_top_k(&self, ti: usize, theme: &crate::Theme, k: usize) -> Arc<RankedHits> {
+        let key = (ti, k);
+        if let Some(h) = self.lock_top_k().get(&key) {
+            return Arc::clone(h);
+        }
+        let h = Arc::new(RankedHits::locate(
+            retrieve_theme(theme, &self.bm25, k),
+            |i| self.pool[i].chunk.chunk_id.as_str(),
+            self.pool.len(),
+        ));
+        self.lock_top_k().insert(key, Arc::clone(&h));
+        h
+    }
+
+    /// [`CompanyIndex::score`] with hybrid retrieval when `params.fusion` is
+    /// set: the same [`Scorecard`] as [`crate::score_with`].
+    ///
+    /// # Errors
+    /// As [`CompanyIndex::retrieve_with`].
+    pub fn score_with(
+        &self,
+        rubric: &Rubric,
+        params: &ScoreParams,
+        semantic: Option<SemanticInput<'_>>,
+    ) -> Result<Scorecard, ScoreError> {
+        Ok(self.retrieve_with(rubric, params, semantic)?.score())
+    }
+
+    /// The ids of the indexed chunks, sorted (the pool order).
+    pub fn chunk_ids(&self) -> impl Iterator<Item = &str> {
+        self.pool.iter().map(|c| c.chunk.chunk_id.as_str())
     }
 
     /// Scores the indexed company-year: the same [`Scorecard`] as

@@ -41,6 +41,7 @@ pub mod quote;
 pub mod retrieve;
 pub mod rubric;
 pub mod score;
+pub mod semantic;
 mod text;
 
 pub use error::{CsvError, RubricError, ScoreError};
@@ -57,5 +58,8 @@ pub use score::{
     CORROBORATION_DEPTH, CapApplied, ConfidenceDetail, Corroborated, Corroboration, DEFAULT_K,
     DocumentUsed, Evidence, FoundBy, FoundBySummary, FrameworkSignal, Gap, Overall, Parity,
     Retrieval, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult, retrieve,
-    retrieve_theme, score,
+    retrieve_theme, retrieve_with, score, score_with,
+};
+pub use semantic::{
+    ChunkVectors, DEFAULT_ALPHA, Fusion, RetrievalInfo, SemanticInput, fuse, theme_query_text,
 };

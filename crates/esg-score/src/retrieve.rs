@@ -86,8 +86,17 @@ impl Default for Bm25Params {
 pub struct SearchHit {
     /// The chunk's id.
     pub chunk_id: String,
-    /// BM25 score (> 0).
+    /// BM25 score (> 0); in hybrid retrieval the fused score
+    /// ([`crate::semantic::fuse`]).
     pub score: f64,
+    /// Hybrid retrieval only: the lexical score, when the chunk is in the
+    /// query's lexical top-k.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<f64>,
+    /// Hybrid retrieval only: the cosine similarity of the chunk's vector
+    /// with the query's, when the chunk has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<f64>,
 }
 
 /// An in-memory BM25 index over passages keyed by id.
@@ -223,6 +232,8 @@ impl Bm25Index {
             .map(|(d, score)| SearchHit {
                 chunk_id: self.ids[d].clone(),
                 score,
+                lexical: None,
+                semantic: None,
             })
             .collect()
     }

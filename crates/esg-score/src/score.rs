@@ -56,6 +56,7 @@ use crate::matcher::MatchRule;
 use crate::quote::quote_range;
 use crate::retrieve::{Bm25Index, Bm25Params, SearchHit};
 use crate::rubric::{Band, CoreRule, Rubric, Theme, tenths};
+use crate::semantic::{Fusion, RetrievalInfo, SemanticInput};
 use esg_core::{Chunk, sha256_hex};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,7 +93,7 @@ impl ScoringChunk {
 }
 
 /// What to score and as of when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoreParams {
     /// Chunks retrieved per theme (1..=100).
     pub k: usize,
@@ -104,6 +105,9 @@ pub struct ScoreParams {
     pub as_of_month: u32,
     /// Theme codes to score; `None` scores all, in rubric order.
     pub themes: Option<Vec<String>>,
+    /// `None`: BM25 retrieval. `Some`: hybrid retrieval fused this way,
+    /// which needs the vectors ([`score_with`]).
+    pub fusion: Option<Fusion>,
 }
 
 impl ScoreParams {
@@ -115,6 +119,7 @@ impl ScoreParams {
             as_of_year,
             as_of_month,
             themes: None,
+            fusion: None,
         }
     }
 }
@@ -249,9 +254,18 @@ pub struct RetrievedChunk {
     /// Page of the chunk.
     pub page: u32,
     /// Retrieval score, rounded to 6 decimals: BM25 of the theme query, or the
-    /// reciprocal-rank-fusion score when the theme has stage queries; for a
+    /// reciprocal-rank-fusion score when the theme has stage queries; in
+    /// hybrid retrieval the fused score ([`crate::semantic`]); for a
     /// chunk found by corroboration, BM25 of the query searched.
     pub score: f64,
+    /// Hybrid retrieval only: the lexical score (as `score` is in BM25
+    /// retrieval), when the chunk is in the theme's lexical top-k; 6 decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<f64>,
+    /// Hybrid retrieval only: cosine similarity of the chunk's vector with
+    /// the theme's query vector, when the chunk has one; 6 decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<f64>,
     /// `retrieval` for the top-k (ranks 1..=k), `corroboration` for a chunk
     /// added after them because it corroborates a stage's single quote.
     pub found_by: FoundBy,
@@ -397,6 +411,9 @@ pub struct Scorecard {
     pub as_of: String,
     /// Chunks retrieved per theme.
     pub k: usize,
+    /// Which retrieval ran: BM25, or hybrid with its model, fusion and the
+    /// share of chunks that have a vector.
+    pub retrieval: RetrievalInfo,
     /// Per-theme results, in rubric order.
     pub themes: Vec<ThemeResult>,
     /// Mean stage and grade.
@@ -414,14 +431,31 @@ pub struct Scorecard {
 ///
 /// # Errors
 /// [`ScoreError::InvalidParam`] for `k` outside 1..=100, a month outside
-/// 1..=12, or unknown/empty theme codes; [`ScoreError::NoChunks`] when no
-/// chunk has the requested year.
+/// 1..=12, unknown/empty theme codes, or `params.fusion` set (hybrid
+/// retrieval needs vectors: [`score_with`]); [`ScoreError::NoChunks`]
+/// when no chunk has the requested year.
 pub fn score(
     rubric: &Rubric,
     chunks: &[ScoringChunk],
     params: &ScoreParams,
 ) -> Result<Scorecard, ScoreError> {
     Ok(retrieve(rubric, chunks, params)?.score())
+}
+
+/// [`score`] with hybrid retrieval when `params.fusion` is set: `semantic`
+/// gives the vectors and theme query vectors (see [`crate::semantic`]).
+///
+/// # Errors
+/// As [`score`]; [`ScoreError::InvalidParam`] (field `semantic`) when
+/// `params.fusion` and `semantic` disagree or a theme's query vector is
+/// missing or of another dimension.
+pub fn score_with(
+    rubric: &Rubric,
+    chunks: &[ScoringChunk],
+    params: &ScoreParams,
+    semantic: Option<SemanticInput<'_>>,
+) -> Result<Scorecard, ScoreError> {
+    Ok(retrieve_with(rubric, chunks, params, semantic)?.score())
 }
 
 /// The retrieval phase of [`score`]: the year's chunks (de-duplicated by
@@ -448,6 +482,8 @@ pub struct Retrieval<'a> {
     pub(crate) matches: &'a dyn MatchSource,
     /// The BM25 index of the pool, searched again for corroborating quotes.
     pub(crate) bm25: IndexRef<'a>,
+    /// Which retrieval ran.
+    pub(crate) info: RetrievalInfo,
 }
 
 /// The pool's BM25 index: built by [`retrieve`] or borrowed from a
@@ -639,6 +675,7 @@ impl Retrieval<'_> {
             documents,
             matches,
             bm25,
+            info,
         } = self;
         let params = &params;
         let languages: BTreeMap<&str, &str> = documents
@@ -697,13 +734,14 @@ impl Retrieval<'_> {
         let overall = overall(rubric, &results);
         let as_of = format!("{:04}-{:02}", params.as_of_year, params.as_of_month);
         let theme_refs: Vec<&Theme> = themes.iter().map(|(_, t)| *t).collect();
-        let fingerprint = fingerprint(rubric, params, &theme_refs, &documents);
+        let fingerprint = fingerprint(rubric, params, &theme_refs, &documents, &info);
         Scorecard {
             rubric_version: rubric.version.clone(),
             rubric_sha256: rubric.sha256().to_string(),
             year: params.year,
             as_of,
             k: params.k,
+            retrieval: info,
             themes: results,
             overall,
             documents,
@@ -784,7 +822,22 @@ pub fn retrieve<'a>(
     chunks: &'a [ScoringChunk],
     params: &ScoreParams,
 ) -> Result<Retrieval<'a>, ScoreError> {
+    retrieve_with(rubric, chunks, params, None)
+}
+
+/// [`retrieve`] with hybrid retrieval when `params.fusion` is set (see
+/// [`score_with`]).
+///
+/// # Errors
+/// As [`score_with`].
+pub fn retrieve_with<'a>(
+    rubric: &'a Rubric,
+    chunks: &'a [ScoringChunk],
+    params: &ScoreParams,
+    semantic: Option<SemanticInput<'_>>,
+) -> Result<Retrieval<'a>, ScoreError> {
     let themes = check_params(rubric, params)?;
+    let semantic = check_semantic(params, semantic, &themes)?;
 
     // The year's chunks, de-duplicated by chunk id, in id order.
     let mut pool: Vec<&ScoringChunk> = chunks.iter().filter(|c| c.year == params.year).collect();
@@ -797,16 +850,23 @@ pub fn retrieve<'a>(
         pool.iter()
             .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
     );
+    let ids = |i: usize| pool[i].chunk.chunk_id.as_str();
     let hits = themes
         .iter()
         .map(|(_, t)| {
-            std::sync::Arc::new(RankedHits::locate(
-                retrieve_theme(t, &index, params.k),
-                |i| pool[i].chunk.chunk_id.as_str(),
+            let lexical = retrieve_theme(t, &index, params.k);
+            let hits = match &semantic {
+                None => lexical,
+                Some(s) => hybrid_theme(s, t, lexical, (0..pool.len()).map(ids), params.k)?,
+            };
+            Ok(std::sync::Arc::new(RankedHits::locate(
+                hits,
+                ids,
                 pool.len(),
-            ))
+            )))
         })
-        .collect();
+        .collect::<Result<_, ScoreError>>()?;
+    let info = retrieval_info(semantic.as_ref(), (0..pool.len()).map(ids));
     let documents = std::borrow::Cow::Owned(documents_of(pool.iter().copied()));
     Ok(Retrieval {
         rubric,
@@ -817,7 +877,90 @@ pub fn retrieve<'a>(
         documents,
         matches: &Fresh,
         bm25: IndexRef::Owned(Box::new(index)),
+        info,
     })
+}
+
+/// Checks that `params.fusion` and `semantic` agree and that every selected
+/// theme has a query vector of the vectors' dimension.
+pub(crate) fn check_semantic<'s>(
+    params: &ScoreParams,
+    semantic: Option<SemanticInput<'s>>,
+    themes: &[(usize, &Theme)],
+) -> Result<Option<SemanticInput<'s>>, ScoreError> {
+    match (params.fusion, semantic) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(
+            "semantic",
+            "vectors given, but the parameters ask for BM25 retrieval (fusion unset)",
+        )),
+        (Some(_), None) => Err(invalid(
+            "semantic",
+            "hybrid retrieval needs the chunks' vectors and the themes' query vectors",
+        )),
+        (Some(fusion), Some(s)) => {
+            let dim = s.vectors.dim();
+            for (_, t) in themes {
+                match s.queries.get(&t.code) {
+                    None => {
+                        return Err(invalid(
+                            "semantic",
+                            format!("no query vector for theme {}", t.code),
+                        ));
+                    }
+                    Some(q) if q.len() != dim => {
+                        return Err(invalid(
+                            "semantic",
+                            format!(
+                                "the query vector of theme {} has {} values, the chunks' {dim}",
+                                t.code,
+                                q.len()
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(Some(SemanticInput { fusion, ..s }))
+        }
+    }
+}
+
+/// A theme's hybrid top-k: its lexical top-k fused with the similarities of
+/// the pool's chunks to its query vector.
+pub(crate) fn hybrid_theme<'p>(
+    s: &SemanticInput<'_>,
+    theme: &Theme,
+    lexical: Vec<SearchHit>,
+    pool_ids: impl Iterator<Item = &'p str>,
+    k: usize,
+) -> Result<Vec<SearchHit>, ScoreError> {
+    let query = s.queries.get(&theme.code).ok_or_else(|| {
+        invalid(
+            "semantic",
+            format!("no query vector for theme {}", theme.code),
+        )
+    })?;
+    let semantic = s.vectors.similarities(query, pool_ids)?;
+    Ok(crate::semantic::fuse(&lexical, &semantic, s.fusion, k))
+}
+
+/// What [`Scorecard::retrieval`] says for a pool of `pool_ids`.
+pub(crate) fn retrieval_info<'p>(
+    semantic: Option<&SemanticInput<'_>>,
+    pool_ids: impl Iterator<Item = &'p str>,
+) -> RetrievalInfo {
+    match semantic {
+        None => RetrievalInfo::bm25(),
+        Some(s) => {
+            let (mut n, mut with) = (0, 0);
+            for id in pool_ids {
+                n += 1;
+                with += usize::from(s.vectors.contains(id));
+            }
+            RetrievalInfo::hybrid(s.vectors.model_id(), s.fusion, n, with)
+        }
+    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ScoreError {
@@ -866,6 +1009,7 @@ fn fingerprint(
     params: &ScoreParams,
     themes: &[&Theme],
     docs: &[DocumentUsed],
+    retrieval: &RetrievalInfo,
 ) -> String {
     #[derive(Serialize)]
     struct Canonical<'a> {
@@ -873,6 +1017,10 @@ fn fingerprint(
         rubric_version: &'a str,
         rubric_sha256: &'a str,
         documents: Vec<(&'a str, &'a str)>,
+        /// Absent for BM25, so BM25 fingerprints are those of before
+        /// hybrid retrieval existed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retrieval: Option<&'a RetrievalInfo>,
     }
     #[derive(Serialize)]
     struct CanonicalRequest<'a> {
@@ -896,6 +1044,7 @@ fn fingerprint(
             .iter()
             .map(|d| (d.doc_id.as_str(), d.source_sha256.as_str()))
             .collect(),
+        retrieval: (retrieval.method != "bm25").then_some(retrieval),
     };
     sha256_hex(serde_json::to_string(&c).unwrap_or_default())
 }
@@ -953,7 +1102,12 @@ pub fn retrieve_theme(theme: &Theme, index: &Bm25Index, k: usize) -> Vec<SearchH
     }
     let mut out: Vec<SearchHit> = fused
         .into_iter()
-        .map(|(chunk_id, score)| SearchHit { chunk_id, score })
+        .map(|(chunk_id, score)| SearchHit {
+            chunk_id,
+            score,
+            lexical: None,
+            semantic: None,
+        })
         .collect();
     out.sort_by(|a, b| {
         b.score
@@ -1290,6 +1444,8 @@ fn score_theme(
             doc_id: c.doc_id.clone(),
             page: c.chunk.page,
             score: round_to(h.score, 6),
+            lexical: h.lexical.map(|x| round_to(x, 6)),
+            semantic: h.semantic.map(|x| round_to(x, 6)),
             found_by: FoundBy::Retrieval,
         })
         .collect();
@@ -1883,6 +2039,8 @@ fn corroborate(
                     doc_id: chunk.doc_id.clone(),
                     page: chunk.chunk.page,
                     score: round_to(hit.score, 6),
+                    lexical: None,
+                    semantic: None,
                     found_by: FoundBy::Corroboration,
                 });
             }

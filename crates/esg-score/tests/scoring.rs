@@ -814,3 +814,207 @@ fn non_english_documents_are_reported_and_lower_confidence() {
         serde_json::to_string(&score(&r, &chunks, &p).unwrap()).unwrap()
     );
 }
+
+/// A deterministic stand-in for an embedding model in these tests: a
+/// bag-of-words vector hashed into 64 dimensions, so texts sharing words
+/// are similar. (The real model is tested in esg-embed and end to end in
+/// esg-cli; here only the arithmetic of fusion is under test.)
+fn hashed_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; 64];
+    for w in esg_score::tokenize(text) {
+        let h = esg_core::sha256_hex(&w);
+        let i = usize::from_str_radix(&h[..4], 16).unwrap() % 64;
+        v[i] += 1.0;
+    }
+    v
+}
+
+fn semantic_setup(
+    r: &Rubric,
+    chunks: &[ScoringChunk],
+    every: usize,
+) -> (
+    esg_score::ChunkVectors,
+    std::collections::HashMap<String, Vec<f32>>,
+) {
+    let vectors = esg_score::ChunkVectors::new(
+        "test/hashed-bow",
+        64,
+        chunks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % every == 0)
+            .map(|(_, c)| (c.chunk.chunk_id.clone(), hashed_vector(&c.chunk.text))),
+    )
+    .unwrap();
+    let queries = r
+        .themes
+        .iter()
+        .map(|t| {
+            (
+                t.code.clone(),
+                hashed_vector(&esg_score::theme_query_text(t)),
+            )
+        })
+        .collect();
+    (vectors, queries)
+}
+
+#[test]
+fn hybrid_retrieval_is_deterministic_reported_and_alpha_one_is_bm25() {
+    use esg_score::{CompanyIndex, Fusion, SemanticInput, score_with};
+    let chunks = doc("rich", 2023, RICH_REPORT);
+    let r = Rubric::builtin();
+    let (vectors, queries) = semantic_setup(&r, &chunks, 1);
+    let json = |c: &Scorecard| serde_json::to_value(c).unwrap();
+    let bm25 = score(&r, &chunks, &ScoreParams::new(2023, 2024, 6)).unwrap();
+    assert_eq!(
+        json(&bm25)["retrieval"],
+        serde_json::json!({"method": "bm25"})
+    );
+
+    let index = CompanyIndex::new(&r, chunks.clone(), 2023).unwrap();
+    for fusion in [
+        Fusion::Alpha(1.0),
+        Fusion::Alpha(0.6),
+        Fusion::Alpha(0.0),
+        Fusion::Rrf,
+    ] {
+        let mut p = ScoreParams::new(2023, 2024, 6);
+        p.fusion = Some(fusion);
+        let input = SemanticInput {
+            fusion,
+            vectors: &vectors,
+            queries: &queries,
+        };
+        let a = score_with(&r, &chunks, &p, Some(input)).unwrap();
+        let b = score_with(&r, &chunks, &p, Some(input)).unwrap();
+        let c = index.score_with(&r, &p, Some(input)).unwrap();
+        let ja = serde_json::to_string(&a).unwrap();
+        assert_eq!(ja, serde_json::to_string(&b).unwrap(), "{fusion:?}");
+        assert_eq!(ja, serde_json::to_string(&c).unwrap(), "index {fusion:?}");
+        let info = json(&a)["retrieval"].clone();
+        assert_eq!(info["method"], "hybrid");
+        assert_eq!(info["model"], "test/hashed-bow");
+        assert_eq!(info["fusion"], fusion.name());
+        assert_eq!(info["semantic_coverage"], 1.0);
+        assert_ne!(a.fingerprint, bm25.fingerprint, "{fusion:?}");
+        assert!(a.parity.parity_ok);
+        for t in &a.themes {
+            for h in t
+                .retrieved
+                .iter()
+                .filter(|h| h.found_by == esg_score::FoundBy::Retrieval)
+            {
+                assert!(h.semantic.is_some(), "every chunk has a vector");
+            }
+        }
+        if fusion == Fusion::Alpha(1.0) {
+            // alpha 1 is BM25 only: the same chunks in the same order,
+            // hence the same stages and quotes.
+            for (h, l) in a.themes.iter().zip(&bm25.themes) {
+                let ids = |t: &esg_score::ThemeResult| {
+                    t.retrieved
+                        .iter()
+                        .map(|x| x.chunk_id.clone())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(ids(h), ids(l), "{}", h.theme);
+                assert_eq!(h.stage, l.stage);
+                assert_eq!(h.evidence, l.evidence);
+            }
+        }
+    }
+    // Alpha is part of the fingerprint.
+    let fp = |fusion| {
+        let mut p = ScoreParams::new(2023, 2024, 6);
+        p.fusion = Some(fusion);
+        let input = SemanticInput {
+            fusion,
+            vectors: &vectors,
+            queries: &queries,
+        };
+        score_with(&r, &chunks, &p, Some(input))
+            .unwrap()
+            .fingerprint
+    };
+    assert_ne!(fp(Fusion::Alpha(0.5)), fp(Fusion::Alpha(0.6)));
+}
+
+#[test]
+fn partial_vectors_are_used_and_reported() {
+    use esg_score::{Fusion, SemanticInput, score_with};
+    let chunks = doc("rich", 2023, RICH_REPORT);
+    let r = Rubric::builtin();
+    let (vectors, queries) = semantic_setup(&r, &chunks, 2);
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.fusion = Some(Fusion::Alpha(0.3));
+    let card = score_with(
+        &r,
+        &chunks,
+        &p,
+        Some(SemanticInput {
+            fusion: Fusion::Alpha(0.3),
+            vectors: &vectors,
+            queries: &queries,
+        }),
+    )
+    .unwrap();
+    let n = chunks.len();
+    let with = n.div_ceil(2);
+    assert_eq!(card.retrieval.chunks, Some(n));
+    assert_eq!(card.retrieval.chunks_with_vectors, Some(with));
+    let cov = card.retrieval.semantic_coverage.unwrap();
+    assert!((cov - with as f64 / n as f64).abs() < 1e-4, "{cov}");
+    // A chunk without a vector can only come in by its lexical score.
+    for t in &card.themes {
+        for h in &t.retrieved {
+            if !vectors.contains(&h.chunk_id) && h.found_by == esg_score::FoundBy::Retrieval {
+                assert!(h.semantic.is_none() && h.lexical.is_some(), "{h:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn hybrid_parameters_must_agree_with_the_input() {
+    use esg_score::{Fusion, ScoreError, SemanticInput, score_with};
+    let chunks = doc("rich", 2023, RICH_REPORT);
+    let r = Rubric::builtin();
+    let (vectors, mut queries) = semantic_setup(&r, &chunks, 1);
+    let mut p = ScoreParams::new(2023, 2024, 6);
+    p.fusion = Some(Fusion::Rrf);
+    let field = |e: ScoreError| match e {
+        ScoreError::InvalidParam { field, .. } => field,
+        other => panic!("{other:?}"),
+    };
+    // Hybrid asked, no vectors given.
+    assert_eq!(field(score(&r, &chunks, &p).unwrap_err()), "semantic");
+    // A theme's query vector missing, or of another dimension.
+    queries.remove("GHG");
+    let input = SemanticInput {
+        fusion: Fusion::Rrf,
+        vectors: &vectors,
+        queries: &queries,
+    };
+    assert_eq!(
+        field(score_with(&r, &chunks, &p, Some(input)).unwrap_err()),
+        "semantic"
+    );
+    queries.insert("GHG".into(), vec![1.0; 3]);
+    let input = SemanticInput {
+        fusion: Fusion::Rrf,
+        vectors: &vectors,
+        queries: &queries,
+    };
+    assert_eq!(
+        field(score_with(&r, &chunks, &p, Some(input)).unwrap_err()),
+        "semantic"
+    );
+    // Vectors given, BM25 asked.
+    p.fusion = None;
+    assert_eq!(
+        field(score_with(&r, &chunks, &p, Some(input)).unwrap_err()),
+        "semantic"
+    );
+}

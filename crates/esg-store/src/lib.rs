@@ -202,6 +202,36 @@ pub struct RuleMatches {
     pub data: Vec<u8>,
 }
 
+/// A chunk waiting for its vector of some model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChunk {
+    /// The chunk.
+    pub chunk_id: String,
+    /// The document it belongs to.
+    pub doc_id: String,
+    /// Its text (what is embedded).
+    pub text: String,
+}
+
+/// One chunk's sentence-embedding vector: `dim` f32 values, little-endian
+/// (opaque to the store beyond its length; see `esg_embed::vector_to_le_bytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkVector {
+    /// The chunk.
+    pub chunk_id: String,
+    /// `4 × dim` bytes.
+    pub vector: Vec<u8>,
+}
+
+/// How many chunks have a vector of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct VectorCounts {
+    /// Chunks in scope.
+    pub chunks: u64,
+    /// Of those, chunks with a vector of the model.
+    pub embedded: u64,
+}
+
 /// Totals over the whole store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StoreCounts {
@@ -272,6 +302,59 @@ pub trait Store: Send + Sync {
         rubric_sha256: &str,
         matches: &[RuleMatches],
     ) -> Result<usize, StoreError>;
+}
+
+/// The sentence-embedding vectors of chunks (semantic retrieval, DESIGN §4).
+///
+/// Vectors are keyed by model id and chunk: vectors of different models
+/// are never mixed, and all vectors of one model have one dimension. They
+/// are written after their document is committed (ingestion never waits
+/// for a model), in small transactions, so an interrupted backfill resumes
+/// where it stopped. A separate trait from [`Store`] so that a backend
+/// without vectors is still a [`Store`]; every backend of this crate has both.
+pub trait VectorStore: Send + Sync {
+    /// Up to `limit` chunks with no vector of `model`, of one document or of
+    /// all, in (document, seq) order.
+    fn chunks_without_vectors(
+        &self,
+        model: &str,
+        doc_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PendingChunk>, StoreError>;
+
+    /// Stores vectors of `model` with `dim` values each, in one transaction;
+    /// a chunk that already has a vector of `model` keeps it. Returns how
+    /// many were new. [`StoreError::Invalid`], with nothing written, when a
+    /// chunk is not stored, a vector is not `4 × dim` bytes, or `model`
+    /// already has vectors of another dimension
+    /// ([`VectorStore::vector_dim`]).
+    fn put_vectors(
+        &self,
+        model: &str,
+        dim: usize,
+        vectors: &[ChunkVector],
+    ) -> Result<usize, StoreError>;
+
+    /// The vectors of `model` on the chunks of one company (matched by key)
+    /// and year, sorted by chunk id. Chunks without one are absent.
+    fn vectors(
+        &self,
+        model: &str,
+        company: &str,
+        year: i32,
+    ) -> Result<Vec<ChunkVector>, StoreError>;
+
+    /// The dimension of the stored vectors of `model`, `None` when it has
+    /// none.
+    fn vector_dim(&self, model: &str) -> Result<Option<usize>, StoreError>;
+
+    /// Chunks with and without a vector of `model`: of one company-year when
+    /// `scope` is given, else of the whole store.
+    fn vector_counts(
+        &self,
+        model: &str,
+        scope: Option<(&str, i32)>,
+    ) -> Result<VectorCounts, StoreError>;
 }
 
 /// Checks a document before anything is written. Returns the company key.

@@ -78,6 +78,21 @@ CREATE TABLE rule_matches (
 -- Child-key index for the chunks foreign key.
 CREATE INDEX rule_matches_chunk ON rule_matches(chunk_id);
 "#,
+    // 3: sentence-embedding vectors of chunks (semantic retrieval), one per
+    // (model, chunk), computed after the chunk's document is committed.
+    // f32 little-endian, `dim` values. Derived data, but costly to remake
+    // (tens of chunks per second), so kept like the chunks themselves.
+    r#"
+CREATE TABLE chunk_vectors (
+    model    TEXT    NOT NULL CHECK (model <> ''),
+    chunk_id TEXT    NOT NULL REFERENCES chunks(chunk_id) ON DELETE CASCADE,
+    dim      INTEGER NOT NULL CHECK (dim > 0),
+    vector   BLOB    NOT NULL CHECK (length(vector) = 4 * dim),
+    PRIMARY KEY (model, chunk_id)
+) WITHOUT ROWID;
+-- Child-key index for the chunks foreign key.
+CREATE INDEX chunk_vectors_chunk ON chunk_vectors(chunk_id);
+"#,
 ];
 
 /// The schema version this program writes and reads: the number of

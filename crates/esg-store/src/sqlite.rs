@@ -11,8 +11,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::migrations;
 use crate::{
-    Chunk, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument, RuleMatches,
-    Store, StoreCounts, StoreError, StoredChunk, validate,
+    Chunk, ChunkVector, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument,
+    PendingChunk, RuleMatches, Store, StoreCounts, StoreError, StoredChunk, VectorCounts,
+    VectorStore, validate,
 };
 
 /// Name of the database file that [`SqliteStore::open_in_dir`] uses.
@@ -591,6 +592,179 @@ impl Store for SqliteStore {
             documents: n(documents)?,
             pages: n(pages)?,
             chunks: n(chunks)?,
+        })
+    }
+}
+
+/// The transaction of [`VectorStore::put_vectors`].
+fn put_vectors(
+    conn: &mut Connection,
+    model: &str,
+    dim: usize,
+    vectors: &[ChunkVector],
+) -> Result<usize, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Checked inside the write transaction, so two writers with different
+    // dimensions cannot both pass.
+    if let Some(found) = query_vector_dim(&tx, model)?
+        && found != dim
+    {
+        return Err(StoreError::Invalid(format!(
+            "model {model} has {found}-dimensional vectors stored; refusing {dim}-dimensional ones \
+             (a different model under the same name?)"
+        )));
+    }
+    let mut added = 0;
+    {
+        let mut exists = tx.prepare_cached("SELECT 1 FROM chunks WHERE chunk_id = ?1")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO chunk_vectors (model, chunk_id, dim, vector) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for v in vectors {
+            if !exists.exists([&v.chunk_id])? {
+                return Err(StoreError::Invalid(format!(
+                    "vector for chunk {}, which is not stored",
+                    v.chunk_id
+                )));
+            }
+            added += insert.execute(params![model, v.chunk_id, dim as i64, v.vector])?;
+        }
+    }
+    tx.commit()?;
+    Ok(added)
+}
+
+fn query_vector_dim(conn: &Connection, model: &str) -> Result<Option<usize>, StoreError> {
+    let dim: Option<i64> = conn
+        .prepare_cached("SELECT dim FROM chunk_vectors WHERE model = ?1 LIMIT 1")?
+        .query_row([model], |r| r.get(0))
+        .optional()?;
+    dim.map(|d| usize::try_from(d).map_err(|_| corrupt("chunk_vectors.dim", d)))
+        .transpose()
+}
+
+impl VectorStore for SqliteStore {
+    fn chunks_without_vectors(
+        &self,
+        model: &str,
+        doc_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PendingChunk>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT ch.chunk_id, d.doc_id, ch.text \
+             FROM documents d \
+             CROSS JOIN chunks ch ON ch.document = d.id \
+             WHERE (?2 IS NULL OR d.doc_id = ?2) \
+               AND NOT EXISTS (SELECT 1 FROM chunk_vectors v \
+                               WHERE v.model = ?1 AND v.chunk_id = ch.chunk_id) \
+             ORDER BY d.id, ch.seq \
+             LIMIT ?3",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![model, doc_id, limit], |r| {
+            Ok(PendingChunk {
+                chunk_id: r.get(0)?,
+                doc_id: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn put_vectors(
+        &self,
+        model: &str,
+        dim: usize,
+        vectors: &[ChunkVector],
+    ) -> Result<usize, StoreError> {
+        if model.is_empty() {
+            return Err(StoreError::Invalid("model id is empty".into()));
+        }
+        if dim == 0 || i64::try_from(dim).is_err() {
+            return Err(StoreError::Invalid(format!("vector dimension {dim}")));
+        }
+        if let Some(v) = vectors.iter().find(|v| v.vector.len() != 4 * dim) {
+            return Err(StoreError::Invalid(format!(
+                "vector for chunk {} has {} bytes, expected {} ({dim} f32 values)",
+                v.chunk_id,
+                v.vector.len(),
+                4 * dim
+            )));
+        }
+        if vectors.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.lock();
+        put_vectors(&mut conn, model, dim, vectors)
+    }
+
+    fn vectors(
+        &self,
+        model: &str,
+        company: &str,
+        year: i32,
+    ) -> Result<Vec<ChunkVector>, StoreError> {
+        let key = esg_core::company_key(company);
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            // As in `rule_matches`: from the company's chunks to their
+            // vectors by primary key.
+            "SELECT v.chunk_id, v.vector \
+             FROM companies c \
+             CROSS JOIN documents d ON d.company_id = c.id \
+             CROSS JOIN chunks ch ON ch.document = d.id \
+             CROSS JOIN chunk_vectors v ON v.model = ?1 AND v.chunk_id = ch.chunk_id \
+             WHERE c.key = ?2 AND d.year = ?3 \
+             ORDER BY v.chunk_id",
+        )?;
+        let rows = stmt.query_map(params![model, key, year], |r| {
+            Ok(ChunkVector {
+                chunk_id: r.get(0)?,
+                vector: r.get(1)?,
+            })
+        })?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+        // The same chunk may belong to two documents of the year.
+        out.dedup_by(|b, a| a.chunk_id == b.chunk_id);
+        Ok(out)
+    }
+
+    fn vector_dim(&self, model: &str) -> Result<Option<usize>, StoreError> {
+        query_vector_dim(&self.read(), model)
+    }
+
+    fn vector_counts(
+        &self,
+        model: &str,
+        scope: Option<(&str, i32)>,
+    ) -> Result<VectorCounts, StoreError> {
+        let conn = self.read();
+        let (chunks, embedded): (i64, i64) = match scope {
+            None => conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM chunks), \
+                        (SELECT COUNT(*) FROM chunk_vectors WHERE model = ?1)",
+                [model],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?,
+            Some((company, year)) => conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COUNT(v.chunk_id) \
+                     FROM companies c \
+                     CROSS JOIN documents d ON d.company_id = c.id \
+                     CROSS JOIN chunks ch ON ch.document = d.id \
+                     LEFT JOIN chunk_vectors v ON v.model = ?1 AND v.chunk_id = ch.chunk_id \
+                     WHERE c.key = ?2 AND d.year = ?3",
+                )?
+                .query_row(params![model, esg_core::company_key(company), year], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+        };
+        let n = |v: i64| u64::try_from(v).map_err(|_| corrupt("a row count", v));
+        Ok(VectorCounts {
+            chunks: n(chunks)?,
+            embedded: n(embedded)?,
         })
     }
 }

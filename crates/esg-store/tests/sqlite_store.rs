@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use esg_core::sha256_hex;
 use esg_store::{
-    Chunk, CleanedPage, IngestOutcome, MediaType, NewDocument, SCHEMA_VERSION, SqliteStore, Store,
-    StoreCounts, StoreError,
+    Chunk, ChunkVector, CleanedPage, IngestOutcome, MediaType, NewDocument, SCHEMA_VERSION,
+    SqliteStore, Store, StoreCounts, StoreError, VectorCounts, VectorStore,
 };
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -121,7 +121,14 @@ fn fresh_store_is_migrated_in_wal_mode() {
         .unwrap();
     assert_eq!(
         tables,
-        ["chunks", "companies", "documents", "pages", "rule_matches"]
+        [
+            "chunk_vectors",
+            "chunks",
+            "companies",
+            "documents",
+            "pages",
+            "rule_matches"
+        ]
     );
 }
 
@@ -819,4 +826,135 @@ fn rule_matches_round_trip_per_rubric_company_and_year() {
     drop(store);
     let reopened = SqliteStore::open_in_dir(dir.path()).unwrap();
     assert_eq!(reopened.rule_matches("r1", "acme plc", 2022).unwrap(), want);
+}
+
+/// A `dim`-value vector whose values are derived from `seed`, as bytes.
+fn vector(seed: usize, dim: usize) -> Vec<u8> {
+    (0..dim)
+        .flat_map(|i| ((seed * 31 + i) as f32 / 7.0).to_le_bytes())
+        .collect()
+}
+
+#[test]
+fn vectors_are_stored_once_per_model_and_chunk_and_backfill_resumes() {
+    let (_dir, store) = new_store();
+    let a = make_doc("vec-a", "Acme plc", 2022, 3); // 6 chunks
+    let b = make_doc("vec-b", "Beta AG", 2022, 2); // 4 chunks
+    store.put_document(&a).unwrap();
+    store.put_document(&b).unwrap();
+    let m = "test/model";
+    assert_eq!(store.vector_dim(m).unwrap(), None);
+    assert_eq!(
+        store.vector_counts(m, None).unwrap(),
+        VectorCounts {
+            chunks: 10,
+            embedded: 0
+        }
+    );
+
+    // Pending chunks come in document-then-seq order, per document or all.
+    let pending_a = store
+        .chunks_without_vectors(m, Some(&a.doc_id), 100)
+        .unwrap();
+    let ids_a: Vec<&str> = a.chunks.iter().map(|c| c.chunk_id.as_str()).collect();
+    assert_eq!(
+        pending_a
+            .iter()
+            .map(|p| p.chunk_id.as_str())
+            .collect::<Vec<_>>(),
+        ids_a
+    );
+    assert!(pending_a.iter().all(|p| p.doc_id == a.doc_id));
+    assert_eq!(pending_a[0].text, a.chunks[0].text);
+    assert_eq!(store.chunks_without_vectors(m, None, 4).unwrap().len(), 4);
+
+    // A first batch, as a backfill killed after one commit leaves it.
+    let first: Vec<ChunkVector> = pending_a[..4]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ChunkVector {
+            chunk_id: p.chunk_id.clone(),
+            vector: vector(i, 8),
+        })
+        .collect();
+    assert_eq!(store.put_vectors(m, 8, &first).unwrap(), 4);
+    assert_eq!(store.put_vectors(m, 8, &first).unwrap(), 0, "idempotent");
+    assert_eq!(store.vector_dim(m).unwrap(), Some(8));
+    let rest = store.chunks_without_vectors(m, None, 100).unwrap();
+    assert_eq!(rest.len(), 6, "resumes with what is missing");
+    assert_eq!(rest[0].chunk_id, a.chunks[4].chunk_id);
+    // Another model sees every chunk as missing.
+    assert_eq!(
+        store
+            .chunks_without_vectors("other", None, 100)
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // Read back per company-year, sorted by chunk id, bytes exact.
+    let got = store.vectors(m, "ACME PLC", 2022).unwrap();
+    let mut want = first.clone();
+    want.sort_by(|x, y| x.chunk_id.cmp(&y.chunk_id));
+    assert_eq!(got, want);
+    assert!(store.vectors(m, "Beta AG", 2022).unwrap().is_empty());
+    assert!(store.vectors(m, "Acme", 2021).unwrap().is_empty());
+    assert_eq!(
+        store.vector_counts(m, Some(("acme plc", 2022))).unwrap(),
+        VectorCounts {
+            chunks: 6,
+            embedded: 4
+        }
+    );
+
+    // Survives reopening.
+    let path = store.path().to_path_buf();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.vectors(m, "Acme plc", 2022).unwrap(), want);
+    assert_sound(&path);
+}
+
+#[test]
+fn bad_vectors_are_refused_and_write_nothing() {
+    let (_dir, store) = new_store();
+    let a = make_doc("vec-bad", "Acme plc", 2022, 2);
+    store.put_document(&a).unwrap();
+    let m = "test/model";
+    let ok = |i: usize| ChunkVector {
+        chunk_id: a.chunks[i].chunk_id.clone(),
+        vector: vector(i, 4),
+    };
+    let invalid = |r: Result<usize, StoreError>, needle: &str| match r {
+        Err(StoreError::Invalid(msg)) => assert!(msg.contains(needle), "{msg}"),
+        other => panic!("expected Invalid({needle}), got {other:?}"),
+    };
+    // Wrong byte length.
+    let short = ChunkVector {
+        chunk_id: a.chunks[0].chunk_id.clone(),
+        vector: vec![0; 15],
+    };
+    invalid(store.put_vectors(m, 4, &[ok(1), short]), "15 bytes");
+    // Unknown chunk: the whole batch is rolled back.
+    let ghost = ChunkVector {
+        chunk_id: "no-such-chunk".into(),
+        vector: vector(9, 4),
+    };
+    invalid(store.put_vectors(m, 4, &[ok(0), ghost]), "not stored");
+    invalid(store.put_vectors("", 4, &[ok(0)]), "model id");
+    invalid(store.put_vectors(m, 0, &[]), "dimension");
+    assert_eq!(store.vector_counts(m, None).unwrap().embedded, 0);
+    // One dimension per model.
+    assert_eq!(store.put_vectors(m, 4, &[ok(0)]).unwrap(), 1);
+    let wide = ChunkVector {
+        chunk_id: a.chunks[1].chunk_id.clone(),
+        vector: vector(1, 6),
+    };
+    invalid(
+        store.put_vectors(m, 6, std::slice::from_ref(&wide)),
+        "4-dimensional",
+    );
+    // ... but another model may have another dimension.
+    assert_eq!(store.put_vectors("wide/model", 6, &[wide]).unwrap(), 1);
+    assert_eq!(store.vector_counts(m, None).unwrap().embedded, 1);
 }
