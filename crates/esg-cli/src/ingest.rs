@@ -134,11 +134,20 @@ pub fn run(
 /// Gives the chunks of the documents just stored (or found already
 /// stored) their embedding vectors, with a progress bar on a terminal.
 /// Reported on stderr; never fails the run: the documents are stored, and
-/// `esg embed` resumes whatever is missing.
+/// `esg embed` resumes whatever is missing. Silent when the default local
+/// model is not installed (and `--model-dir`/`ESG_MODEL_DIR` unset).
 fn embed_after_ingest(store: &dyn Store, data_dir: &Path, args: &IngestArgs, doc_ids: &[String]) {
     let embedder = match crate::embed::open_embedder(&args.embedder, data_dir, store) {
         Ok(Some(e)) => e,
         Ok(None) => return,
+        // The default local model was never installed: semantic retrieval
+        // is simply not set up here (`esg embed` adds vectors later).
+        Err(esg_embed::EmbedError::ModelFileMissing { .. })
+            if args.embedder.model_dir.is_none()
+                && args.embedder.embedder == crate::cli::EmbedderKind::Local =>
+        {
+            return;
+        }
         Err(e) => {
             eprintln!(
                 "note: chunks stored without embedding vectors (semantic retrieval needs them): \

@@ -18,9 +18,8 @@
 //! * [`auth`] — the API key file and the check of a Bearer key;
 //! * [`security`] — key checks, rate limiting, CORS, security headers;
 //! * [`upload`] — uploads streamed to a temporary file under a size limit.
-//!
-//! Not yet here: semantic retrieval (`semantic=1`
-//! is refused with 422 `semantic_unavailable`).
+//! * [`embedding`] — the embedder behind `semantic=1`, and the background
+//!   queue that embeds uploads after they are stored.
 //!
 //! The CLI calls [`serve`]; tests call [`run`] on their own listener.
 

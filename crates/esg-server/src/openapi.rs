@@ -18,6 +18,40 @@ fn err(desc: &str) -> Value {
     json!({ "description": desc, "content": content(r("Error")) })
 }
 
+/// `semantic`, `alpha` and `fusion` of /score, /search and /trace.
+fn semantic_q() -> Value {
+    q(
+        "semantic",
+        false,
+        json!({ "type": "integer", "enum": [0, 1], "default": 0 }),
+        "1: hybrid retrieval, BM25 fused with the embedding model's cosine similarity (needs the server's embedder; results say so in retrieval)",
+    )
+}
+
+fn alpha_q() -> Value {
+    q(
+        "alpha",
+        false,
+        json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }),
+        "fusion=alpha: weight of BM25 (1: BM25's top-k exactly, 0: semantic only); refused with fusion=rrf; ignored with semantic=0",
+    )
+}
+
+fn fusion_q() -> Value {
+    q(
+        "fusion",
+        false,
+        json!({ "type": "string", "enum": ["alpha", "rrf"], "default": "alpha" }),
+        "alpha: alpha·lexical + (1−alpha)·semantic over per-query normalised scores; rrf: reciprocal-rank fusion",
+    )
+}
+
+fn embedder_unavailable() -> Value {
+    err(
+        "semantic=1 and no embedder can serve it (embedder_unavailable): none configured, the model folder missing or broken, or the embedding server failing; the message says which",
+    )
+}
+
 fn q(name: &str, required: bool, schema: Value, desc: &str) -> Value {
     json!({ "name": name, "in": "query", "required": required, "schema": schema, "description": desc })
 }
@@ -238,16 +272,17 @@ fn document_paths() -> Value {
                 }
             },
             "/search": { "get": {
-                "summary": "Top-k passages for a question (BM25 over chunks)",
-                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file"), q("q", true, json!({ "type": "string", "minLength": 1 }), "The question"), q("k", false, k_schema(), "Passages")],
-                "responses": common_errors(json!({ "200": ok("Passages, best first", "SearchResult"), "404": err("Unknown company or year"), "422": err("Invalid parameters") }))
+                "summary": "Top-k passages for a question (BM25 over chunks, or hybrid with semantic=1)",
+                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file"), q("q", true, json!({ "type": "string", "minLength": 1 }), "The question"), q("k", false, k_schema(), "Passages"), semantic_q(), alpha_q(), fusion_q()],
+                "responses": common_errors(json!({ "200": ok("Passages, best first", "SearchResult"), "404": err("Unknown company or year"), "422": err("Invalid parameters"), "503": embedder_unavailable() }))
             } },
             "/score": { "post": {
                 "summary": "Score one company-year on the rubric",
                 "parameters": [
-                    q("semantic", false, json!({ "type": "integer", "enum": [0, 1], "default": 0 }), "Semantic retrieval. This build has no embedder: semantic=1 is refused with 422 semantic_unavailable"),
+                    semantic_q(),
                     q("k", false, k_schema(), "Chunks retrieved per theme"),
-                    q("alpha", false, json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }), "Lexical weight in fusion"),
+                    alpha_q(),
+                    fusion_q(),
                     q("view", false, json!({ "type": "string", "enum": ["full", "summary"], "default": "full" }), "summary: the card without the retrieved lists (each theme's retrieved, parity's retrieved_chunk_ids and evidence_chunk_ids); the answer then carries view: summary. Responses of 1 KiB or more are compressed (gzip, br or zstd) when Accept-Encoding asks")
                 ],
                 "requestBody": { "required": true, "content": content(r("ScoreRequest")) },
@@ -257,13 +292,14 @@ fn document_paths() -> Value {
                     "404": err("Unknown company or year"),
                     "413": err("Body too large"),
                     "415": err("Not JSON"),
-                    "422": err("Invalid input, one detail per field (validation_failed), or semantic=1 on a build without an embedder (semantic_unavailable)")
+                    "422": err("Invalid input, one detail per field (validation_failed)"),
+                    "503": embedder_unavailable()
                 }))
             } },
             "/trace": { "get": {
                 "summary": "Audit trail of a scoring: documents, quotes, parity",
-                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file")],
-                "responses": common_errors(json!({ "200": ok("The audit trail", "Trace"), "404": err("Unknown company or year"), "422": err("Invalid parameters") }))
+                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file"), q("k", false, k_schema(), "Chunks retrieved per theme"), semantic_q(), alpha_q(), fusion_q()],
+                "responses": common_errors(json!({ "200": ok("The audit trail", "Trace"), "404": err("Unknown company or year"), "422": err("Invalid parameters"), "503": embedder_unavailable() }))
             } }
         },
         "components": { "schemas": {
@@ -315,8 +351,13 @@ fn document_paths() -> Value {
                 "company": { "type": "string", "minLength": 1 }, "year": { "type": "integer", "minimum": 2000, "maximum": 2100 },
                 "query": { "type": "string", "description": "Accepted; not used by lexical scoring yet" },
                 "themes": { "type": "array", "items": { "type": "string" }, "minItems": 1 } } },
-            "Scorecard": { "type": "object", "required": ["company", "company_key", "rubric_version", "rubric_sha256", "year", "as_of", "k", "themes", "overall", "documents", "fingerprint", "parity", "sources"], "properties": {
+            "Scorecard": { "type": "object", "required": ["company", "company_key", "rubric_version", "rubric_sha256", "year", "as_of", "k", "retrieval", "themes", "overall", "documents", "fingerprint", "parity", "sources"], "properties": {
                 "company": { "type": "string" }, "company_key": { "type": "string" }, "rubric_version": { "type": "string" },
+                "retrieval": { "type": "object", "required": ["method"], "properties": {
+                    "method": { "type": "string", "enum": ["bm25", "hybrid"] }, "model": { "type": "string" },
+                    "fusion": { "type": "string", "enum": ["alpha", "rrf"] }, "alpha": { "type": "number" },
+                    "chunks": { "type": "integer" }, "chunks_with_vectors": { "type": "integer" },
+                    "semantic_coverage": { "type": "number", "minimum": 0, "maximum": 1 } } },
                 "rubric_sha256": { "type": "string" }, "year": { "type": "integer" }, "as_of": { "type": "string" },
                 "k": { "type": "integer" }, "themes": { "type": "array", "items": { "type": "object" } },
                 "overall": { "type": "object", "required": ["mean_stage", "grade", "themes_scored"] },
