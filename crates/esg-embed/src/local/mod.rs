@@ -19,11 +19,16 @@
 //! The empty string is `[CLS] [SEP]` and gets that sequence's vector, as in
 //! sentence-transformers.
 //!
+//! The BERT encoder is our own (`local/bert.rs`): candle's arithmetic, with each
+//! linear layer's weight kept transposed so the gemm crate does not repack
+//! it on every product (see that module), the fused softmax, and no mask
+//! when nothing is padded.
+//!
 //! The work runs in a rayon thread pool owned by the embedder
 //! ([`LocalConfig::threads`], default: the available parallelism): the
-//! batches of one call run in parallel on it, and a lone batch (a query)
-//! splits its matrix products across it. Calls from several threads share
-//! that pool. One thing it does not govern: candle runs elementwise ops on
+//! batches of one call run in parallel on it. A call of at most
+//! `SOLO_MAX_BYTES` of text (a query) runs on a one-thread pool instead.
+//! Calls from several threads share those pools. One thing it does not govern: candle runs elementwise ops on
 //! large tensors (≥ 64 Ki values) on a global pool of its own sized by the
 //! `CANDLE_NUM_THREADS` environment variable (default: all physical cores),
 //! read once; and candle splits each matrix product for
@@ -32,14 +37,43 @@
 //! `CANDLE_NUM_THREADS=1` (those ops then run on the embedder's own
 //! threads) and `RAYON_NUM_THREADS` to the embedder's thread count before
 //! it starts any thread; `examples/embed_bench.rs` does both.
+//!
+//! # Speed
+//!
+//! Measured 2026-12-02 on the 2-core machine while other builds ran (load
+//! average 3.7–3.9), the old encoder (candle's `BertModel`) and this one
+//! alternating, 3 rounds each, 593 TCFD sentences in one call and 200
+//! queries of 27.5 tokens one at a time, 2 threads (`embed_bench`):
+//! query p50 16.8–21.5 ms → 11.1–14.2 ms, CPU per query 16.3–17.0 →
+//! 11.5–13.0 ms, 50.5–53.4 → 57.4–62.5 sentences/s. Side by side with
+//! sentence-transformers in one run: `bench/embed_throughput.sh`, README
+//! bench notes. A query's time is its matrix products (~75 % of its CPU,
+//! ~0.58 GFLOP, run near the kernel's peak when the machine is quiet) and
+//! GELU's `erf` (~13 %). Running queries on the 2-thread pool instead gave
+//! the same p50 and CPU time (3 alternating rounds, load ~4.8): under load
+//! the second thread buys no time here, so queries stay on one thread and
+//! leave the other to concurrent calls.
+//!
+//! # Determinism
+//!
+//! On one machine, the same text gives a bit-identical vector on every
+//! call, from 1- and 2-thread embedders, and in other processes whatever
+//! `RAYON_NUM_THREADS` (1 or 2) and [`LocalConfig::threads`] (1 or 2) are
+//! (`tests/determinism.rs`): a query's vector does not depend on the
+//! process or the thread count. What can change the low bits is padding: a
+//! text embedded in a batch with longer texts may differ from the same
+//! text alone (cosine > 0.99999, `tests/parity.rs`), so a stored chunk
+//! vector depends slightly on which chunks shared its batch. A CPU with
+//! other SIMD kernels (AVX2 instead of AVX-512, which gemm picks at run
+//! time) may also give other low bits.
 
+mod bert;
 mod folder;
 
 use crate::vector::l2_normalize;
 use crate::{EmbedError, Embedder};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::BertModel;
 use rayon::prelude::*;
 use std::fmt;
 use std::path::PathBuf;
@@ -89,7 +123,7 @@ impl LocalConfig {
 /// Load once ([`LocalEmbedder::load`], ~0.2 s, ~100 MB of weights) and
 /// share: [`Embedder::embed`] takes `&self`.
 pub struct LocalEmbedder {
-    model: BertModel,
+    model: bert::Bert,
     tokenizer: Tokenizer,
     pool: rayon::ThreadPool,
     /// One thread, for calls too small to gain from splitting (a query).
@@ -149,7 +183,7 @@ impl LocalEmbedder {
             // and the file's bytes are dropped once the model is built.
             let vb = VarBuilder::from_slice_safetensors(&bytes, DType::F32, &Device::Cpu)
                 .map_err(|e| weights_invalid(format!("not a safetensors file: {e}")))?;
-            BertModel::load(vb, &bert_config)
+            bert::Bert::load(vb, &bert_config)
                 .map_err(|e| weights_invalid(format!("weights do not fit config.json: {e}")))?
         };
         drop(bytes);
@@ -204,11 +238,12 @@ impl LocalEmbedder {
             ids[r * width..r * width + n].copy_from_slice(enc.get_ids());
             mask[r * width..r * width + n].copy_from_slice(enc.get_attention_mask());
         }
+        let padded = mask.contains(&0);
         let run = || -> candle_core::Result<Vec<Vec<f32>>> {
             let ids = Tensor::from_vec(ids, (rows, width), &Device::Cpu)?;
             let mask = Tensor::from_vec(mask, (rows, width), &Device::Cpu)?;
-            let type_ids = ids.zeros_like()?;
-            let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (rows, width, dim)
+            // (rows, width, dim); without padding the mask changes nothing.
+            let hidden = self.model.forward(&ids, padded.then_some(&mask))?;
             let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
             let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (rows, dim)
             let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?; // (rows, 1)
@@ -270,8 +305,8 @@ impl Embedder for LocalEmbedder {
         }
         // A call of at most SOLO_MAX_BYTES of text (a query: ~27 tokens)
         // runs on one thread: splitting matrix products that small across
-        // threads costs more in synchronisation than it saves (measured:
-        // no lower latency, ~1.5x the CPU time, on 2 cores under load).
+        // threads does not lower the latency on 2 shared cores (measured
+        // before and after the transposed weights; see the module docs).
         let small = texts.len() <= self.batch_size
             && texts.iter().map(|t| t.len()).sum::<usize>() <= SOLO_MAX_BYTES;
         let pool = if small { &self.solo } else { &self.pool };
