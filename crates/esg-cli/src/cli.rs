@@ -181,7 +181,7 @@ pub struct SearchArgs {
     #[arg(long, env = "ESG_SEMANTIC")]
     pub semantic: bool,
     /// Hybrid only: weight of BM25 in the fusion, 0–1 (1 = BM25 only, 0 = semantic only)
-    /// [default: 0.6].
+    /// [default: 0.2, from bench/retrieval_recall.sh].
     #[arg(long, env = "ESG_ALPHA", value_parser = parse_alpha, requires = "semantic")]
     pub alpha: Option<f64>,
     /// Hybrid only: how to fuse (alpha: weighted normalised scores; rrf: reciprocal rank).
@@ -235,7 +235,7 @@ pub struct ScoreArgs {
     #[arg(long, env = "ESG_SEMANTIC")]
     pub semantic: bool,
     /// Hybrid only: weight of BM25 in the fusion, 0–1 (1 = BM25 only, 0 = semantic only)
-    /// [default: 0.6].
+    /// [default: 0.2, from bench/retrieval_recall.sh].
     #[arg(long, env = "ESG_ALPHA", value_parser = parse_alpha, requires = "semantic")]
     pub alpha: Option<f64>,
     /// Hybrid only: how to fuse (alpha: weighted normalised scores; rrf: reciprocal rank).

@@ -47,6 +47,14 @@ fn model_dir() -> Option<PathBuf> {
     None
 }
 
+/// The shared corpus (`ESG_CORPUS_DIR`, else `../shared/corpus` beside
+/// the repository).
+fn corpus_dir() -> PathBuf {
+    std::env::var_os("ESG_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
+}
+
 /// A metric's value in a `/metrics` body (first series of that name).
 fn metric(body: &str, name: &str) -> f64 {
     body.lines()
@@ -139,7 +147,7 @@ fn serve_answers_semantic_requests_with_the_real_model() {
     assert_eq!(v["retrieval"]["method"], "hybrid", "{}", v["retrieval"]);
     assert_eq!(v["retrieval"]["model"], MODEL_ID);
     assert_eq!(v["retrieval"]["fusion"], "alpha");
-    assert_eq!(v["retrieval"]["alpha"], 0.6);
+    assert_eq!(v["retrieval"]["alpha"], esg_score::DEFAULT_ALPHA);
     assert_eq!(v["retrieval"]["semantic_coverage"], 1.0);
     assert!(v["parity"]["parity_ok"].as_bool().unwrap());
     let score_trace = a.header("x-trace-id").to_string();
@@ -186,31 +194,53 @@ fn serve_answers_semantic_requests_with_the_real_model() {
         .json();
     assert_eq!(t["retrieval"]["method"], "hybrid", "{t}");
 
-    // A new upload is embedded in the background.
+    // A real report from the corpus, uploaded, is embedded in the
+    // background and scored with semantic=1.
     let key = s.add_key("e2e");
     let before = metric(&s.get("/metrics").body, "esg_chunks_embedded_total");
-    let doc = "Acme Widgets 2024. Our Scope 1 and 2 emissions fell 20% against 2019. \
-               The board oversees climate risk and we set a net zero target for 2040.";
+    let pdf = std::fs::read(corpus_dir().join("reports/Alphabet_Inc-ESG_Index.pdf"))
+        .expect("corpus report (ESG_CORPUS_DIR)");
     let up = s.send(
         "POST",
-        "/documents?company=Acme%20Widgets&year=2024&filename=acme.txt",
+        "/documents?company=Alphabet%20Inc.&year=2023&filename=Alphabet_Inc-ESG_Index.pdf",
         &[
             ("Authorization", &format!("Bearer {key}")),
-            ("Content-Type", "text/plain"),
+            ("Content-Type", "application/pdf"),
         ],
-        doc.as_bytes(),
+        &pdf,
     );
     assert_eq!(up.status, 201, "{}", up.body);
-    let m = wait_embedded(&s, before + 1.0);
-    assert!(metric(&m, "esg_chunks_embedded_total") > before);
-    let acme = s.send(
+    let uploaded = up.json()["document"]["chunks"].as_f64().unwrap();
+    let m = wait_embedded(&s, before + uploaded);
+    assert_eq!(
+        metric(&m, "esg_chunks_embedded_total"),
+        before + uploaded,
+        "{m}"
+    );
+    let card = s.send(
         "POST",
         "/score?semantic=1",
         &[("Content-Type", "application/json")],
-        br#"{"company":"Acme Widgets"}"#,
+        br#"{"company":"Alphabet Inc."}"#,
     );
-    assert_eq!(acme.status, 200, "{}", acme.body);
-    assert_eq!(acme.json()["retrieval"]["semantic_coverage"], 1.0);
+    assert_eq!(card.status, 200, "{}", card.body);
+    let card = card.json();
+    assert_eq!(
+        card["retrieval"]["semantic_coverage"], 1.0,
+        "{}",
+        card["retrieval"]
+    );
+    assert!(card["parity"]["parity_ok"].as_bool().unwrap());
+    let quotes: usize = card["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["evidence"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        quotes > 0,
+        "a real report gives quotes under hybrid retrieval"
+    );
 
     // Spans: the first semantic /score embedded the theme queries in an
     // `embedding` child span of its request.

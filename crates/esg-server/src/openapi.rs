@@ -32,7 +32,7 @@ fn alpha_q() -> Value {
     q(
         "alpha",
         false,
-        json!({ "type": "number", "minimum": 0, "maximum": 1, "default": 0.6 }),
+        json!({ "type": "number", "minimum": 0, "maximum": 1, "default": esg_score::DEFAULT_ALPHA }),
         "fusion=alpha: weight of BM25 (1: BM25's top-k exactly, 0: semantic only); refused with fusion=rrf; ignored with semantic=0",
     )
 }
