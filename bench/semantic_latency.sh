@@ -37,7 +37,7 @@ embed_json=$("$ESG" --data-dir "$WORK/data" embed --model-dir "$model" --json)
 # wrk_latency URL CONNS: prints "p50_ms p99_ms req_s".
 wrk_run() {
   local url=$1 conns=$2 lua="$WORK/post.lua"
-  printf 'wrk.method = "POST"\nwrk.body = %q\nwrk.headers["Content-Type"] = "application/json"\n' "$BODY" >"$lua"
+  printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$BODY" >"$lua"
   wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" >"$WORK/wrk.out"
   python3 - "$WORK/wrk.out" <<'EOF'
 import re, sys
@@ -45,8 +45,8 @@ t = open(sys.argv[1]).read()
 def ms(v):
     n, u = re.match(r"([\d.]+)(\w+)", v).groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-p50 = ms(re.search(r"50%\s+(\S+)", t).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
 if non2xx:
@@ -72,8 +72,10 @@ for variant in cached uncached; do
     url="http://127.0.0.1:$port/score?k=20&$mode"
     first=$(first_ms "$url")
     method=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["retrieval"]; print(r["method"], r.get("semantic_coverage", ""))' "$WORK/first.json")
-    read -r p50 p99 _ <<<"$(wrk_run "$url" 1)"
-    read -r _ _ rps8 <<<"$(wrk_run "$url" 8)"
+    c1=$(wrk_run "$url" 1) || exit 1
+    c8=$(wrk_run "$url" 8) || exit 1
+    read -r p50 p99 _ <<<"$c1"
+    read -r _ _ rps8 <<<"$c8"
     rows+=("| $variant | $mode | $method | $first | $p50 | $p99 | $rps8 |")
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true

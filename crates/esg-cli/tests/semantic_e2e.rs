@@ -473,3 +473,90 @@ fn openai_backend_embeds_through_a_real_server_and_refuses_another_dimension() {
 fn sample_bytes() -> Vec<u8> {
     serve_support::sample()
 }
+
+/// Rows of `chunk_vectors` in the data directory's database.
+fn stored_vectors(data: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(data.join("esg.sqlite3")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM chunk_vectors", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn esg_embed_resumes_after_a_kill_and_then_has_nothing_to_do() {
+    let Some(model) = model_dir() else { return };
+    let model = model.to_string_lossy().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let report = corpus_dir().join("reports/Johnson___Johnson-SASB_Index.pdf");
+    let out = esg(
+        &data,
+        &[
+            "ingest",
+            "--no-embed",
+            "--company",
+            "Johnson & Johnson",
+            "--year",
+            "2022",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored_vectors(&data), 0, "--no-embed stores no vectors");
+
+    // Killed (SIGKILL) once at least one batch is committed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_esg"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "embed",
+            "--json",
+            "--model-dir",
+            &model,
+            "--embed-threads",
+            "1",
+        ])
+        .env_remove("ESG_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while stored_vectors(&data) == 0 {
+        assert!(Instant::now() < deadline, "no batch committed");
+        assert!(child.try_wait().unwrap().is_none(), "esg embed ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = stored_vectors(&data);
+    assert!(kept > 0 && kept % 32 == 0, "whole batches kept: {kept}");
+
+    // The rerun embeds exactly what is missing, then a third run nothing.
+    let run = || {
+        let out = esg(&data, &["embed", "--json", "--model-dir", &model]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let second = run();
+    let chunks = second["chunks"].as_i64().unwrap();
+    assert!(kept < chunks, "killed before the end ({kept} of {chunks})");
+    assert_eq!(
+        second["embedded"].as_i64().unwrap(),
+        chunks - kept,
+        "{second}"
+    );
+    assert_eq!(second["with_vectors"], chunks);
+    let third = run();
+    assert_eq!(third["embedded"], 0, "{third}");
+    assert_eq!(stored_vectors(&data), chunks);
+}
