@@ -176,20 +176,9 @@ pub struct SearchArgs {
     /// Print JSON instead of text.
     #[arg(long, env = "ESG_JSON")]
     pub json: bool,
-    /// Semantic (embedding) retrieval fused with BM25 (hybrid); needs the embedder and the
-    /// chunks' vectors (`esg embed`).
-    #[arg(long, env = "ESG_SEMANTIC")]
-    pub semantic: bool,
-    /// Hybrid only: weight of BM25 in the fusion, 0–1 (1 = BM25 only, 0 = semantic only)
-    /// [default: 0.2, from bench/retrieval_recall.sh].
-    #[arg(long, env = "ESG_ALPHA", value_parser = parse_alpha, requires = "semantic")]
-    pub alpha: Option<f64>,
-    /// Hybrid only: how to fuse (alpha: weighted normalised scores; rrf: reciprocal rank).
-    #[arg(long, env = "ESG_FUSION", value_enum, default_value_t = FusionArg::Alpha)]
-    pub fusion: FusionArg,
-    /// The embedder (with --semantic).
+    /// BM25 or hybrid retrieval.
     #[command(flatten)]
-    pub embedder: EmbedderArgs,
+    pub retrieval: RetrievalArgs,
     /// The question (several words may be given unquoted).
     #[arg(required = true, value_name = "QUESTION")]
     pub query: Vec<String>,
@@ -230,6 +219,15 @@ pub struct ScoreArgs {
     /// for the same store, rubric, request and as-of month.
     #[arg(long, env = "ESG_AS_OF", value_name = "YYYY-MM")]
     pub as_of: Option<YearMonth>,
+    /// BM25 or hybrid retrieval.
+    #[command(flatten)]
+    pub retrieval: RetrievalArgs,
+}
+
+/// `--semantic`, `--alpha`, `--fusion` and the embedder, of `esg search`
+/// and `esg score`.
+#[derive(Debug, Clone, Args)]
+pub struct RetrievalArgs {
     /// Semantic (embedding) retrieval fused with BM25 (hybrid); needs the embedder and the
     /// chunks' vectors (`esg embed`).
     #[arg(long, env = "ESG_SEMANTIC")]

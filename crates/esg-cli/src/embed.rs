@@ -111,6 +111,25 @@ pub fn require_embedder(
     }
 }
 
+/// The embedder and fusion of `--semantic` (`None` for BM25).
+///
+/// # Errors
+/// A bad `--fusion`/`--alpha`, or an embedder that cannot be loaded.
+pub fn semantic(
+    args: &crate::cli::RetrievalArgs,
+    data_dir: &Path,
+    store: &dyn Store,
+) -> anyhow::Result<Option<(Arc<dyn Embedder>, esg_score::Fusion)>> {
+    let fusion = fusion(args.fusion, args.alpha)?;
+    if !args.semantic {
+        return Ok(None);
+    }
+    Ok(Some((
+        require_embedder(&args.embedder, data_dir, store)?,
+        fusion,
+    )))
+}
+
 /// The fusion of `--fusion` and `--alpha`.
 pub fn fusion(fusion: FusionArg, alpha: Option<f64>) -> anyhow::Result<esg_score::Fusion> {
     let name = match fusion {

@@ -182,21 +182,12 @@ pub fn run(
         k: args.k,
         as_of: args.as_of.unwrap_or_else(current_month),
     };
-    let fusion = crate::embed::fusion(args.fusion, args.alpha)?;
-    let embedder = if args.semantic {
-        Some(crate::embed::require_embedder(
-            &args.embedder,
-            data_dir,
-            store,
-        )?)
-    } else {
-        None
-    };
+    let semantic = crate::embed::semantic(&args.retrieval, data_dir, store)?;
     let card = score_company(
         store,
         &rubric,
         &req,
-        embedder.as_deref().map(|e| (e, fusion)),
+        semantic.as_ref().map(|(e, f)| (&**e, *f)),
     )?;
     match args.format {
         ScoreFormat::Json => println!("{}", to_json(&card)?),

@@ -349,23 +349,14 @@ pub fn run(
     args: &SearchArgs,
 ) -> anyhow::Result<ExitCode> {
     let query = args.query.join(" ");
-    let embedder = if args.semantic {
-        Some(crate::embed::require_embedder(
-            &args.embedder,
-            data_dir,
-            store,
-        )?)
-    } else {
-        None
-    };
-    let fusion = crate::embed::fusion(args.fusion, args.alpha)?;
+    let semantic = crate::embed::semantic(&args.retrieval, data_dir, store)?;
     let result = search(
         store,
         &args.company,
         YearChoice::from_flags(args.year, args.all_years),
         &query,
         args.k,
-        embedder.as_deref().map(|e| (e, fusion)),
+        semantic.as_ref().map(|(e, f)| (&**e, *f)),
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
