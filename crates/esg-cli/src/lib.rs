@@ -19,10 +19,31 @@ use std::process::ExitCode;
 /// Exit status when some inputs failed (the rest were still processed).
 pub const EXIT_PARTIAL: u8 = 2;
 
+/// Gives SIGPIPE its default action again (Rust's runtime ignores it), so
+/// that `esg search ... | head` ends quietly when `head` has read enough,
+/// as other command-line tools do, instead of panicking on the failed
+/// write to stdout. Only for the commands that just print: `esg serve` must
+/// survive a client that hangs up, and `esg ingest` a worker that dies
+/// before reading all of its input (a write to that pipe would kill it).
+/// Sockets are unaffected either way (std sends with `MSG_NOSIGNAL`).
+fn restore_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler code; it runs
+    // before any thread of ours is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Runs a parsed command line and returns the process exit status.
 pub fn run(cli: Cli) -> ExitCode {
     if matches!(cli.command, Command::ExtractWorker) {
         return ExitCode::from(esg_ingest::sandbox::worker_main() as u8);
+    }
+    if matches!(
+        cli.command,
+        Command::Companies(_) | Command::Documents(_) | Command::Search(_) | Command::Score(_)
+    ) {
+        restore_sigpipe();
     }
     match dispatch(cli) {
         Ok(code) => code,

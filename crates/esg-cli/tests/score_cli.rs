@@ -890,3 +890,37 @@ fn every_ingested_corpus_company_scores_with_verifiable_evidence() {
             .all(|t| t["confidence_detail"]["stale"] == true)
     );
 }
+
+#[test]
+fn output_cut_short_by_the_reader_ends_quietly() {
+    // `esg score | head -1`: the reader closes the pipe after one line; the
+    // process ends by SIGPIPE like other tools, with no panic message.
+    use std::io::Read as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    let (_tmp, data) = northwind_data();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_esg"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["score", "--company", NORTHWIND, "--format", "json"])
+        .env_remove("ESG_DATA_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
+    );
+}
