@@ -267,7 +267,8 @@ for env, default in sorted(settings.items()):
         errors.append(f"{env}: the default {default!r} from --help is not in its DEPLOYMENT.md row")
 # The other way: a documented ESG_* setting that the binary does not know.
 outside = {"ESG_API_KEY", "ESG_BUILD_COMMIT", "ESG_IMAGE_TAG", "ESG_BIN", "ESG_DEPLOY_CHECK_KEEP",
-           "ESG_MAX_FILE_MB", "ESG_COMPANY", "ESG_YEAR", "ESG_JSON"}  # gates, build, compose, this script, ingest
+           "ESG_MAX_FILE_MB", "ESG_COMPANY", "ESG_YEAR", "ESG_JSON",  # gates, build, compose, this script, ingest
+           "ESG_EMBEDDER_API_KEY"}  # a secret: read from the environment only, never a flag
 for env in sorted(set(re.findall(r"\bESG_[A-Z_]+\b", "\n".join(rows))) - set(settings) - outside):
     errors.append(f"DEPLOYMENT.md documents {env}, which no esg --help mentions")
 print(f"  {len(settings)} settings in esg --help, esg serve/healthcheck/keys --help: {', '.join(sorted(settings))}")
