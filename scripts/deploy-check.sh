@@ -141,6 +141,10 @@ mutants = [
     ("not ready never fires", 'esg_ready{job="esg-api"} == 0', 'esg_ready{job="esg-api"} == 2', 0),
     ("not ready without for", "        for: 2m\n", "", 0),
     ("parity breaks never fire", "[15m]) > 0", "[15m]) > 1", 0),
+    ("embedding errors never fire", "[30m]) > 0", "[30m]) > 1", 0),
+    ("stuck embedding backlog never fires", 'esg_embedding_queue_depth{job="esg-api"} > 0', 'esg_embedding_queue_depth{job="esg-api"} > 1e9', 0),
+    ("moving embedding backlog counted as stuck", "[30m]) == 0", "[30m]) >= 0", 0),
+    ("stuck embedding backlog without for", "        for: 15m\n", "", 0),
 ]
 failed = []
 for name, old, new, _ in mutants:
