@@ -152,26 +152,7 @@ pub fn company_vectors(
     company: &str,
     years: &[i32],
 ) -> anyhow::Result<esg_score::ChunkVectors> {
-    let model = embedder.model_id();
-    let mut rows = Vec::new();
-    for &year in years {
-        rows.extend(
-            store
-                .vectors(model, company, year)
-                .context("cannot read the stored vectors")?,
-        );
-    }
-    let dim = store
-        .vector_dim(model)
-        .context("cannot read the stored vectors")?
-        .unwrap_or(embedder.dim().max(1));
-    let mut decoded = Vec::with_capacity(rows.len());
-    for r in rows {
-        let v = esg_embed::vector_from_le_bytes(&r.vector)
-            .with_context(|| format!("stored vector of chunk {}", r.chunk_id))?;
-        decoded.push((r.chunk_id, v));
-    }
-    Ok(esg_score::ChunkVectors::new(model, dim, decoded)?)
+    esg_server::embedding::load_vectors(store, embedder, company, years).map_err(anyhow::Error::msg)
 }
 
 /// The query vectors of `themes` (theme code → vector), one call.

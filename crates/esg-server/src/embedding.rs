@@ -372,23 +372,7 @@ impl SemanticState {
         {
             return Ok(Arc::clone(v));
         }
-        let model = embedder.model_id();
-        let rows = store
-            .vectors(model, company, year)
-            .map_err(|e| format!("cannot read vectors: {e}"))?;
-        let dim = store
-            .vector_dim(model)
-            .map_err(|e| format!("cannot read vectors: {e}"))?
-            .unwrap_or(embedder.dim().max(1));
-        let mut decoded = Vec::with_capacity(rows.len());
-        for r in rows {
-            let v = esg_embed::vector_from_le_bytes(&r.vector)
-                .map_err(|e| format!("stored vector of chunk {}: {e}", r.chunk_id))?;
-            decoded.push((r.chunk_id, v));
-        }
-        let vectors = Arc::new(
-            ChunkVectors::new(model, dim, decoded).map_err(|e| format!("stored vectors: {e}"))?,
-        );
+        let vectors = Arc::new(load_vectors(store, &**embedder, company, &[year])?);
         let complete = chunk_ids.into_iter().all(|id| vectors.contains(id));
         if complete {
             let mut kept = lock(&self.vectors);
@@ -400,6 +384,34 @@ impl SemanticState {
         }
         Ok(vectors)
     }
+}
+
+/// The stored vectors of `embedder`'s model on a company's chunks of
+/// `years`, decoded (f32 little-endian) for hybrid retrieval.
+///
+/// # Errors
+/// A store error, or a stored vector that does not decode, as a message.
+pub fn load_vectors(
+    store: &dyn VectorStore,
+    embedder: &dyn Embedder,
+    company: &str,
+    years: &[i32],
+) -> Result<ChunkVectors, String> {
+    let model = embedder.model_id();
+    let unreadable = |e: StoreError| format!("cannot read the stored vectors: {e}");
+    let mut decoded = Vec::new();
+    for &year in years {
+        for r in store.vectors(model, company, year).map_err(unreadable)? {
+            let v = esg_embed::vector_from_le_bytes(&r.vector)
+                .map_err(|e| format!("stored vector of chunk {}: {e}", r.chunk_id))?;
+            decoded.push((r.chunk_id, v));
+        }
+    }
+    let dim = store
+        .vector_dim(model)
+        .map_err(unreadable)?
+        .unwrap_or(embedder.dim().max(1));
+    ChunkVectors::new(model, dim, decoded).map_err(|e| format!("stored vectors: {e}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
