@@ -17,8 +17,7 @@ use crate::search::{
 };
 use anyhow::Context;
 use esg_score::{
-    CompanyIndex, Evidence, Rubric, ScoreParams, Scorecard, ScoringChunk, StoredMatches,
-    ThemeResult,
+    CompanyIndex, Evidence, Rubric, ScoreParams, Scorecard, ScoringChunk, ThemeResult,
 };
 use esg_store::Store;
 use serde::Serialize;
@@ -114,14 +113,7 @@ pub fn score_company(
     // Matches are derived data: a store that cannot give or keep them only
     // makes this run slower, never wrong.
     if let Ok(stored) = store.rule_matches(rubric.sha256(), &company.name, year) {
-        index.load_matches(
-            rubric,
-            stored.into_iter().map(|m| StoredMatches {
-                chunk_id: m.chunk_id,
-                theme: m.theme,
-                data: m.data,
-            }),
-        );
+        index.load_matches(rubric, esg_server::score_cache::matches_from_store(stored));
     }
     let hybrid = match semantic {
         None => None,
@@ -142,15 +134,7 @@ pub fn score_company(
     let card = index
         .score_with(rubric, &params, input)
         .with_context(|| format!("cannot score {} for {year}", company.name))?;
-    let new: Vec<esg_store::RuleMatches> = index
-        .take_new_matches(rubric)
-        .into_iter()
-        .map(|m| esg_store::RuleMatches {
-            chunk_id: m.chunk_id,
-            theme: m.theme,
-            data: m.data,
-        })
-        .collect();
+    let new = esg_server::score_cache::new_matches_for_store(&index, rubric);
     let _ = store.put_rule_matches(rubric.sha256(), &new);
     let names = filenames(store, &company)?;
     let sources = card

@@ -24,7 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use esg_score::{
     ChunkVectors, CompanyIndex, Fusion, Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk,
-    SemanticInput, StoredMatches, tokenize,
+    SemanticInput, tokenize,
 };
 use esg_store::{CompanySummary, Store};
 use serde_json::{Value, json};
@@ -952,14 +952,7 @@ fn company_index(
         if let Ok(stored) = store_op("store.rule_matches", || {
             store.rule_matches(rubric.sha256(), &c.name, year)
         }) {
-            index.load_matches(
-                rubric,
-                stored.into_iter().map(|m| StoredMatches {
-                    chunk_id: m.chunk_id,
-                    theme: m.theme,
-                    data: m.data,
-                }),
-            );
+            index.load_matches(rubric, crate::score_cache::matches_from_store(stored));
         }
         Ok::<_, ApiError>(index)
     })?;
@@ -980,15 +973,7 @@ fn after_scoring(
 ) {
     st.score_cache().reweigh(&c.key, index.year(), index);
     st.metrics().set_cache_bytes(st.score_cache().bytes());
-    let new: Vec<esg_store::RuleMatches> = index
-        .take_new_matches(rubric)
-        .into_iter()
-        .map(|m| esg_store::RuleMatches {
-            chunk_id: m.chunk_id,
-            theme: m.theme,
-            data: m.data,
-        })
-        .collect();
+    let new = crate::score_cache::new_matches_for_store(index, rubric);
     if new.is_empty() {
         return;
     }

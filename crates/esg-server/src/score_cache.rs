@@ -231,6 +231,37 @@ impl ScoreCache {
     }
 }
 
+/// Criterion matches as the store returns them, for
+/// [`CompanyIndex::load_matches`](esg_score::CompanyIndex::load_matches)
+/// (the two crates do not know each other's types).
+pub fn matches_from_store(
+    rows: Vec<esg_store::RuleMatches>,
+) -> impl Iterator<Item = esg_score::StoredMatches> {
+    rows.into_iter().map(|m| esg_score::StoredMatches {
+        chunk_id: m.chunk_id,
+        theme: m.theme,
+        data: m.data,
+    })
+}
+
+/// The matches an index computed since the last call
+/// ([`CompanyIndex::take_new_matches`](esg_score::CompanyIndex::take_new_matches)),
+/// as the store keeps them.
+pub fn new_matches_for_store(
+    index: &esg_score::CompanyIndex,
+    rubric: &esg_score::Rubric,
+) -> Vec<esg_store::RuleMatches> {
+    index
+        .take_new_matches(rubric)
+        .into_iter()
+        .map(|m| esg_store::RuleMatches {
+            chunk_id: m.chunk_id,
+            theme: m.theme,
+            data: m.data,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
