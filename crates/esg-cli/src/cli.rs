@@ -52,6 +52,9 @@ pub struct IngestArgs {
     /// Report year.
     #[arg(long, env = "ESG_YEAR", value_parser = clap::value_parser!(i32).range(1900..=2200))]
     pub year: i32,
+    /// The company's sector (free text, e.g. "Utilities"; at most 100 characters), used to filter screens.
+    #[arg(long, env = "ESG_SECTOR", value_parser = parse_sector)]
+    pub sector: Option<String>,
     /// Print one JSON object per input file instead of text.
     #[arg(long, env = "ESG_JSON")]
     pub json: bool,
@@ -438,4 +441,9 @@ pub struct HealthcheckArgs {
     /// Time limit for the whole exchange (connect, send, answer), in milliseconds.
     #[arg(long, env = "ESG_HEALTHCHECK_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
+}
+
+/// `--sector`: tidied by [`esg_store::normalize_sector`]; blank is refused.
+fn parse_sector(raw: &str) -> Result<String, String> {
+    esg_store::normalize_sector(raw)?.ok_or_else(|| "sector is blank".to_string())
 }

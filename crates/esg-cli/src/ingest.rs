@@ -197,6 +197,7 @@ fn ingest_one(
         company: &args.company,
         year: args.year,
         filename: &filename,
+        sector: args.sector.as_deref(),
     };
     match ingest_keeping_source(
         store,

@@ -462,6 +462,7 @@ mod tests {
             documents: 1,
             pages: 1,
             chunks: 1,
+            sector: None,
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
             company: "Acme",
             year: 2023,
             filename: "r.txt",
+            sector: None,
         }
     }
 

@@ -117,6 +117,9 @@ pub struct Provenance<'a> {
     pub year: i32,
     /// Source file name (no directories).
     pub filename: &'a str,
+    /// The company's sector, if given, as [`esg_store::normalize_sector`]
+    /// returns it (the store refuses any other spelling).
+    pub sector: Option<&'a str>,
 }
 
 /// Ingests `bytes`: an already stored document is reported without being
@@ -146,6 +149,7 @@ pub fn ingest_bytes(
         pages: prepared.pages,
         chunks: prepared.chunks,
         warnings: prepared.warnings,
+        sector: who.sector.map(str::to_string),
     };
     store.put_document(&doc).map_err(storage)
 }

@@ -604,6 +604,14 @@ async fn upload(
     }
     let year = p.int("year", MIN_YEAR, MAX_YEAR, None);
     let query_filename = p.get("filename").and_then(upload::sanitize_filename);
+    let sector = match p.get("sector").map(|s| esg_store::normalize_sector(&s)) {
+        Some(Ok(s)) => s,
+        Some(Err(m)) => {
+            p.error("sector", &m);
+            None
+        }
+        None => None,
+    };
     p.finish()?;
     let (Some(company), Some(year)) = (company, year) else {
         return Err(ApiError::internal());
@@ -670,6 +678,7 @@ async fn upload(
             company: &company,
             year: year as i32,
             filename: &filename,
+            sector: sector.as_deref(),
         };
         let span = tracing::info_span!("ingest", format);
         let out = span.in_scope(|| {

@@ -255,7 +255,7 @@ fn document_paths() -> Value {
                 },
                 "post": {
                     "summary": "Upload one report (raw body; format detected from the bytes)",
-                    "parameters": [company_q(), q("year", true, year_schema(), "Report year"), q("filename", false, json!({ "type": "string" }), "File name to record (else Content-Disposition, else `upload`)")],
+                    "parameters": [company_q(), q("year", true, year_schema(), "Report year"), q("filename", false, json!({ "type": "string" }), "File name to record (else Content-Disposition, else `upload`)"), q("sector", false, json!({ "type": "string", "maxLength": 100 }), "The company's sector (free text), used to filter screens")],
                     "requestBody": { "required": true, "content": {
                         "application/pdf": { "schema": { "type": "string", "format": "binary" } },
                         "text/html": { "schema": { "type": "string" } },
@@ -325,7 +325,8 @@ fn document_paths() -> Value {
             "CompanySummary": { "type": "object", "required": ["key", "name", "years", "documents", "pages", "chunks"], "properties": {
                 "key": { "type": "string" }, "name": { "type": "string" },
                 "years": { "type": "array", "items": { "type": "integer" } },
-                "documents": { "type": "integer" }, "pages": { "type": "integer" }, "chunks": { "type": "integer" } } },
+                "documents": { "type": "integer" }, "pages": { "type": "integer" }, "chunks": { "type": "integer" },
+                "sector": { "type": "string", "nullable": true, "description": "Sector of the latest document that names one" } } },
             "CompanyList": { "type": "object", "required": ["companies"], "properties": { "companies": { "type": "array", "items": r("CompanySummary") } } },
             "CompanyDetail": { "type": "object", "required": ["company", "documents"], "properties": {
                 "company": r("CompanySummary"),
@@ -335,7 +336,8 @@ fn document_paths() -> Value {
                 "company_key": { "type": "string" }, "year": { "type": "integer" }, "filename": { "type": "string" },
                 "media_type": { "type": "string" }, "pages": { "type": "integer" }, "chunks": { "type": "integer" },
                 "bytes": { "type": "integer" }, "virtual_pages": { "type": "boolean" },
-                "warnings": { "type": "array", "items": { "type": "string" } }, "ingested_at": { "type": "string", "format": "date-time" } } },
+                "warnings": { "type": "array", "items": { "type": "string" } }, "ingested_at": { "type": "string", "format": "date-time" },
+                "sector": { "type": "string", "nullable": true, "description": "The company's sector as given with this document" } } },
             "DocumentList": { "type": "object", "required": ["documents"], "properties": { "documents": { "type": "array", "items": r("Document") } } },
             "UploadResult": { "type": "object", "required": ["status", "document"], "properties": {
                 "status": { "type": "string", "enum": ["ingested", "already_ingested"] }, "document": r("Document") } },

@@ -60,6 +60,7 @@ async fn http_json_regressions() {
             company: "Northwind Traders",
             year: 2024,
             filename: "northwind-2024-sustainability.txt",
+            sector: None,
         },
         esg_ingest::extract_in_process,
         esg_core::ChunkParams::default(),

@@ -158,6 +158,7 @@ async fn a_new_document_is_seen_by_the_next_request() {
             pages,
             chunks,
             warnings: vec![],
+            sector: None,
         })
         .unwrap();
     let third: Value = serde_json::from_slice(&score_bytes(&s, "").await).unwrap();

@@ -336,6 +336,7 @@ async fn a_document_without_its_file_is_source_missing_until_ingested_again() {
             company: "Legacy Corp",
             year: 2023,
             filename: "legacy.txt",
+            sector: None,
         };
         let o = esg_ingest::ingest_bytes(
             &store,

@@ -86,6 +86,9 @@ pub struct NewDocument {
     pub chunks: Vec<Chunk>,
     /// Extraction warnings worth keeping with the document.
     pub warnings: Vec<String>,
+    /// The company's sector as the user gave it (free text, for example
+    /// "Utilities"), if any; checked by [`normalize_sector`].
+    pub sector: Option<String>,
 }
 
 /// A stored document, as listed and reported.
@@ -115,6 +118,8 @@ pub struct DocumentSummary {
     pub virtual_pages: bool,
     /// Extraction warnings.
     pub warnings: Vec<String>,
+    /// The company's sector as given with this document, if any.
+    pub sector: Option<String>,
     /// When the document was stored: RFC 3339, UTC, seconds precision, `Z`.
     pub ingested_at: String,
 }
@@ -166,6 +171,9 @@ pub struct CompanySummary {
     pub pages: u32,
     /// Chunks over all documents.
     pub chunks: u32,
+    /// Sector of the company's latest document (by year, then ingestion
+    /// time) that names one; `None` when none does.
+    pub sector: Option<String>,
 }
 
 impl CompanySummary {
@@ -360,6 +368,27 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<VectorCounts, StoreError>;
 }
 
+/// Longest sector accepted, in characters.
+pub const MAX_SECTOR_CHARS: usize = 100;
+
+/// Checks and tidies a sector name as given by a user: surrounding and
+/// repeated whitespace removed; `Ok(None)` when nothing is left; an error
+/// message when it is longer than [`MAX_SECTOR_CHARS`] or holds control
+/// characters.
+pub fn normalize_sector(raw: &str) -> Result<Option<String>, String> {
+    if raw.chars().any(char::is_control) {
+        return Err("sector contains control characters".into());
+    }
+    let tidy = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if tidy.is_empty() {
+        return Ok(None);
+    }
+    if tidy.chars().count() > MAX_SECTOR_CHARS {
+        return Err(format!("sector is longer than {MAX_SECTOR_CHARS} characters"));
+    }
+    Ok(Some(tidy))
+}
+
 /// Checks a document before anything is written. Returns the company key.
 pub(crate) fn validate(doc: &NewDocument) -> Result<String, StoreError> {
     use std::collections::HashSet;
@@ -380,6 +409,13 @@ pub(crate) fn validate(doc: &NewDocument) -> Result<String, StoreError> {
             "year {} is outside {MIN_YEAR}..={MAX_YEAR}",
             doc.year
         ));
+    }
+    if let Some(sector) = &doc.sector {
+        match normalize_sector(sector) {
+            Ok(Some(tidy)) if &tidy == sector => {}
+            Ok(_) => return invalid(format!("sector {sector:?} is not normalised (see normalize_sector)")),
+            Err(m) => return invalid(m),
+        }
     }
     if i64::try_from(doc.byte_len).is_err() {
         return invalid(format!("byte_len {} is too large", doc.byte_len));

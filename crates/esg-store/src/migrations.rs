@@ -93,6 +93,12 @@ CREATE TABLE chunk_vectors (
 -- Child-key index for the chunks foreign key.
 CREATE INDEX chunk_vectors_chunk ON chunk_vectors(chunk_id);
 "#,
+    // 4: the company's sector as given at ingest (optional, free text),
+    // kept per document: a company's sector is that of its latest document
+    // that names one (screening filters on it).
+    r#"
+ALTER TABLE documents ADD COLUMN sector TEXT CHECK (sector IS NULL OR sector <> '');
+"#,
 ];
 
 /// The schema version this program writes and reads: the number of

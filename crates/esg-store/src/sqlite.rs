@@ -230,7 +230,7 @@ fn saturating_u32(v: i64) -> u32 {
 
 /// Columns of a document summary, in the order [`RawDoc::from_row`] reads them.
 const DOC_SELECT: &str = "SELECT d.doc_id, c.display_name, c.key, d.year, d.filename, d.media_type, \
-     d.pages, d.chunks, d.bytes, d.virtual_pages, d.warnings, d.ingested_at \
+     d.pages, d.chunks, d.bytes, d.virtual_pages, d.warnings, d.ingested_at, d.sector \
      FROM documents d JOIN companies c ON c.id = d.company_id";
 
 /// A document row as SQLite types, before checking.
@@ -247,6 +247,7 @@ struct RawDoc {
     virtual_pages: i64,
     warnings: String,
     ingested_at: String,
+    sector: Option<String>,
 }
 
 impl RawDoc {
@@ -264,6 +265,7 @@ impl RawDoc {
             virtual_pages: r.get(9)?,
             warnings: r.get(10)?,
             ingested_at: r.get(11)?,
+            sector: r.get(12)?,
         })
     }
 
@@ -290,6 +292,7 @@ impl RawDoc {
             virtual_pages: self.virtual_pages != 0,
             warnings,
             ingested_at: self.ingested_at,
+            sector: self.sector,
         })
     }
 }
@@ -307,7 +310,10 @@ fn query_companies(
 ) -> Result<Vec<CompanySummary>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.key, c.display_name, COUNT(d.id), COALESCE(SUM(d.pages), 0), \
-                COALESCE(SUM(d.chunks), 0), COALESCE(GROUP_CONCAT(DISTINCT d.year), '') \
+                COALESCE(SUM(d.chunks), 0), COALESCE(GROUP_CONCAT(DISTINCT d.year), ''), \
+                (SELECT s.sector FROM documents s \
+                 WHERE s.company_id = c.id AND s.sector IS NOT NULL \
+                 ORDER BY s.year DESC, s.ingested_at DESC, s.id DESC LIMIT 1) \
          FROM companies c LEFT JOIN documents d ON d.company_id = c.id \
          WHERE ?1 IS NULL OR c.key = ?1 \
          GROUP BY c.id ORDER BY c.key",
@@ -320,11 +326,12 @@ fn query_companies(
             r.get::<_, i64>(3)?,
             r.get::<_, i64>(4)?,
             r.get::<_, String>(5)?,
+            r.get::<_, Option<String>>(6)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (key, name, documents, pages, chunks, years) = row?;
+        let (key, name, documents, pages, chunks, years, sector) = row?;
         let mut years = years
             .split(',')
             .filter(|s| !s.is_empty())
@@ -339,6 +346,7 @@ fn query_companies(
             documents: saturating_u32(documents),
             pages: saturating_u32(pages),
             chunks: saturating_u32(chunks),
+            sector,
         });
     }
     Ok(out)
@@ -368,8 +376,8 @@ impl Store for SqliteStore {
 
         tx.prepare_cached(
             "INSERT INTO documents (doc_id, company_id, year, filename, media_type, pages, \
-                 chunks, bytes, virtual_pages, warnings, ingested_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 chunks, bytes, virtual_pages, warnings, ingested_at, sector) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             doc.doc_id,
@@ -384,6 +392,7 @@ impl Store for SqliteStore {
             serde_json::to_string(&doc.warnings)
                 .map_err(|e| StoreError::Invalid(format!("warnings: {e}")))?,
             now,
+            doc.sector,
         ])?;
         let document = tx.last_insert_rowid();
 

@@ -62,6 +62,7 @@ fn make_doc(seed: &str, company: &str, year: i32, n_pages: u32) -> NewDocument {
             "page 3: \"odd\" glyphs\tignored".to_string(),
             "ünïcode \\ path".to_string(),
         ],
+        sector: Some("Utilities".to_string()),
     }
 }
 
@@ -957,4 +958,52 @@ fn bad_vectors_are_refused_and_write_nothing() {
     // ... but another model may have another dimension.
     assert_eq!(store.put_vectors("wide/model", 6, &[wide]).unwrap(), 1);
     assert_eq!(store.vector_counts(m, None).unwrap().embedded, 1);
+}
+
+#[test]
+fn a_company_takes_the_sector_of_its_latest_document_that_names_one() {
+    let (_dir, store) = new_store();
+    let mut d2022 = make_doc("s22", "Acme", 2022, 1);
+    d2022.sector = Some("Utilities".into());
+    let mut d2023 = make_doc("s23", "Acme", 2023, 1);
+    d2023.sector = None;
+    store.put_document(&d2022).unwrap();
+    store.put_document(&d2023).unwrap();
+    let acme = store.company("acme").unwrap().unwrap();
+    assert_eq!(acme.sector.as_deref(), Some("Utilities"), "2023 names none");
+    let docs = store.documents(Some("Acme")).unwrap();
+    assert_eq!(docs[0].sector.as_deref(), Some("Utilities"));
+    assert_eq!(docs[1].sector, None);
+
+    let mut d2024 = make_doc("s24", "ACME", 2024, 1);
+    d2024.sector = Some("Energy".into());
+    store.put_document(&d2024).unwrap();
+    assert_eq!(
+        store.companies().unwrap()[0].sector.as_deref(),
+        Some("Energy")
+    );
+
+    let mut other = make_doc("o", "Other", 2024, 1);
+    other.sector = None;
+    store.put_document(&other).unwrap();
+    assert_eq!(store.company("Other").unwrap().unwrap().sector, None);
+}
+
+#[test]
+fn a_sector_that_is_not_normalised_is_refused_before_writing() {
+    let (_dir, store) = new_store();
+    for bad in ["  Utilities", "Oil  and gas", "", "a\u{7}b"] {
+        let mut d = make_doc("bad", "Acme", 2022, 1);
+        d.sector = Some(bad.into());
+        let e = store.put_document(&d).unwrap_err();
+        assert!(matches!(e, StoreError::Invalid(_)), "{bad:?}: {e}");
+    }
+    assert_eq!(counts(&store), zero());
+    assert_eq!(
+        esg_store::normalize_sector("  Oil \t and   gas ").unwrap().as_deref(),
+        Some("Oil and gas")
+    );
+    assert_eq!(esg_store::normalize_sector("   ").unwrap(), None);
+    assert!(esg_store::normalize_sector(&"x".repeat(101)).is_err());
+    assert!(esg_store::normalize_sector("a\nb").is_err());
 }
