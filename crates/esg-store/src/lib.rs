@@ -1,10 +1,13 @@
 //! Storage for the ESG Scoring API.
 //!
-//! The [`Store`] trait is everything scoring and HTTP need from storage, so a
-//! shared PostgreSQL backend can be added later without touching them. The
-//! embedded default is [`SqliteStore`]: one SQLite database in WAL mode in a
-//! data directory, with schema migrations versioned in the code
-//! ([`SCHEMA_VERSION`]).
+//! The [`Store`] trait is everything scoring and HTTP need from storage.
+//! Two backends implement it with the same guarantees and the same contract
+//! tests: the embedded default [`SqliteStore`], one SQLite database in WAL
+//! mode in a data directory, and [`PgStore`], a PostgreSQL database shared by
+//! several replicas. Each has its schema migrations versioned in the code
+//! ([`SCHEMA_VERSION`], [`PG_SCHEMA_VERSION`]). [`StoreLocation`] says which
+//! one a command line asks for (`--database-url` or `--data-dir`), and
+//! [`open`] opens it.
 //!
 //! A document is stored whole or not at all: [`Store::put_document`] writes
 //! the company, document, pages and chunks in one transaction, and storing
@@ -15,13 +18,19 @@
 
 pub mod files;
 mod migrations;
+mod pg_migrations;
+pub mod postgres;
 mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 pub use esg_core::{Chunk, CleanedPage, MediaType};
 pub use files::{FileStore, FileStoreError};
 pub use migrations::SCHEMA_VERSION;
+pub use postgres::{PG_SCHEMA_VERSION, PgOptions, PgStore, PoolStatus, redact_url};
 pub use sqlite::{DB_FILE_NAME, SqliteStore};
 
 /// Earliest report year accepted by [`Store::put_document`].
@@ -62,6 +71,18 @@ pub enum StoreError {
     /// example WAL journaling on a file system without shared memory).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The database cannot be reached: connection refused or timed out, no
+    /// pooled connection free within the timeout, connection lost
+    /// mid-query, server shutting down (SQLSTATE class 08, 57P01–57P03,
+    /// 53300). Nothing was written; retrying later may succeed (the server
+    /// answers 503 `store_unavailable`).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// PostgreSQL refused a statement (any error other than
+    /// [`StoreError::Unavailable`]); the message is the server's, with its
+    /// SQLSTATE.
+    #[error("postgresql: {0}")]
+    Postgres(String),
 }
 
 /// A document ready to be stored: identity, provenance, cleaned pages and
@@ -313,6 +334,121 @@ pub trait Store: VectorStore + Send + Sync {
         rubric_sha256: &str,
         matches: &[RuleMatches],
     ) -> Result<usize, StoreError>;
+
+    /// The database system, as OpenTelemetry's `db.system.name` spells it:
+    /// `"sqlite"` or `"postgresql"`.
+    fn backend(&self) -> &'static str;
+
+    /// A cheap round trip to the database (readiness probes):
+    /// [`StoreError::Unavailable`] when it cannot be reached.
+    fn ping(&self) -> Result<(), StoreError>;
+
+    /// The API keys kept in the database, shared by every replica: `Some`
+    /// on PostgreSQL; `None` on SQLite, whose keys stay in the key file of
+    /// the data directory.
+    fn key_table(&self) -> Option<&dyn KeyTable>;
+}
+
+/// An API key as stored in the database (only its salted digest; the
+/// secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key's public id.
+    pub id: String,
+    /// A label for humans.
+    pub label: String,
+    /// When it was created: RFC 3339, UTC, seconds, `Z`.
+    pub created_at: String,
+    /// Salt, hex.
+    pub salt: String,
+    /// SHA-256 of salt and secret, hex.
+    pub sha256: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// API keys in the database (see [`Store::key_table`]).
+pub trait KeyTable: Send + Sync {
+    /// All keys, revoked ones included, sorted by creation time then id.
+    fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Adds a key; [`StoreError::Invalid`] when one with the same id exists.
+    fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Marks a key revoked at `at`; `false` when no key has this id. A key
+    /// revoked before keeps its first revocation time.
+    fn revoke_key(&self, id: &str, at: &str) -> Result<bool, StoreError>;
+    /// A number that changes whenever a key is added or revoked, so a
+    /// replica can tell cheaply whether to re-read the keys.
+    fn keys_generation(&self) -> Result<i64, StoreError>;
+}
+
+/// Where the store lives, from `--database-url` and `--data-dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded SQLite database in a data directory.
+    Sqlite {
+        /// The data directory ([`DB_FILE_NAME`] inside it).
+        data_dir: PathBuf,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// `postgres://` or `postgresql://` URL (may hold a password:
+        /// show [`StoreLocation::describe`] instead).
+        url: String,
+    },
+}
+
+impl StoreLocation {
+    /// `url` when given and not empty (`postgres://…`, `postgresql://…`, or
+    /// `sqlite:DIR`), else SQLite in `data_dir`. Any other URL is
+    /// [`StoreError::Invalid`].
+    pub fn from_url_or_dir(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(StoreLocation::Sqlite {
+                data_dir: data_dir.to_path_buf(),
+            });
+        };
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres {
+                url: url.to_string(),
+            });
+        }
+        if let Some(dir) = url.strip_prefix("sqlite:") {
+            let dir = dir.strip_prefix("//").unwrap_or(dir);
+            if dir.is_empty() {
+                return Err(StoreError::Invalid(
+                    "database URL sqlite: names no directory (sqlite:DIR)".into(),
+                ));
+            }
+            return Ok(StoreLocation::Sqlite {
+                data_dir: PathBuf::from(dir),
+            });
+        }
+        Err(StoreError::Invalid(format!(
+            "database URL {} is neither postgres://… nor sqlite:DIR",
+            redact_url(url)
+        )))
+    }
+
+    /// For messages and logs: the URL with its password hidden, or the
+    /// SQLite file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite { data_dir } => {
+                format!("sqlite:{}", data_dir.join(DB_FILE_NAME).display())
+            }
+            StoreLocation::Postgres { url } => redact_url(url),
+        }
+    }
+}
+
+/// Opens the store at `loc` (creating and migrating it as needed); `opts`
+/// apply to PostgreSQL only.
+pub fn open(loc: &StoreLocation, opts: &PgOptions) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match loc {
+        StoreLocation::Sqlite { data_dir } => Arc::new(SqliteStore::open_in_dir(data_dir)?),
+        StoreLocation::Postgres { url } => Arc::new(PgStore::connect(url, opts)?),
+    })
 }
 
 /// The sentence-embedding vectors of chunks (semantic retrieval, DESIGN §4).
@@ -384,7 +520,9 @@ pub fn normalize_sector(raw: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     if tidy.chars().count() > MAX_SECTOR_CHARS {
-        return Err(format!("sector is longer than {MAX_SECTOR_CHARS} characters"));
+        return Err(format!(
+            "sector is longer than {MAX_SECTOR_CHARS} characters"
+        ));
     }
     Ok(Some(tidy))
 }
@@ -413,7 +551,11 @@ pub(crate) fn validate(doc: &NewDocument) -> Result<String, StoreError> {
     if let Some(sector) = &doc.sector {
         match normalize_sector(sector) {
             Ok(Some(tidy)) if &tidy == sector => {}
-            Ok(_) => return invalid(format!("sector {sector:?} is not normalised (see normalize_sector)")),
+            Ok(_) => {
+                return invalid(format!(
+                    "sector {sector:?} is not normalised (see normalize_sector)"
+                ));
+            }
             Err(m) => return invalid(m),
         }
     }

@@ -580,6 +580,19 @@ impl Store for SqliteStore {
         result
     }
 
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.read().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    fn key_table(&self) -> Option<&dyn crate::KeyTable> {
+        None
+    }
+
     fn counts(&self) -> Result<StoreCounts, StoreError> {
         let conn = self.read();
         let (companies, documents, pages, chunks) = conn.query_row(
