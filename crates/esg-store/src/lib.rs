@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod copy;
 pub mod files;
 mod migrations;
 mod pg_migrations;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use copy::{CopySource, DocumentDigest, DocumentExport, ImportOutcome};
 pub use esg_core::{Chunk, CleanedPage, MediaType};
 pub use files::{FileStore, FileStoreError};
 pub use migrations::SCHEMA_VERSION;

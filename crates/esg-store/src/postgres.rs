@@ -63,6 +63,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 
+use crate::copy::{DocumentExport, ImportOutcome};
 use crate::pg_migrations;
 use crate::{
     Chunk, ChunkVector, CompanySummary, DocumentSummary, IngestOutcome, KeyTable, MediaType,
@@ -487,6 +488,21 @@ async fn insert_document(
     };
     let document: i64 = row.get(0);
 
+    insert_pages_and_chunks(&tx, document, doc).await?;
+
+    let summary = query_document(&tx, &doc.doc_id).await?.ok_or_else(|| {
+        StoreError::Corrupt(format!("document {} not readable after insert", doc.doc_id))
+    })?;
+    tx.commit().await.map_err(pg_error)?;
+    Ok(Ok(summary))
+}
+
+/// Pages and chunks of a new document row, one `unnest` INSERT each.
+async fn insert_pages_and_chunks(
+    tx: &impl GenericClient,
+    document: i64,
+    doc: &NewDocument,
+) -> Result<(), StoreError> {
     let numbers: Vec<i64> = doc.pages.iter().map(|p| i64::from(p.number)).collect();
     let texts: Vec<&str> = doc.pages.iter().map(|p| p.text.as_str()).collect();
     let virt: Vec<bool> = doc.pages.iter().map(|p| p.is_virtual).collect();
@@ -532,11 +548,7 @@ async fn insert_document(
     .await
     .map_err(pg_error)?;
 
-    let summary = query_document(&tx, &doc.doc_id).await?.ok_or_else(|| {
-        StoreError::Corrupt(format!("document {} not readable after insert", doc.doc_id))
-    })?;
-    tx.commit().await.map_err(pg_error)?;
-    Ok(Ok(summary))
+    Ok(())
 }
 
 /// `true` for a unique violation (SQLSTATE 23505).
@@ -1098,6 +1110,265 @@ impl KeyTable for PgStore {
                     .map_err(pg_error)?
                     .get(0),
             )
+        })
+    }
+}
+
+impl crate::copy::CopySource for PgStore {
+    fn doc_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.with_client(async |c| {
+            let rows = c
+                .query("SELECT doc_id FROM documents ORDER BY id", &[])
+                .await
+                .map_err(pg_error)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn export_document(&self, doc_id: &str) -> Result<Option<DocumentExport>, StoreError> {
+        self.with_client(async |c| {
+            // REPEATABLE READ: one snapshot for all the reads below.
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg_error)?;
+            let Some(summary) = query_document(&tx, doc_id).await? else {
+                return Ok(None);
+            };
+            let r = tx
+                .query_one(
+                    "SELECT d.id, c.created_at FROM documents d \
+                     JOIN companies c ON c.id = d.company_id WHERE d.doc_id = $1",
+                    &[&doc_id],
+                )
+                .await
+                .map_err(pg_error)?;
+            let id: i64 = r.get(0);
+            let company_created_at: String = r.get(1);
+            let pages = tx
+                .query(
+                    "SELECT page, text, is_virtual FROM pages WHERE document = $1 ORDER BY page",
+                    &[&id],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| {
+                    Ok(crate::CleanedPage {
+                        number: to_u32(r.get(0), "pages.page")?,
+                        text: r.get(1),
+                        is_virtual: r.get(2),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let chunks = tx
+                .query(
+                    "SELECT chunk_id, page, seq, char_start, char_end, text, sha256, words \
+                     FROM chunks WHERE document = $1 ORDER BY seq",
+                    &[&id],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| {
+                    Ok(Chunk {
+                        chunk_id: r.get(0),
+                        page: to_u32(r.get(1), "chunks.page")?,
+                        seq: to_u32(r.get(2), "chunks.seq")?,
+                        char_start: to_u32(r.get(3), "chunks.char_start")?,
+                        char_end: to_u32(r.get(4), "chunks.char_end")?,
+                        text: r.get(5),
+                        sha256: r.get(6),
+                        words: to_u32(r.get(7), "chunks.words")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let rule_matches = tx
+                .query(
+                    "SELECT m.rubric_sha256, m.chunk_id, m.theme, m.data \
+                     FROM chunks ch JOIN rule_matches m ON m.chunk_id = ch.chunk_id \
+                     WHERE ch.document = $1 ORDER BY m.rubric_sha256, m.chunk_id, m.theme",
+                    &[&id],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        RuleMatches {
+                            chunk_id: r.get(1),
+                            theme: r.get(2),
+                            data: r.get(3),
+                        },
+                    )
+                })
+                .collect();
+            let vectors = tx
+                .query(
+                    "SELECT v.model, v.dim, v.chunk_id, v.vector \
+                     FROM chunks ch JOIN chunk_vectors v ON v.chunk_id = ch.chunk_id \
+                     WHERE ch.document = $1 ORDER BY v.model, v.chunk_id",
+                    &[&id],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| {
+                    let dim: i64 = r.get(1);
+                    Ok((
+                        r.get(0),
+                        usize::try_from(dim).map_err(|_| corrupt("chunk_vectors.dim", dim))?,
+                        ChunkVector {
+                            chunk_id: r.get(2),
+                            vector: r.get(3),
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            tx.rollback().await.map_err(pg_error)?;
+            Ok(Some(DocumentExport {
+                summary,
+                company_created_at,
+                pages,
+                chunks,
+                rule_matches,
+                vectors,
+            }))
+        })
+    }
+}
+
+impl PgStore {
+    /// Stores an exported document as it was, `ingested_at` and the
+    /// company's creation time included, in one transaction; when the
+    /// document is already here, adds only the criterion matches and
+    /// vectors it lacks. For `esg store copy`.
+    pub fn import_document(&self, doc: &DocumentExport) -> Result<ImportOutcome, StoreError> {
+        let s = &doc.summary;
+        let new = crate::NewDocument {
+            doc_id: s.doc_id.clone(),
+            company: s.company.clone(),
+            year: s.year,
+            filename: s.filename.clone(),
+            media_type: s.media_type,
+            byte_len: s.bytes,
+            pages: doc.pages.clone(),
+            chunks: doc.chunks.clone(),
+            warnings: s.warnings.clone(),
+            sector: s.sector.clone(),
+        };
+        let key = validate(&new)?;
+        if key != s.company_key {
+            return Err(StoreError::Invalid(format!(
+                "document {}: company key {:?} does not match its name {:?}",
+                s.doc_id, s.company_key, s.company
+            )));
+        }
+        if let Some(m) = nul_in_document(&new) {
+            return Err(StoreError::Invalid(m));
+        }
+        self.with_client(async |c| {
+            let tx = c.transaction().await.map_err(pg_error)?;
+            tx.execute(
+                "INSERT INTO companies (key, display_name, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+                &[&key, &s.company, &doc.company_created_at],
+            )
+            .await
+            .map_err(pg_error)?;
+            let company_id: i64 = tx
+                .query_one("SELECT id FROM companies WHERE key = $1", &[&key])
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            let warnings = serde_json::to_string(&s.warnings)
+                .map_err(|e| StoreError::Invalid(format!("warnings: {e}")))?;
+            let params: [&(dyn ToSql + Sync); 12] = [
+                &s.doc_id,
+                &company_id,
+                &s.year,
+                &s.filename,
+                &s.media_type.mime(),
+                &(doc.pages.len() as i64),
+                &(doc.chunks.len() as i64),
+                &(s.bytes as i64),
+                &s.virtual_pages,
+                &warnings,
+                &s.ingested_at,
+                &s.sector,
+            ];
+            let inserted = tx
+                .query_opt(
+                    "INSERT INTO documents (doc_id, company_id, year, filename, media_type, \
+                         pages, chunks, bytes, virtual_pages, warnings, ingested_at, sector) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (doc_id) DO NOTHING RETURNING id",
+                    &params,
+                )
+                .await
+                .map_err(pg_error)?;
+            let outcome = match inserted {
+                Some(row) => {
+                    let document: i64 = row.get(0);
+                    insert_pages_and_chunks(&tx, document, &new).await?;
+                    ImportOutcome::Copied
+                }
+                None => ImportOutcome::AlreadyPresent,
+            };
+            if !doc.rule_matches.is_empty() {
+                let rubrics: Vec<&str> = doc.rule_matches.iter().map(|(r, _)| r.as_str()).collect();
+                let ids: Vec<&str> = doc
+                    .rule_matches
+                    .iter()
+                    .map(|(_, m)| m.chunk_id.as_str())
+                    .collect();
+                let themes: Vec<&str> = doc
+                    .rule_matches
+                    .iter()
+                    .map(|(_, m)| m.theme.as_str())
+                    .collect();
+                let data: Vec<&[u8]> = doc
+                    .rule_matches
+                    .iter()
+                    .map(|(_, m)| m.data.as_slice())
+                    .collect();
+                tx.execute(
+                    "INSERT INTO rule_matches (rubric_sha256, chunk_id, theme, data) \
+                     SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[]) \
+                     ON CONFLICT DO NOTHING",
+                    &[&rubrics, &ids, &themes, &data],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+            if !doc.vectors.is_empty() {
+                let models: Vec<&str> = doc.vectors.iter().map(|(m, _, _)| m.as_str()).collect();
+                let dims: Vec<i64> = doc.vectors.iter().map(|(_, d, _)| *d as i64).collect();
+                let ids: Vec<&str> = doc
+                    .vectors
+                    .iter()
+                    .map(|(_, _, v)| v.chunk_id.as_str())
+                    .collect();
+                let data: Vec<&[u8]> = doc
+                    .vectors
+                    .iter()
+                    .map(|(_, _, v)| v.vector.as_slice())
+                    .collect();
+                tx.execute(
+                    "INSERT INTO chunk_vectors (model, dim, chunk_id, vector) \
+                     SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[]) \
+                     ON CONFLICT DO NOTHING",
+                    &[&models, &dims, &ids, &data],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+            tx.commit().await.map_err(pg_error)?;
+            Ok(outcome)
         })
     }
 }

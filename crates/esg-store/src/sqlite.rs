@@ -791,6 +791,114 @@ impl VectorStore for SqliteStore {
     }
 }
 
+impl crate::copy::CopySource for SqliteStore {
+    fn doc_ids(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare("SELECT doc_id FROM documents ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn export_document(
+        &self,
+        doc_id: &str,
+    ) -> Result<Option<crate::copy::DocumentExport>, StoreError> {
+        let mut conn = self.read();
+        // One read transaction: a consistent snapshot of the document.
+        let tx = conn.transaction()?;
+        let Some(summary) = query_document(&tx, doc_id)? else {
+            return Ok(None);
+        };
+        let (id, company_created_at): (i64, String) = tx.query_row(
+            "SELECT d.id, c.created_at FROM documents d JOIN companies c ON c.id = d.company_id \
+             WHERE d.doc_id = ?1",
+            [doc_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut pages = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT page, text, is_virtual FROM pages WHERE document = ?1 ORDER BY page",
+            )?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                pages.push(crate::CleanedPage {
+                    number: to_u32(r.get(0)?, "pages.page")?,
+                    text: r.get(1)?,
+                    is_virtual: r.get(2)?,
+                });
+            }
+        }
+        let mut chunks = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT chunk_id, page, seq, char_start, char_end, text, sha256, words \
+                 FROM chunks WHERE document = ?1 ORDER BY seq",
+            )?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                chunks.push(Chunk {
+                    chunk_id: r.get(0)?,
+                    page: to_u32(r.get(1)?, "chunks.page")?,
+                    seq: to_u32(r.get(2)?, "chunks.seq")?,
+                    char_start: to_u32(r.get(3)?, "chunks.char_start")?,
+                    char_end: to_u32(r.get(4)?, "chunks.char_end")?,
+                    text: r.get(5)?,
+                    sha256: r.get(6)?,
+                    words: to_u32(r.get(7)?, "chunks.words")?,
+                });
+            }
+        }
+        let mut rule_matches = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT m.rubric_sha256, m.chunk_id, m.theme, m.data \
+                 FROM chunks ch JOIN rule_matches m ON m.chunk_id = ch.chunk_id \
+                 WHERE ch.document = ?1 ORDER BY m.rubric_sha256, m.chunk_id, m.theme",
+            )?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                rule_matches.push((
+                    r.get(0)?,
+                    RuleMatches {
+                        chunk_id: r.get(1)?,
+                        theme: r.get(2)?,
+                        data: r.get(3)?,
+                    },
+                ));
+            }
+        }
+        let mut vectors = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT v.model, v.dim, v.chunk_id, v.vector \
+                 FROM chunks ch JOIN chunk_vectors v ON v.chunk_id = ch.chunk_id \
+                 WHERE ch.document = ?1 ORDER BY v.model, v.chunk_id",
+            )?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                let dim: i64 = r.get(1)?;
+                vectors.push((
+                    r.get(0)?,
+                    usize::try_from(dim).map_err(|_| corrupt("chunk_vectors.dim", dim))?,
+                    ChunkVector {
+                        chunk_id: r.get(2)?,
+                        vector: r.get(3)?,
+                    },
+                ));
+            }
+        }
+        Ok(Some(crate::copy::DocumentExport {
+            summary,
+            company_created_at,
+            pages,
+            chunks,
+            rule_matches,
+            vectors,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,6 +155,33 @@ pub fn query_text(url: &str, sql: &str) -> Result<Option<String>, String> {
     })
 }
 
+/// Every row of `sql` on `url`, each column as text (`None` for NULL).
+pub fn query_rows(url: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        let driver = tokio::spawn(conn);
+        let r = client
+            .simple_query(sql)
+            .await
+            .map_err(|e| format!("{sql}: {e}"));
+        drop(client);
+        let _ = driver.await;
+        Ok(r?
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    })
+}
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -226,7 +253,16 @@ impl Cluster {
         let data = cluster.data();
         let out = cluster
             .command("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .arg("-D")
             .arg(&data)
             .output()

@@ -1,0 +1,464 @@
+//! What only the PostgreSQL store does, or does differently: replicas
+//! racing on the same document and on migrations, a schema newer than the
+//! program, reads during a long write, losing and regaining the server, API
+//! keys in the database, and calls from another tokio runtime. Each test
+//! skips without PostgreSQL (fails under `CI=true`).
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{make_doc, vector};
+use esg_store::{
+    ChunkVector, CopySource, ImportOutcome, KeyTable, PG_SCHEMA_VERSION, PgOptions, PgStore, Store,
+    StoreError, StoredKey, VectorStore,
+};
+
+fn db() -> Option<esg_testpg::TestDb> {
+    esg_testpg::fresh_db()
+}
+
+fn connect(url: &str) -> PgStore {
+    PgStore::connect(url, &PgOptions::default()).expect("connect")
+}
+
+#[test]
+fn two_replicas_storing_the_same_bytes_at_once_store_it_once() {
+    let Some(db) = db() else { return };
+    // Several rounds: each round a new document, raced by 4 stores (4
+    // replicas), released together by a barrier.
+    const REPLICAS: usize = 4;
+    let stores: Vec<_> = (0..REPLICAS).map(|_| Arc::new(connect(&db.url))).collect();
+    for round in 0..10 {
+        let doc = Arc::new(make_doc(&format!("race-{round}"), "Race plc", 2024, 5));
+        let barrier = Arc::new(Barrier::new(REPLICAS));
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let (s, doc, barrier) = (Arc::clone(s), Arc::clone(&doc), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    s.put_document(&doc).expect("every replica answers success")
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_new()).count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        let first = outcomes[0].summary().clone();
+        assert!(outcomes.iter().all(|o| o.summary() == &first));
+    }
+    let counts = stores[0].counts().unwrap();
+    assert_eq!((counts.companies, counts.documents), (1, 10));
+    assert_eq!(counts.pages, 50);
+    assert_eq!(counts.chunks, 100);
+}
+
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let Some(db) = db() else { return };
+    const REPLICAS: usize = 8;
+    let barrier = Arc::new(Barrier::new(REPLICAS));
+    let handles: Vec<_> = (0..REPLICAS)
+        .map(|_| {
+            let (url, barrier) = (db.url.clone(), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                let s = connect(&url);
+                s.schema_version().unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), PG_SCHEMA_VERSION);
+    }
+    // One row per version: each migration was applied exactly once.
+    let rows = esg_testpg::query_text(
+        &db.url,
+        "SELECT COUNT(*)::TEXT || '/' || COUNT(DISTINCT version)::TEXT || '/' || MAX(version)::TEXT \
+         FROM schema_migrations",
+    )
+    .unwrap()
+    .unwrap();
+    let n = PG_SCHEMA_VERSION;
+    assert_eq!(rows, format!("{n}/{n}/{n}"));
+}
+
+#[test]
+fn a_schema_newer_than_the_program_is_refused_and_left_alone() {
+    let Some(db) = db() else { return };
+    let s = connect(&db.url);
+    s.put_document(&make_doc("kept", "Acme", 2024, 1)).unwrap();
+    drop(s);
+    let newer = PG_SCHEMA_VERSION + 2;
+    esg_testpg::execute(
+        &db.url,
+        &format!("INSERT INTO schema_migrations VALUES ({newer}, '2030-01-01T00:00:00Z')"),
+    )
+    .unwrap();
+    match PgStore::connect(&db.url, &PgOptions::default()) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, PG_SCHEMA_VERSION))
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    assert_eq!(
+        esg_testpg::query_text(&db.url, "SELECT COUNT(*) FROM documents").unwrap(),
+        Some("1".into())
+    );
+}
+
+#[test]
+fn reads_are_not_blocked_by_a_long_write_transaction() {
+    let Some(db) = db() else { return };
+    let s = connect(&db.url);
+    let doc = make_doc("read-me", "Acme", 2024, 2);
+    s.put_document(&doc).unwrap();
+    // Another session holds row and table locks in an open transaction
+    // (documents and chunks written, not committed) for 3 s.
+    let url = db.url.clone();
+    let started = Arc::new(Barrier::new(2));
+    let writer = {
+        let started = Arc::clone(&started);
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                let tx = client.transaction().await.unwrap();
+                tx.batch_execute(
+                    "UPDATE documents SET filename = 'locked.pdf'; \
+                     LOCK TABLE chunks IN ROW EXCLUSIVE MODE; \
+                     UPDATE chunks SET words = words + 1;",
+                )
+                .await
+                .unwrap();
+                started.wait();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                tx.rollback().await.unwrap();
+            });
+        })
+    };
+    started.wait();
+    let t = Instant::now();
+    assert_eq!(
+        s.document(&doc.doc_id).unwrap().unwrap().filename,
+        "read-me.pdf"
+    );
+    assert_eq!(s.chunks("Acme", Some(2024)).unwrap().len(), 4);
+    assert_eq!(s.documents(None).unwrap().len(), 1);
+    assert_eq!(s.counts().unwrap().chunks, 4);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "reads waited {:?} for the writer",
+        t.elapsed()
+    );
+    writer.join().unwrap();
+}
+
+#[test]
+fn an_unreachable_server_is_unavailable() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = PgOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..PgOptions::default()
+    };
+    let t = Instant::now();
+    match PgStore::connect(&format!("postgres://esg@127.0.0.1:{port}/esg"), &opts) {
+        Err(StoreError::Unavailable(msg)) => assert!(!msg.is_empty()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // TLS demanded: refused clearly, not downgraded.
+    match PgStore::connect("postgres://esg:pw@127.0.0.1:1/esg?sslmode=require", &opts) {
+        Err(StoreError::Invalid(msg)) => {
+            assert!(
+                msg.contains("sslmode=require") && !msg.contains("pw@"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn losing_the_server_is_unavailable_and_the_store_recovers_when_it_returns() {
+    // A cluster of this test's own: it is stopped and started again.
+    let cluster = match esg_testpg::Cluster::start() {
+        Ok(c) => c,
+        Err(e) if esg_testpg::required() => panic!("PostgreSQL is required under CI=true: {e}"),
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return;
+        }
+    };
+    let db = cluster.fresh_db().unwrap();
+    let opts = PgOptions {
+        pool_size: 4,
+        connect_timeout: Duration::from_secs(2),
+        ..PgOptions::default()
+    };
+    let s = PgStore::connect(&db.url, &opts).unwrap();
+    let doc = make_doc("before", "Acme", 2024, 2);
+    s.put_document(&doc).unwrap();
+    s.ping().unwrap();
+    assert!(s.pool_status().size >= 1);
+
+    cluster.stop();
+    match s.ping() {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("ping with the server stopped: expected Unavailable, got {other:?}"),
+    }
+    match s.put_document(&make_doc("during", "Acme", 2024, 1)) {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("put with the server stopped: expected Unavailable, got {other:?}"),
+    }
+    match s.document(&doc.doc_id) {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("read with the server stopped: expected Unavailable, got {other:?}"),
+    }
+
+    cluster.restart().unwrap();
+    // The same store, no reconnect by the caller: dead pooled connections
+    // are replaced.
+    assert!(
+        esg_testpg::wait_until(Duration::from_secs(20), || s.ping().is_ok()),
+        "store did not recover"
+    );
+    assert_eq!(s.document(&doc.doc_id).unwrap().unwrap().doc_id, doc.doc_id);
+    assert!(
+        s.put_document(&make_doc("after", "Acme", 2024, 1))
+            .unwrap()
+            .is_new()
+    );
+    assert_eq!(
+        s.counts().unwrap().documents,
+        2,
+        "nothing of the failed put"
+    );
+}
+
+#[test]
+fn api_keys_round_trip_and_bump_the_generation() {
+    let Some(db) = db() else { return };
+    let a = connect(&db.url);
+    let b = connect(&db.url); // another replica
+    let keys: &dyn KeyTable = a.key_table().expect("PostgreSQL keeps keys");
+    let g0 = keys.keys_generation().unwrap();
+    assert!(keys.list_keys().unwrap().is_empty());
+    let key = |id: &str, at: &str| StoredKey {
+        id: id.into(),
+        label: format!("label of {id}"),
+        created_at: at.into(),
+        salt: "00ff".into(),
+        sha256: "ab".repeat(32),
+        revoked_at: None,
+    };
+    keys.insert_key(&key("k2", "2026-01-02T00:00:00Z")).unwrap();
+    keys.insert_key(&key("k1", "2026-01-02T00:00:00Z")).unwrap();
+    keys.insert_key(&key("k0", "2026-01-03T00:00:00Z")).unwrap();
+    match keys.insert_key(&key("k1", "2026-02-01T00:00:00Z")) {
+        Err(StoreError::Invalid(m)) => assert!(m.contains("k1"), "{m}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let g1 = b.keys_generation().unwrap();
+    assert!(g1 > g0);
+    let ids: Vec<_> = b.list_keys().unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(ids, ["k1", "k2", "k0"], "by created_at, then id");
+
+    assert!(b.revoke_key("k1", "2026-03-01T00:00:00Z").unwrap());
+    let g2 = a.keys_generation().unwrap();
+    assert!(g2 > g1);
+    assert!(b.revoke_key("k1", "2026-04-01T00:00:00Z").unwrap(), "known");
+    assert!(!b.revoke_key("nope", "2026-04-01T00:00:00Z").unwrap());
+    let k1 = a
+        .list_keys()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.id == "k1")
+        .unwrap();
+    assert_eq!(
+        k1.revoked_at.as_deref(),
+        Some("2026-03-01T00:00:00Z"),
+        "first kept"
+    );
+    assert_eq!(k1.sha256, "ab".repeat(32));
+    assert_eq!(a.keys_generation().unwrap(), g2, "no change, no bump");
+}
+
+#[test]
+fn callable_from_spawn_blocking_of_another_runtime_and_droppable_in_async_code() {
+    let Some(db) = db() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = Arc::new(
+            tokio::task::spawn_blocking(move || connect(&db.url))
+                .await
+                .unwrap(),
+        );
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::task::spawn_blocking(move || {
+                    let d = make_doc(&format!("sb-{i}"), "Async plc", 2024, 2);
+                    store.put_document(&d).unwrap();
+                    store.chunks("Async plc", None).unwrap().len()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap() >= 4);
+        }
+        assert_eq!(
+            tokio::task::spawn_blocking({
+                let s = Arc::clone(&store);
+                move || s.counts().unwrap().documents
+            })
+            .await
+            .unwrap(),
+            8
+        );
+        // The last reference dropped inside an async task: must not panic.
+        drop(store);
+    });
+}
+
+#[test]
+fn pool_is_bounded_and_reports_its_state() {
+    let Some(db) = db() else { return };
+    let opts = PgOptions {
+        pool_size: 2,
+        ..PgOptions::default()
+    };
+    let s = Arc::new(PgStore::connect(&db.url, &opts).unwrap());
+    s.put_document(&make_doc("p", "Pool plc", 2024, 3)).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            thread::spawn(move || {
+                for _ in 0..20 {
+                    assert_eq!(s.chunks("Pool plc", None).unwrap().len(), 6);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let st = s.pool_status();
+    assert_eq!(st.max_size, 2);
+    assert!(st.size <= 2 && st.size >= 1, "{st:?}");
+    assert_eq!(st.in_use, 0, "{st:?}");
+    assert_eq!(st.waiting, 0, "{st:?}");
+    let connections = esg_testpg::query_text(
+        &db.url,
+        &format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{}' \
+             AND application_name = 'esg-scoring-api'",
+            db.name
+        ),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(connections.parse::<u32>().unwrap() <= 2, "{connections}");
+}
+
+#[test]
+fn statement_timeout_applies() {
+    let Some(db) = db() else { return };
+    let opts = PgOptions {
+        statement_timeout: Duration::from_secs(1),
+        ..PgOptions::default()
+    };
+    let s = PgStore::connect(&db.url, &opts).unwrap();
+    s.put_document(&make_doc("st", "Slow plc", 2024, 1))
+        .unwrap();
+    // A lock held elsewhere makes the write wait; the timeout ends it.
+    let url = db.url.clone();
+    let gate = Arc::new(Barrier::new(2));
+    let holder = {
+        let gate = Arc::clone(&gate);
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                let tx = client.transaction().await.unwrap();
+                tx.batch_execute("LOCK TABLE companies IN ACCESS EXCLUSIVE MODE")
+                    .await
+                    .unwrap();
+                gate.wait();
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                tx.rollback().await.unwrap();
+            });
+        })
+    };
+    gate.wait();
+    let t = Instant::now();
+    match s.put_document(&make_doc("blocked", "Slow plc", 2024, 1)) {
+        Err(StoreError::Postgres(m)) => assert!(m.contains("57014"), "{m}"),
+        other => panic!("expected a statement timeout, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    holder.join().unwrap();
+}
+
+#[test]
+fn export_and_import_keep_everything() {
+    let Some(db) = db() else { return };
+    let Some(db2) = esg_testpg::fresh_db() else {
+        return;
+    };
+    let src = connect(&db.url);
+    let dst = connect(&db2.url);
+    let doc = make_doc("exp", "Export plc", 2023, 3);
+    src.put_document(&doc).unwrap();
+    src.put_vectors(
+        "m",
+        4,
+        &[ChunkVector {
+            chunk_id: doc.chunks[1].chunk_id.clone(),
+            vector: vector(1, 4),
+        }],
+    )
+    .unwrap();
+    let exported = src.export_document(&doc.doc_id).unwrap().unwrap();
+    assert_eq!(
+        dst.import_document(&exported).unwrap(),
+        ImportOutcome::Copied
+    );
+    assert_eq!(
+        dst.import_document(&exported).unwrap(),
+        ImportOutcome::AlreadyPresent
+    );
+    let back = dst.export_document(&doc.doc_id).unwrap().unwrap();
+    assert_eq!(back, exported);
+    assert_eq!(back.digest(), exported.digest());
+    assert_eq!(back.digest().vectors, 1);
+    assert_eq!(dst.vector_dim("m").unwrap(), Some(4));
+    assert_eq!(dst.doc_ids().unwrap(), vec![doc.doc_id.clone()]);
+}
