@@ -181,7 +181,7 @@ for f in sorted(glob.glob("deploy/k8s/*.yaml")):
         need(isinstance(d, dict) and d.get("apiVersion") and d.get("kind"), f"{f}: a document without apiVersion/kind")
         docs[d["kind"]] = d
         print(f"  parsed {f}: {d['kind']} {d.get('metadata', {}).get('name', '')}")
-for kind in ("Deployment", "Service", "PersistentVolumeClaim", "Kustomization"):
+for kind in ("Deployment", "Service", "PersistentVolumeClaim", "PodDisruptionBudget", "Kustomization"):
     need(kind in docs, f"no {kind} in deploy/k8s")
 dep = docs.get("Deployment", {})
 spec = dep.get("spec", {})
@@ -189,7 +189,8 @@ pod = spec.get("template", {}).get("spec", {})
 ann = spec.get("template", {}).get("metadata", {}).get("annotations", {})
 c = (pod.get("containers") or [{}])[0]
 psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
-need(spec.get("replicas") == 1 and spec.get("strategy", {}).get("type") == "Recreate", "SQLite: replicas 1 with strategy Recreate")
+need(spec.get("replicas", 1) >= 2, "PostgreSQL: 2+ replicas")
+need(spec.get("strategy", {}).get("type") == "RollingUpdate" and str(spec.get("strategy", {}).get("rollingUpdate", {}).get("maxUnavailable")) == "0", "strategy RollingUpdate with maxUnavailable 0")
 need(c.get("startupProbe", {}).get("httpGet", {}).get("path") == "/live", "startupProbe on /live")
 need(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/live", "livenessProbe on /live")
 need(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/ready", "readinessProbe on /ready")
@@ -201,14 +202,24 @@ need(csc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
 need(csc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
 mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
 vols = {v["name"]: v for v in pod.get("volumes", [])}
-need("persistentVolumeClaim" in vols.get(mounts.get("/var/lib/esg", ""), {}), "data dir /var/lib/esg on the PVC")
+need("persistentVolumeClaim" in vols.get(mounts.get("/var/lib/esg/files", ""), {}), "source files /var/lib/esg/files on the shared PVC")
 need("emptyDir" in vols.get(mounts.get("/tmp", ""), {}), "/tmp on an emptyDir")
 env = {e["name"]: e.get("value") for e in c.get("env", [])}
+envfrom = {e["name"]: e.get("valueFrom", {}) for e in c.get("env", [])}
 need(env.get("ESG_DATA_DIR") == "/var/lib/esg", "ESG_DATA_DIR=/var/lib/esg")
+need(env.get("ESG_FILES_DIR") == "/var/lib/esg/files", "ESG_FILES_DIR=/var/lib/esg/files (the shared volume)")
+need("secretKeyRef" in envfrom.get("ESG_DATABASE_URL", {}), "ESG_DATABASE_URL from a Secret")
+pdb = docs.get("PodDisruptionBudget", {}).get("spec", {})
+need(pdb.get("selector", {}).get("matchLabels", {}).items() <= spec.get("template", {}).get("metadata", {}).get("labels", {}).items(), "PodDisruptionBudget selects the pods")
+need(pdb.get("minAvailable") is not None and int(pdb["minAvailable"]) < spec.get("replicas", 1), "PodDisruptionBudget minAvailable below replicas (drains can proceed)")
+pvc = docs.get("PersistentVolumeClaim", {}).get("spec", {})
+need("ReadWriteMany" in pvc.get("accessModes", []), "the shared files volume is ReadWriteMany")
+kust = docs.get("Kustomization", {})
+need(sorted(kust.get("resources", [])) == sorted(f.split("/")[-1] for f in glob.glob("deploy/k8s/*.yaml") if not f.endswith("kustomization.yaml")), "kustomization lists every manifest")
 need(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/metrics", "prometheus.io annotations")
 need(int(ann.get("prometheus.io/port", 0)) == c.get("ports", [{}])[0].get("containerPort"), "prometheus.io/port = containerPort")
 need(pod.get("terminationGracePeriodSeconds", 30) > int(env.get("ESG_DRAIN_TIMEOUT_SECS", 30)), "grace period > drain timeout")
-pvc_name = vols.get(mounts.get("/var/lib/esg", ""), {}).get("persistentVolumeClaim", {}).get("claimName")
+pvc_name = vols.get(mounts.get("/var/lib/esg/files", ""), {}).get("persistentVolumeClaim", {}).get("claimName")
 need(pvc_name == docs.get("PersistentVolumeClaim", {}).get("metadata", {}).get("name"), "the Deployment mounts the PVC defined here")
 svc = docs.get("Service", {}).get("spec", {})
 need(svc.get("selector", {}).items() <= spec.get("template", {}).get("metadata", {}).get("labels", {}).items(), "Service selector matches the pod labels")

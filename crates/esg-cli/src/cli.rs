@@ -12,6 +12,34 @@ pub struct Cli {
     #[arg(long, global = true, env = "ESG_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Directory of the kept source files (content-addressed by SHA-256); share it between
+    /// replicas that serve one PostgreSQL database [default: <data-dir>/files]
+    #[arg(long, global = true, env = "ESG_FILES_DIR", value_name = "DIR")]
+    pub files_dir: Option<PathBuf>,
+
+    /// PostgreSQL store instead of SQLite under --data-dir: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=disable]
+    /// (source files stay under --data-dir)
+    #[arg(
+        long,
+        global = true,
+        env = "ESG_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Most PostgreSQL connections this process opens (the pool's bound).
+    #[arg(long, global = true, env = "ESG_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub db_pool_size: u32,
+
+    /// Longest wait for a PostgreSQL connection (new, or free in the pool), in seconds.
+    #[arg(long, global = true, env = "ESG_DB_CONNECT_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
+    pub db_connect_timeout_secs: u64,
+
+    /// Longest a PostgreSQL statement may run (statement_timeout), in seconds.
+    #[arg(long, global = true, env = "ESG_DB_STATEMENT_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400), value_name = "SECS")]
+    pub db_statement_timeout_secs: u64,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -12,9 +12,10 @@ pub mod serve;
 
 use anyhow::Context;
 use cli::{Cli, Command};
-use esg_store::SqliteStore;
+use esg_store::{PgOptions, StoreLocation};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Exit status when some inputs failed (the rest were still processed).
 pub const EXIT_PARTIAL: u8 = 2;
@@ -54,26 +55,55 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The PostgreSQL settings of the global flags.
+pub fn pg_options(cli: &Cli) -> PgOptions {
+    PgOptions {
+        pool_size: cli.db_pool_size as usize,
+        connect_timeout: Duration::from_secs(cli.db_connect_timeout_secs),
+        statement_timeout: Duration::from_secs(cli.db_statement_timeout_secs),
+    }
+}
+
+/// Where the store is: `--database-url` when given, else SQLite in `data_dir`.
+pub fn store_location(cli: &Cli, data_dir: &std::path::Path) -> anyhow::Result<StoreLocation> {
+    Ok(StoreLocation::from_url_or_dir(
+        cli.database_url.as_deref(),
+        data_dir,
+    )?)
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let files_dir = cli.files_dir.clone().unwrap_or_else(|| {
+        esg_store::FileStore::in_data_dir(&data_dir)
+            .root()
+            .to_path_buf()
+    });
+    let location = store_location(&cli, &data_dir)?;
+    let opts = pg_options(&cli);
     let open = || {
-        SqliteStore::open_in_dir(&data_dir)
-            .with_context(|| format!("cannot open the store in {}", data_dir.display()))
+        esg_store::open(&location, &opts)
+            .with_context(|| format!("cannot open the store {}", location.describe()))
     };
     match cli.command {
         Command::Ingest(args) => ingest::run(
-            &open()?,
-            &esg_store::FileStore::in_data_dir(&data_dir),
+            &*open()?,
+            &esg_store::FileStore::new(files_dir.clone()),
             &data_dir,
             &args,
         ),
-        Command::Companies(args) => list::companies(&open()?, &args),
-        Command::Documents(args) => list::documents(&open()?, &args),
-        Command::Search(args) => search::run(&open()?, &data_dir, &args),
-        Command::Score(args) => score::run(&open()?, &data_dir, &args),
-        Command::Embed(args) => embed::run(&open()?, &data_dir, &args),
-        Command::Serve(args) => serve::run(&data_dir, &args),
-        Command::Keys(args) => keys::run(&data_dir, &args),
+        Command::Companies(args) => list::companies(&*open()?, &args),
+        Command::Documents(args) => list::documents(&*open()?, &args),
+        Command::Search(args) => search::run(&*open()?, &data_dir, &args),
+        Command::Score(args) => score::run(&*open()?, &data_dir, &args),
+        Command::Embed(args) => embed::run(&*open()?, &data_dir, &args),
+        Command::Serve(args) => serve::run(&data_dir, &location, &opts, &files_dir, &args),
+        // Keys live in the database when the store is PostgreSQL, in the
+        // key file otherwise.
+        Command::Keys(args) => match &location {
+            StoreLocation::Postgres { .. } => keys::run(&data_dir, Some(&*open()?), &args),
+            StoreLocation::Sqlite { .. } => keys::run(&data_dir, None, &args),
+        },
         Command::Healthcheck(args) => healthcheck::run(&args),
         Command::ExtractWorker => unreachable!("handled in run"),
     }

@@ -7,8 +7,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Runs the server until SIGTERM/SIGINT, then drains and exits 0.
-pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+/// Runs the server until SIGTERM/SIGINT, then drains and exits 0. The
+/// store is `location` (SQLite in `data_dir`, or PostgreSQL with `pg`); the
+/// kept source files are in `files_dir`.
+pub fn run(
+    data_dir: &Path,
+    location: &esg_store::StoreLocation,
+    pg: &esg_store::PgOptions,
+    files_dir: &Path,
+    args: &ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()
         .context("cannot locate the esg executable (the extraction worker)")?;
     let mut config = ServerConfig::new(
@@ -20,6 +28,9 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             memory_limit: args.max_memory_mb << 20,
         },
     );
+    config.store = location.clone();
+    config.pg = pg.clone();
+    config.files_dir = files_dir.to_path_buf();
     config.listen = args.listen;
     config.rubric_path = args.rubric.clone();
     config.log_format = match args.log_format {

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     ExtractionFailed,
     /// The store refused or failed the write.
     StorageError,
+    /// The store could not be reached (a database that is down or
+    /// restarting); nothing was stored, and the same request can be sent
+    /// again later.
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -55,6 +59,7 @@ impl ErrorCode {
             ErrorCode::ExtractionMemoryLimit => "extraction_memory_limit",
             ErrorCode::ExtractionFailed => "extraction_failed",
             ErrorCode::StorageError => "storage_error",
+            ErrorCode::StoreUnavailable => "store_unavailable",
         }
     }
 }

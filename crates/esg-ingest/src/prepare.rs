@@ -132,8 +132,13 @@ pub fn ingest_bytes(
     extract: impl FnOnce(&[u8]) -> Result<Extracted, IngestError>,
     params: ChunkParams,
 ) -> Result<esg_store::IngestOutcome, IngestError> {
-    let storage =
-        |e: esg_store::StoreError| IngestError::new(ErrorCode::StorageError, e.to_string());
+    let storage = |e: esg_store::StoreError| {
+        let code = match e {
+            esg_store::StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
+            _ => ErrorCode::StorageError,
+        };
+        IngestError::new(code, e.to_string())
+    };
     let doc_id = sha256_hex(bytes);
     if let Some(existing) = store.document(&doc_id).map_err(storage)? {
         return Ok(esg_store::IngestOutcome::AlreadyIngested(existing));

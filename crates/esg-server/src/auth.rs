@@ -75,6 +75,9 @@ pub enum AuthError {
     /// The label is empty, too long or has control characters.
     #[error("the label must be 1 to {MAX_LABEL_CHARS} characters without control characters")]
     BadLabel,
+    /// The keys are in the database, which failed.
+    #[error("API keys in the database: {0}")]
+    Database(String),
 }
 
 /// One key as stored: public facts and the salted digest, never the key.
@@ -439,21 +442,127 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-/// What the server knows of the key file: its contents, or why it cannot
-/// be used.
+/// What the server knows of the keys: the keys, or why they cannot be
+/// used.
 #[derive(Debug, Clone)]
 pub enum Loaded {
     /// The keys (empty when the file does not exist).
     Keys(Arc<KeyFile>),
     /// The file exists but cannot be used; every protected request is refused.
     Unusable(String),
+    /// The keys are in the database, which cannot be reached right now:
+    /// protected requests answer 503 `store_unavailable`.
+    Unreachable(String),
 }
 
-/// The server's view of the key file, re-read when it changes on disk.
-#[derive(Debug)]
+// ---------------------------------------------------------------- keys in PostgreSQL
+
+impl From<&esg_store::StoredKey> for ApiKeyRecord {
+    fn from(k: &esg_store::StoredKey) -> Self {
+        ApiKeyRecord {
+            id: k.id.clone(),
+            label: k.label.clone(),
+            created_at: k.created_at.clone(),
+            salt: k.salt.clone(),
+            sha256: k.sha256.clone(),
+            revoked: k.revoked_at.is_some(),
+            revoked_at: k.revoked_at.clone(),
+        }
+    }
+}
+
+impl From<&ApiKeyRecord> for esg_store::StoredKey {
+    fn from(k: &ApiKeyRecord) -> Self {
+        esg_store::StoredKey {
+            id: k.id.clone(),
+            label: k.label.clone(),
+            created_at: k.created_at.clone(),
+            salt: k.salt.clone(),
+            sha256: k.sha256.clone(),
+            revoked_at: k.revoked_at.clone(),
+        }
+    }
+}
+
+fn db_error(e: esg_store::StoreError) -> AuthError {
+    AuthError::Database(e.to_string())
+}
+
+/// The keys in the database (a PostgreSQL store keeps them, so that every
+/// replica sees the same keys), as a [`KeyFile`].
+///
+/// # Errors
+/// [`AuthError::Database`].
+pub fn db_load(table: &dyn esg_store::KeyTable) -> Result<KeyFile, AuthError> {
+    let keys = table.list_keys().map_err(db_error)?;
+    Ok(KeyFile {
+        format: FILE_FORMAT,
+        keys: keys.iter().map(ApiKeyRecord::from).collect(),
+    })
+}
+
+/// Makes a key as [`KeyFile::add`] does and stores its record in the
+/// database; every replica accepts it from its next request.
+///
+/// # Errors
+/// A bad label, a failing random source, [`AuthError::Database`].
+pub fn db_add(
+    table: &dyn esg_store::KeyTable,
+    label: &str,
+) -> Result<(ApiKeyRecord, ApiKey), AuthError> {
+    let mut file = db_load(table)?;
+    let (record, key) = file.add(label)?;
+    table
+        .insert_key(&esg_store::StoredKey::from(&record))
+        .map_err(db_error)?;
+    Ok((record, key))
+}
+
+/// Revokes the key `id` in the database; `false` when it already was.
+/// Every replica refuses it from its next request.
+///
+/// # Errors
+/// [`AuthError::UnknownId`], [`AuthError::Database`].
+pub fn db_revoke(table: &dyn esg_store::KeyTable, id: &str) -> Result<bool, AuthError> {
+    let id = id.trim();
+    if !db_load(table)?.keys.iter().any(|k| k.id == id) {
+        return Err(AuthError::UnknownId(id.to_string()));
+    }
+    table.revoke_key(id, &now_rfc3339()).map_err(db_error)
+}
+
+/// Runs `f`, a call that may block on the network, from async code: on a
+/// multi-thread runtime's worker inside `block_in_place` (other tasks move
+/// to other workers meanwhile, and a PostgreSQL store may `block_on` its
+/// own runtime), elsewhere directly.
+fn blocking_here<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// The server's view of the keys: the key file, re-read when it changes on
+/// disk; or, when the store is PostgreSQL, the `api_keys` table, re-read
+/// when its generation changes (one indexed query per protected request,
+/// so a key added or revoked on any host counts from the next request).
 pub struct KeyStore {
     path: PathBuf,
     cache: Mutex<(Option<Stamp>, Loaded)>,
+    /// `true` when the keys are in the database (the store is PostgreSQL).
+    in_database: bool,
+    database: std::sync::OnceLock<Arc<dyn esg_store::Store>>,
+    db_cache: Mutex<Option<(i64, Arc<KeyFile>)>>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("keys", &self.describe())
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyStore {
@@ -465,6 +574,75 @@ impl KeyStore {
         KeyStore {
             path,
             cache: Mutex::new((s, loaded)),
+            in_database: false,
+            database: std::sync::OnceLock::new(),
+            db_cache: Mutex::new(None),
+        }
+    }
+
+    /// Keys kept in the database of a store that is not open yet; until
+    /// [`KeyStore::set_database`], protected requests answer 503.
+    pub fn in_database() -> Self {
+        KeyStore {
+            path: PathBuf::new(),
+            cache: Mutex::new((None, Loaded::Keys(Arc::new(KeyFile::default())))),
+            in_database: true,
+            database: std::sync::OnceLock::new(),
+            db_cache: Mutex::new(None),
+        }
+    }
+
+    /// The opened store whose [`esg_store::Store::key_table`] holds the keys.
+    pub fn set_database(&self, store: Arc<dyn esg_store::Store>) {
+        let _ = self.database.set(store);
+    }
+
+    /// `true` when the keys live in the database.
+    pub fn is_in_database(&self) -> bool {
+        self.in_database
+    }
+
+    /// Where the keys are, for logs: the key file's path or `database`.
+    pub fn describe(&self) -> String {
+        if self.in_database {
+            "database (table api_keys)".to_string()
+        } else {
+            self.path.display().to_string()
+        }
+    }
+
+    fn current_db(&self) -> Loaded {
+        let Some(store) = self.database.get() else {
+            return Loaded::Unreachable("the store is not open yet".into());
+        };
+        let Some(table) = store.key_table() else {
+            return Loaded::Unusable("the store keeps no API keys".into());
+        };
+        let read = blocking_here(|| -> Result<Arc<KeyFile>, esg_store::StoreError> {
+            let generation = table.keys_generation()?;
+            let mut g = self.db_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((seen, keys)) = &*g
+                && *seen == generation
+            {
+                return Ok(Arc::clone(keys));
+            }
+            let keys = table.list_keys()?;
+            let file = Arc::new(KeyFile {
+                format: FILE_FORMAT,
+                keys: keys.iter().map(ApiKeyRecord::from).collect(),
+            });
+            tracing::info!(
+                active_keys = file.active(),
+                generation,
+                "API keys (re)loaded from the database"
+            );
+            *g = Some((generation, Arc::clone(&file)));
+            Ok(file)
+        });
+        match read {
+            Ok(k) => Loaded::Keys(k),
+            Err(esg_store::StoreError::Unavailable(why)) => Loaded::Unreachable(why),
+            Err(e) => Loaded::Unusable(e.to_string()),
         }
     }
 
@@ -480,8 +658,12 @@ impl KeyStore {
         &self.path
     }
 
-    /// The current keys, re-read when the file changed since the last call.
+    /// The current keys, re-read when the file (or the database's key
+    /// generation) changed since the last call.
     pub fn current(&self) -> Loaded {
+        if self.in_database {
+            return self.current_db();
+        }
         let now = stamp(&self.path);
         let mut g = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if g.0 != now {

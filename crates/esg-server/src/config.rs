@@ -116,8 +116,17 @@ pub struct SecurityConfig {
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Data directory holding the SQLite database.
+    /// Data directory: the SQLite database (unless [`ServerConfig::store`]
+    /// names PostgreSQL), the upload spool, the default key file.
     pub data_dir: PathBuf,
+    /// Where the store is: SQLite in `data_dir` (the default) or a
+    /// PostgreSQL database shared by several replicas.
+    pub store: esg_store::StoreLocation,
+    /// Pool size and timeouts of a PostgreSQL store.
+    pub pg: esg_store::PgOptions,
+    /// The kept source files (content-addressed); `<data-dir>/files` by
+    /// default, a shared volume when several replicas serve one database.
+    pub files_dir: PathBuf,
     /// Rubric file; `None` uses the built-in rubric v3.0.
     pub rubric_path: Option<PathBuf>,
     /// How uploads are extracted.
@@ -157,9 +166,17 @@ impl ServerConfig {
     /// built-in rubric, default limits, JSON logs, service name from
     /// `OTEL_SERVICE_NAME` or [`DEFAULT_SERVICE_NAME`].
     pub fn new(data_dir: impl Into<PathBuf>, extraction: Extraction) -> Self {
+        let data_dir: PathBuf = data_dir.into();
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
-            data_dir: data_dir.into(),
+            store: esg_store::StoreLocation::Sqlite {
+                data_dir: data_dir.clone(),
+            },
+            pg: esg_store::PgOptions::default(),
+            files_dir: esg_store::FileStore::in_data_dir(&data_dir)
+                .root()
+                .to_path_buf(),
+            data_dir,
             rubric_path: None,
             extraction,
             limits: Limits::default(),

@@ -154,12 +154,31 @@ impl IntoResponse for ApiError {
 
 impl From<esg_store::StoreError> for ApiError {
     fn from(e: esg_store::StoreError) -> Self {
+        if let esg_store::StoreError::Unavailable(why) = &e {
+            tracing::error!(error_type = "store_unavailable", error = %why, "the store cannot be reached");
+            return ApiError::store_unavailable();
+        }
         tracing::error!(error_type = "storage_error", error = %e, "store access failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "storage_error",
             "the store could not be read or written",
         )
+    }
+}
+
+impl ApiError {
+    /// 503 `store_unavailable`: the database cannot be reached right now
+    /// (down, restarting, network); nothing was changed, and the same
+    /// request can be sent again (`Retry-After: 2`).
+    pub fn store_unavailable() -> Self {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store cannot be reached right now; nothing was changed; try again shortly",
+        );
+        e.retry_after = Some(2);
+        e
     }
 }
 
@@ -170,6 +189,7 @@ impl From<esg_ingest::IngestError> for ApiError {
             C::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             C::FileTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             C::StorageError => StatusCode::INTERNAL_SERVER_ERROR,
+            C::StoreUnavailable => return ApiError::store_unavailable(),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, e.code.as_str(), e.message)
@@ -200,5 +220,28 @@ mod tests {
         let e: ApiError =
             esg_ingest::IngestError::new(esg_ingest::ErrorCode::NoText, "empty").into();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn an_unreachable_store_is_503_store_unavailable_not_500() {
+        let e: ApiError = esg_store::StoreError::Unavailable("connection refused".into()).into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "store_unavailable");
+        assert_eq!(e.retry_after, Some(2));
+        assert!(!e.message.contains("refused"), "no internals in the answer");
+        let e: ApiError = esg_ingest::IngestError::new(
+            esg_ingest::ErrorCode::StoreUnavailable,
+            "unavailable: connection refused",
+        )
+        .into();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+        );
+        let e: ApiError = esg_store::StoreError::Corrupt("bad row".into()).into();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "storage_error")
+        );
     }
 }

@@ -390,16 +390,21 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Runs one store access inside a child span named `name` (`store.chunks`,
-/// `store.company`, ...) with the database semantic-convention attributes.
-pub fn store_op<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
-    tracing::info_span!(
+/// `store.company`, ...) with the database semantic-convention attributes
+/// (`db.system.name` is `sqlite` or `postgresql`), and records its duration
+/// and outcome in `esg_store_operation_duration_seconds`.
+pub fn store_op<T, E>(name: &'static str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let out = tracing::info_span!(
         "store",
         otel.name = name,
         otel.kind = "internal",
-        db.system.name = "sqlite",
+        db.system.name = crate::metrics::store_backend(),
         db.operation.name = name.trim_start_matches("store."),
     )
-    .in_scope(f)
+    .in_scope(f);
+    crate::metrics::observe_store_op(name, out.is_ok(), started.elapsed());
+    out
 }
 
 fn company_not_found(store: &dyn Store, name: &str) -> ApiError {
@@ -604,7 +609,7 @@ async fn upload(
     }
     let year = p.int("year", MIN_YEAR, MAX_YEAR, None);
     let query_filename = p.get("filename").and_then(upload::sanitize_filename);
-    let sector = match p.get("sector").map(|s| esg_store::normalize_sector(&s)) {
+    let sector = match p.get("sector").map(esg_store::normalize_sector) {
         Some(Ok(s)) => s,
         Some(Err(m)) => {
             p.error("sector", &m);
@@ -726,8 +731,15 @@ async fn upload(
         }
         Err(e) => {
             st.metrics().observe_ingest(format, e.code.as_str(), 0, 0);
-            if e.code == esg_ingest::ErrorCode::StorageError {
-                tracing::error!(error_type = "storage_error", error = %e.message, "upload not stored");
+            match e.code {
+                esg_ingest::ErrorCode::StorageError => {
+                    tracing::error!(error_type = "storage_error", error = %e.message, "upload not stored");
+                }
+                esg_ingest::ErrorCode::StoreUnavailable => {
+                    tracing::error!(error_type = "store_unavailable", error = %e.message, "upload not stored: the store cannot be reached");
+                    st.store_health().mark_unavailable(e.message.clone());
+                }
+                _ => {}
             }
             Err(e.into())
         }

@@ -45,6 +45,7 @@ pub mod security;
 pub mod shutdown;
 pub mod source_file;
 pub mod state;
+pub mod store_health;
 pub mod trace_context;
 pub mod upload;
 
@@ -64,23 +65,19 @@ pub async fn load(state: AppState, config: ServerConfig) {
     source_file::on_load(&state);
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
-        match esg_store::SqliteStore::open_in_dir(&config.data_dir) {
-            Ok(store) => {
-                let migrated = store
-                    .schema_version()
-                    .is_ok_and(|v| v == esg_store::SCHEMA_VERSION);
-                if let Ok(c) = esg_store::Store::counts(&store) {
-                    st.metrics().set_on_file(c.companies, c.chunks);
-                }
-                let store: Arc<dyn esg_store::Store> = Arc::new(store);
-                st.set_store(Arc::clone(&store), migrated);
-                tracing::info!(data_dir = %config.data_dir.display(), "store open");
-                st.set_semantic(load_embedder(&config.embedder, &store, &st));
+        if let Some(store) = open_store(&config, &st) {
+            metrics::set_store_backend(store.backend());
+            if let Ok(c) = store.counts() {
+                st.metrics().set_on_file(c.companies, c.chunks);
             }
-            Err(e) => {
-                tracing::error!(error_type = "storage_error", error = %e, "cannot open the store");
-                st.set_store_error(e.to_string());
+            if store.key_table().is_some() {
+                st.security().keys().set_database(Arc::clone(&store));
+                security::log_keys(&st);
             }
+            st.set_store(Arc::clone(&store), true);
+            tracing::info!(store = %config.store.describe(), backend = store.backend(), "store open");
+            st.set_semantic(load_embedder(&config.embedder, &store, &st));
+            tokio::runtime::Handle::current().spawn(store_health::monitor(st.clone()));
         }
         let rubric = match &config.rubric_path {
             None => Ok(esg_score::Rubric::builtin()),
@@ -103,6 +100,50 @@ pub async fn load(state: AppState, config: ServerConfig) {
     .await;
     if result.is_err() {
         state.set_store_error("the loader panicked");
+    }
+}
+
+/// Pause between attempts to open a store that cannot be reached.
+const OPEN_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens (and migrates) the configured store. A database that cannot be
+/// reached ([`esg_store::StoreError::Unavailable`]: not up yet, restarting,
+/// a network problem) is tried again every [`OPEN_RETRY`] until it answers
+/// or shutdown begins, with `/ready` naming the failure meanwhile; any other
+/// failure (a bad URL, a schema newer than this program, a corrupt file) is
+/// final: logged, shown by `/ready`, `None`.
+fn open_store(config: &ServerConfig, st: &AppState) -> Option<Arc<dyn esg_store::Store>> {
+    use esg_store::{StoreError, StoreLocation};
+    let mut attempt = 0u32;
+    loop {
+        let opened: Result<Arc<dyn esg_store::Store>, StoreError> = match &config.store {
+            StoreLocation::Sqlite { data_dir } => esg_store::SqliteStore::open_in_dir(data_dir)
+                .map(|s| Arc::new(s) as Arc<dyn esg_store::Store>),
+            StoreLocation::Postgres { url } => {
+                esg_store::PgStore::connect(url, &config.pg).map(|pg| {
+                    let pg = Arc::new(pg);
+                    st.set_pg(Arc::clone(&pg));
+                    pg as Arc<dyn esg_store::Store>
+                })
+            }
+        };
+        match opened {
+            Ok(store) => return Some(store),
+            Err(StoreError::Unavailable(why)) if !st.is_shutting_down() => {
+                attempt += 1;
+                // Every attempt while it is new, then one line a minute.
+                if attempt <= 3 || attempt.is_multiple_of(30) {
+                    tracing::error!(error_type = "store_unavailable", error = %why, attempt, store = %config.store.describe(), "cannot reach the store; trying again");
+                }
+                st.set_store_error(format!("unavailable: {why}"));
+                std::thread::sleep(OPEN_RETRY);
+            }
+            Err(e) => {
+                tracing::error!(error_type = "storage_error", error = %e, store = %config.store.describe(), "cannot open the store");
+                st.set_store_error(e.to_string());
+                return None;
+            }
+        }
     }
 }
 

@@ -73,6 +73,38 @@ impl Histogram {
     }
 }
 
+/// Durations of store operations, by operation and outcome, for the whole
+/// process (one store per process): recorded by [`observe_store_op`],
+/// which `http::store_op` calls around every store call, so that the
+/// helper needs no handle on a [`Metrics`].
+static STORE_OPS: Mutex<BTreeMap<(&'static str, &'static str), Histogram>> =
+    Mutex::new(BTreeMap::new());
+
+/// The store's backend (`sqlite` or `postgresql`), once open.
+static STORE_BACKEND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Records one store operation: its name (`store.companies` ...), whether
+/// it succeeded, and how long it took.
+pub fn observe_store_op(operation: &'static str, ok: bool, elapsed: Duration) {
+    let outcome = if ok { "ok" } else { "error" };
+    STORE_OPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((operation, outcome))
+        .or_insert_with(Histogram::new)
+        .observe(elapsed.as_secs_f64());
+}
+
+/// Records which backend the store is (`db.system.name` in spans).
+pub fn set_store_backend(backend: &'static str) {
+    let _ = STORE_BACKEND.set(backend);
+}
+
+/// The store's backend, `sqlite` until one is open.
+pub fn store_backend() -> &'static str {
+    STORE_BACKEND.get().copied().unwrap_or("sqlite")
+}
+
 /// The HTTP series of one route template: (method, status, latency); the
 /// request count of a series is its histogram's count. Looked up by `&str`
 /// route and a short scan, so counting a request allocates nothing once the
@@ -119,6 +151,8 @@ pub struct Metrics {
     embedding_errors: AtomicU64,
     in_flight: AtomicI64,
     ready: AtomicI64,
+    store_up: AtomicI64,
+    pool: Mutex<Option<esg_store::PoolStatus>>,
     build: Mutex<BuildInfo>,
 }
 
@@ -160,6 +194,8 @@ impl Metrics {
             embedding_errors: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             ready: AtomicI64::new(0),
+            store_up: AtomicI64::new(0),
+            pool: Mutex::new(None),
             build: Mutex::new(BuildInfo {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 rubric_version: "none".into(),
@@ -318,6 +354,83 @@ impl Metrics {
         self.lock().parity_breaks += 1;
     }
 
+    /// Whether the store answered its last check ([`crate::store_health`]).
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.store(i64::from(up), Ordering::Relaxed);
+    }
+
+    /// The PostgreSQL pool's state at the last check.
+    pub fn set_pool(&self, status: esg_store::PoolStatus) {
+        *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+    }
+
+    fn render_store(&self, out: &mut String) {
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        };
+        let backend = store_backend();
+        family(
+            out,
+            "esg_store_up",
+            "gauge",
+            "1 when the store answered its last check (every 2 s), else 0; by backend.",
+        );
+        let _ = writeln!(
+            out,
+            "esg_store_up{{backend=\"{backend}\"}} {}",
+            self.store_up.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "esg_store_operation_duration_seconds",
+            "histogram",
+            "Time of one store operation in seconds, by operation and outcome (ok, error).",
+        );
+        for ((op, outcome), h) in STORE_OPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            h.render(
+                out,
+                "esg_store_operation_duration_seconds",
+                &format!(
+                    "operation=\"{}\",outcome=\"{outcome}\"",
+                    escape_label(op.trim_start_matches("store."))
+                ),
+            );
+        }
+        if let Some(p) = *self.pool.lock().unwrap_or_else(|e| e.into_inner()) {
+            for (name, help, v) in [
+                (
+                    "esg_store_pool_connections_max",
+                    "Bound of the PostgreSQL connection pool (--db-pool-size).",
+                    p.max_size,
+                ),
+                (
+                    "esg_store_pool_connections",
+                    "PostgreSQL connections open.",
+                    p.size,
+                ),
+                (
+                    "esg_store_pool_in_use",
+                    "PostgreSQL connections running a query.",
+                    p.in_use,
+                ),
+                (
+                    "esg_store_pool_idle",
+                    "PostgreSQL connections open and free.",
+                    p.idle,
+                ),
+                (
+                    "esg_store_pool_waiting",
+                    "Callers waiting for a PostgreSQL connection.",
+                    p.waiting,
+                ),
+            ] {
+                family(out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {v}");
+            }
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
@@ -436,6 +549,7 @@ impl Metrics {
             "1 when /ready answers 200 (store open, migrations done, rubric loaded, not shutting down), else 0.",
         );
         let _ = writeln!(out, "esg_ready {}", self.ready.load(Ordering::Relaxed));
+        self.render_store(&mut out);
         family(&mut out, "esg_companies", "gauge", "Companies on file.");
         let _ = writeln!(out, "esg_companies {}", g.companies);
         family(&mut out, "esg_chunks", "gauge", "Chunks on file.");

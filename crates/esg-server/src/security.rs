@@ -168,7 +168,11 @@ impl Security {
             ..
         } = &config.security;
         Security {
-            keys: KeyStore::new(config.api_keys_path()),
+            keys: if matches!(config.store, esg_store::StoreLocation::Postgres { .. }) {
+                KeyStore::in_database()
+            } else {
+                KeyStore::new(config.api_keys_path())
+            },
             require_auth_for_reads: *require_auth_for_reads,
             rate: (*rate_limit_per_minute > 0).then(|| RateLimiter::new(*rate_limit_per_minute)),
             cors_allow_origins: cors_allow_origins.clone(),
@@ -250,6 +254,11 @@ impl Security {
                     "the server's API key file cannot be used; the server log says why",
                 )
                 .into_response());
+            }
+            Loaded::Unreachable(why) => {
+                self.count(AuthOutcome::Error);
+                tracing::error!(error_type = "store_unavailable", error = %why, "cannot check the API key: the database cannot be reached");
+                return Err(ApiError::store_unavailable().into_response());
             }
         };
         let none_configured = keys.active() == 0;
@@ -433,13 +442,29 @@ pub fn set_headers(h: &mut HeaderMap) {
 /// At start: logs the key file's state and removes stale spooled uploads.
 pub fn on_load(st: &AppState) {
     let sec = st.security();
+    if !sec.keys.is_in_database() {
+        log_keys(st);
+    }
+    match crate::upload::remove_stale(&sec.tmp_dir, crate::upload::STALE_AFTER) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed stale spooled uploads"),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %sec.tmp_dir.display(), "cannot clean the upload directory")
+        }
+    }
+}
+
+/// Logs where the keys are and how many are active (at start; for keys in
+/// the database, once the store is open).
+pub fn log_keys(st: &AppState) {
+    let sec = st.security();
     match sec.keys.current() {
         Loaded::Keys(k) if k.active() == 0 => tracing::warn!(
-            api_keys_file = %sec.keys.path().display(),
+            api_keys = %sec.keys.describe(),
             "no API key is configured: uploads answer 401 until one is made with `esg keys add`"
         ),
         Loaded::Keys(k) => tracing::info!(
-            api_keys_file = %sec.keys.path().display(),
+            api_keys = %sec.keys.describe(),
             active_keys = k.active(),
             require_auth_for_reads = sec.require_auth_for_reads,
             "API keys loaded"
@@ -449,13 +474,11 @@ pub fn on_load(st: &AppState) {
             error = %e,
             "the API key file cannot be used: protected routes answer 500 until it is fixed"
         ),
-    }
-    match crate::upload::remove_stale(&sec.tmp_dir, crate::upload::STALE_AFTER) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed stale spooled uploads"),
-        Err(e) => {
-            tracing::warn!(error = %e, dir = %sec.tmp_dir.display(), "cannot clean the upload directory")
-        }
+        Loaded::Unreachable(e) => tracing::error!(
+            error_type = "store_unavailable",
+            error = %e,
+            "the API keys cannot be read from the database: protected routes answer 503 until it answers"
+        ),
     }
 }
 

@@ -31,6 +31,9 @@ struct Inner {
     score_cache: crate::score_cache::ScoreCache,
     semantic: OnceLock<crate::embedding::SemanticState>,
     files: esg_store::FileStore,
+    store_health: crate::store_health::StoreHealth,
+    /// The PostgreSQL store, for its pool metrics (unset on SQLite).
+    pg: OnceLock<Arc<esg_store::PgStore>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,7 +74,9 @@ impl AppState {
             security: crate::security::Security::new(config),
             score_cache: crate::score_cache::ScoreCache::new(config.cache_bytes),
             semantic: OnceLock::new(),
-            files: esg_store::FileStore::in_data_dir(&config.data_dir),
+            files: esg_store::FileStore::new(config.files_dir.clone()),
+            store_health: crate::store_health::StoreHealth::default(),
+            pg: OnceLock::new(),
         }))
     }
 
@@ -127,6 +132,23 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(|| ApiError::not_ready("the rubric is not loaded yet"))
+    }
+
+    /// Whether the store answered its last check ([`crate::store_health`]).
+    pub fn store_health(&self) -> &crate::store_health::StoreHealth {
+        &self.0.store_health
+    }
+
+    /// Remembers the PostgreSQL store so its pool shows in the metrics.
+    pub fn set_pg(&self, pg: Arc<esg_store::PgStore>) {
+        let _ = self.0.pg.set(pg);
+    }
+
+    /// Copies the PostgreSQL pool's state into the metrics (nothing on SQLite).
+    pub fn record_pool_metrics(&self) {
+        if let Some(pg) = self.0.pg.get() {
+            self.0.metrics.set_pool(pg.pool_status());
+        }
     }
 
     /// The kept source files (`<data-dir>/files`, see [`crate::source_file`]).
@@ -185,7 +207,10 @@ impl AppState {
     pub fn readiness(&self) -> Readiness {
         let mut checks = BTreeMap::new();
         let store = if self.0.store.get().is_some() {
-            OK.to_string()
+            match self.0.store_health.failing() {
+                None => OK.to_string(),
+                Some(why) => format!("unavailable: {why}"),
+            }
         } else {
             self.0
                 .store_error
