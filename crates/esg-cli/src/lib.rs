@@ -9,12 +9,14 @@ pub mod list;
 pub mod score;
 pub mod search;
 pub mod serve;
+pub mod store_copy;
 
 use anyhow::Context;
 use cli::{Cli, Command};
-use esg_store::SqliteStore;
+use esg_store::{PgOptions, StoreLocation};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Exit status when some inputs failed (the rest were still processed).
 pub const EXIT_PARTIAL: u8 = 2;
@@ -54,26 +56,58 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The PostgreSQL settings of the global flags.
+pub fn pg_options(cli: &Cli) -> PgOptions {
+    PgOptions {
+        pool_size: cli.db_pool_size as usize,
+        connect_timeout: Duration::from_secs(cli.db_connect_timeout_secs),
+        statement_timeout: Duration::from_secs(cli.db_statement_timeout_secs),
+    }
+}
+
+/// Where the store is: `--database-url` when given, else SQLite in `data_dir`.
+pub fn store_location(cli: &Cli, data_dir: &std::path::Path) -> anyhow::Result<StoreLocation> {
+    Ok(StoreLocation::from_url_or_dir(
+        cli.database_url.as_deref(),
+        data_dir,
+    )?)
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let location = store_location(&cli, &data_dir)?;
+    let opts = pg_options(&cli);
     let open = || {
-        SqliteStore::open_in_dir(&data_dir)
-            .with_context(|| format!("cannot open the store in {}", data_dir.display()))
+        esg_store::open(&location, &opts)
+            .with_context(|| format!("cannot open the store {}", location.describe()))
     };
     match cli.command {
         Command::Ingest(args) => ingest::run(
-            &open()?,
+            &*open()?,
             &esg_store::FileStore::in_data_dir(&data_dir),
             &data_dir,
             &args,
         ),
-        Command::Companies(args) => list::companies(&open()?, &args),
-        Command::Documents(args) => list::documents(&open()?, &args),
-        Command::Search(args) => search::run(&open()?, &data_dir, &args),
-        Command::Score(args) => score::run(&open()?, &data_dir, &args),
-        Command::Embed(args) => embed::run(&open()?, &data_dir, &args),
+        Command::Companies(args) => list::companies(&*open()?, &args),
+        Command::Documents(args) => list::documents(&*open()?, &args),
+        Command::Search(args) => search::run(&*open()?, &data_dir, &args),
+        Command::Score(args) => score::run(&*open()?, &data_dir, &args),
+        Command::Embed(args) => embed::run(&*open()?, &data_dir, &args),
+        // Not wired to PostgreSQL yet: refuse rather than silently serve
+        // (or manage the keys of) the SQLite store under --data-dir.
+        Command::Serve(_) | Command::Keys(_)
+            if matches!(location, StoreLocation::Postgres { .. }) =>
+        {
+            anyhow::bail!(
+                "--database-url is not supported by this command yet (store {})",
+                location.describe()
+            )
+        }
         Command::Serve(args) => serve::run(&data_dir, &args),
         Command::Keys(args) => keys::run(&data_dir, &args),
+        Command::Store(args) => match &args.command {
+            cli::StoreCommand::Copy(copy) => store_copy::run(copy, &opts),
+        },
         Command::Healthcheck(args) => healthcheck::run(&args),
         Command::ExtractWorker => unreachable!("handled in run"),
     }
