@@ -18,7 +18,7 @@ pub struct Cli {
     pub files_dir: Option<PathBuf>,
 
     /// PostgreSQL store instead of SQLite under --data-dir: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=disable]
-    /// (source files stay under --data-dir)
+    /// (source files stay under --files-dir)
     #[arg(
         long,
         global = true,
@@ -64,6 +64,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the API keys the server requires for uploads (add, list, revoke).
     Keys(KeysArgs),
+    /// Manage the store itself: copy a SQLite store into PostgreSQL.
+    Store(StoreArgs),
     /// Ask a running server whether it is healthy (exit 0) or not (exit 1); for container health checks.
     Healthcheck(HealthcheckArgs),
     /// Internal: extraction worker (reads a document on stdin, writes JSON).
@@ -454,6 +456,45 @@ pub enum LogFormatArg {
     Json,
     /// Human-readable text.
     Text,
+}
+
+/// `esg store`.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// What to do with the store.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// `esg store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every document (pages, chunks, criterion matches, vectors) from one store into a PostgreSQL store;
+    /// resumable, verified at the end. Source files stay in the files directory.
+    Copy(StoreCopyArgs),
+}
+
+/// `esg store copy`.
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    /// The store to copy from: sqlite:DIR (a data directory) or postgres://…
+    #[arg(
+        long,
+        env = "ESG_COPY_FROM",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub from: String,
+    /// The PostgreSQL store to copy into: postgres://… (migrated if new).
+    #[arg(long, env = "ESG_COPY_TO", value_name = "URL", hide_env_values = true)]
+    pub to: String,
+    /// Copy at most this many new documents in this run (the rest on the next run); verification then
+    /// covers the documents present in the target.
+    #[arg(long, env = "ESG_COPY_LIMIT", value_name = "N")]
+    pub limit: Option<u64>,
+    /// Print one JSON object with the counts instead of text.
+    #[arg(long, env = "ESG_JSON")]
+    pub json: bool,
 }
 
 /// `esg healthcheck`.

@@ -9,6 +9,7 @@ pub mod list;
 pub mod score;
 pub mod search;
 pub mod serve;
+pub mod store_copy;
 
 use anyhow::Context;
 use cli::{Cli, Command};
@@ -103,6 +104,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(args) => match &location {
             StoreLocation::Postgres { .. } => keys::run(&data_dir, Some(&*open()?), &args),
             StoreLocation::Sqlite { .. } => keys::run(&data_dir, None, &args),
+        },
+        Command::Store(args) => match &args.command {
+            cli::StoreCommand::Copy(copy) => store_copy::run(copy, &opts),
         },
         Command::Healthcheck(args) => healthcheck::run(&args),
         Command::ExtractWorker => unreachable!("handled in run"),
