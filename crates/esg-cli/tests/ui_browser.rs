@@ -58,28 +58,60 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One WebDriver request; returns the response's `value`.
+/// One WebDriver request; returns the response's `value`. chromedriver
+/// keeps connections open whatever the request says, so the body is read
+/// by its Content-Length.
 fn wd(addr: &str, method: &str, path: &str, body: &Value) -> Result<Value, String> {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     let bytes = if body.is_null() {
         Vec::new()
     } else {
         serde_json::to_vec(body).unwrap()
     };
-    let r = serve_support::request(
-        addr,
-        method,
-        path,
-        &[("Content-Type", "application/json; charset=utf-8")],
-        &bytes,
+    let err = |e: std::io::Error| format!("{method} {path}: {e}");
+    let mut s = std::net::TcpStream::connect(addr).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(err)?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
     )
-    .map_err(|e| format!("{method} {path}: {e}"))?;
-    let v: Value = serde_json::from_str(&r.body)
-        .map_err(|e| format!("{method} {path}: not JSON ({e}): {}", r.body))?;
-    if r.status != 200 {
-        return Err(format!(
-            "{method} {path}: HTTP {}: {}",
-            r.status, v["value"]
-        ));
+    .map_err(err)?;
+    s.write_all(&bytes).map_err(err)?;
+    let mut r = BufReader::new(s);
+    let mut status = 0u16;
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).map_err(err)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if status == 0 {
+            status = l
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+        } else if let Some((k, v)) = l.split_once(':')
+            && k.trim().eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0; len];
+    r.read_exact(&mut buf).map_err(err)?;
+    let v: Value = serde_json::from_slice(&buf).map_err(|e| {
+        format!(
+            "{method} {path}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&buf)
+        )
+    })?;
+    if status != 200 {
+        return Err(format!("{method} {path}: HTTP {status}: {}", v["value"]));
     }
     Ok(v["value"].clone())
 }
@@ -497,7 +529,7 @@ fn click_through_every_page_in_chromium() {
     };
     b.go("/ui/?sort=name");
     let link = b.js(
-        "return Array.from(document.querySelectorAll('tbody th a')).filter(function (a) { return a.textContent === arguments[0]; }).map(function (a) { return a.getAttribute('href'); })[0];",
+        "var name = arguments[0]; return Array.from(document.querySelectorAll('tbody th a')).filter(function (a) { return a.textContent === name; }).map(function (a) { return a.getAttribute('href'); })[0];",
         json!([company]),
     );
     let href = link

@@ -20,6 +20,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/ui.js"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
 ];
 
 fn etags() -> &'static Vec<String> {
@@ -30,6 +35,12 @@ fn etags() -> &'static Vec<String> {
             .map(|(_, _, b)| format!("\"{}\"", &esg_core::sha256_hex(b)[..16]))
             .collect()
     })
+}
+
+/// `GET /favicon.ico`: the icon browsers ask for on their own (the PDF
+/// viewer of an evidence link does), so that it is not a 404.
+pub async fn favicon(headers: HeaderMap) -> Response {
+    file(Path("favicon.svg".to_string()), headers).await
 }
 
 /// `GET /ui/static/{name}`.

@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/search", get(search::page))
         .route("/ui/upload", get(upload::page))
         .route("/ui/static/{name}", get(assets::file))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/ui/{*rest}", get(unknown_page))
 }
 
