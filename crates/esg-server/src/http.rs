@@ -606,7 +606,7 @@ async fn upload(
     }
     let year = p.int("year", MIN_YEAR, MAX_YEAR, None);
     let query_filename = p.get("filename").and_then(upload::sanitize_filename);
-    let sector = match p.get("sector").map(|s| esg_store::normalize_sector(&s)) {
+    let sector = match p.get("sector").map(esg_store::normalize_sector) {
         Some(Ok(s)) => s,
         Some(Err(m)) => {
             p.error("sector", &m);

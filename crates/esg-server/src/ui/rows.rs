@@ -67,6 +67,10 @@ struct Basis {
 
 type Table = HashMap<(String, i32), (Basis, Arc<Summary>)>;
 
+/// A row scored for the screen: (slot, year, documents, summary or `None`
+/// when the company could not be scored).
+type Scored = (usize, i32, usize, Option<Arc<Summary>>);
+
 /// Most rows kept; past it the table starts again (rows are cheap to
 /// recompute from cached indexes, and 100,000 is far above any screen).
 const MAX_ROWS: usize = 100_000;
@@ -215,7 +219,7 @@ pub fn rows(
             .map_or(2, |n| n.get())
             .min(missing.len());
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Mutex<Vec<(usize, i32, usize, Option<Arc<Summary>>)>> = Mutex::new(Vec::new());
+        let done: Mutex<Vec<Scored>> = Mutex::new(Vec::new());
         // Each company in `out` order; `out[i]` is None for the missing ones.
         let by_slot: Vec<&CompanySummary> = {
             let mut v = Vec::new();

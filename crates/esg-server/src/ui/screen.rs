@@ -584,6 +584,7 @@ pub async fn page(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<R
 
 /// `GET /ui/companies.csv`: the screen's rows as CSV.
 pub async fn csv(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Response, UiError> {
+    let started = Instant::now();
     let s = load(&st, q).await?;
     if !s.errors.is_empty() {
         return Err(bad_view(s.errors));
@@ -598,12 +599,14 @@ pub async fn csv(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Re
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"companies.csv\""),
     );
+    server_timing(&mut res, started);
     Ok(res)
 }
 
 /// `GET /ui/companies.json`: the screen's rows as JSON (the CSV's fields,
 /// stages by theme code).
 pub async fn json(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Response, UiError> {
+    let started = Instant::now();
     let s = load(&st, q).await?;
     if !s.errors.is_empty() {
         return Err(bad_view(s.errors));
@@ -627,7 +630,17 @@ pub async fn json(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<R
         })
         .collect();
     let body = serde_json::json!({ "companies": rows, "total": s.total, "unscored": s.unscored });
-    Ok(axum::Json(body).into_response())
+    let mut res = axum::Json(body).into_response();
+    server_timing(&mut res, started);
+    Ok(res)
+}
+
+/// `Server-Timing: app;dur=…` (milliseconds in the handler), as on the pages.
+fn server_timing(res: &mut Response, started: Instant) {
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        res.headers_mut().insert("server-timing", v);
+    }
 }
 
 fn bad_view(errors: Vec<String>) -> UiError {
