@@ -132,7 +132,13 @@ impl Browser {
             .map(|v| v["ready"] != true)
             .unwrap_or(true)
         {
-            assert!(Instant::now() < deadline, "chromedriver never ready");
+            if Instant::now() >= deadline {
+                // Not yet owned by a Browser (whose Drop ends it): end it here.
+                let mut driver = driver;
+                let _ = driver.kill();
+                let _ = driver.wait();
+                panic!("chromedriver never ready");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         let profile = tempfile::tempdir().unwrap();
