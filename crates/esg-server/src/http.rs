@@ -81,6 +81,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             axum::routing::post(score).layer(DefaultBodyLimit::max(json_limit)),
         )
         .route("/trace", get(trace))
+        // The analysts' pages (issue 16): `/` redirects to `/ui/`.
+        .merge(crate::ui::routes())
         .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -375,7 +377,7 @@ impl Params {
 
 // ---------------------------------------------------------------- helpers
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let span = tracing::Span::current();
@@ -423,14 +425,14 @@ fn company_not_found(store: &dyn Store, name: &str) -> ApiError {
     ])
 }
 
-fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySummary, ApiError> {
+pub(crate) fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySummary, ApiError> {
     match store_op("store.company", || store.company(name))? {
         Some(c) => Ok(c),
         None => Err(company_not_found(store, name)),
     }
 }
 
-fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiError> {
+pub(crate) fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiError> {
     company.year_on_file(year).ok_or_else(|| {
         let msg = match year {
             Some(y) => format!("{} has no documents for {y}", company.name),
@@ -748,7 +750,7 @@ async fn upload(
 
 // ---------------------------------------------------------------- search
 
-async fn search(
+pub(crate) async fn search(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -936,7 +938,7 @@ pub fn parse_score_body(
 /// The company-year's [`CompanyIndex`] (from the cache when it was built
 /// from the same documents and rubric, else built from the store and
 /// cached), and the file names of the company's documents.
-fn company_index(
+pub(crate) fn company_index(
     st: &AppState,
     store: &dyn Store,
     rubric: &Rubric,
@@ -1021,12 +1023,12 @@ fn after_scoring(
 }
 
 /// A scoring request resolved to its company-year index, before scoring.
-struct Prepared {
-    rubric: Arc<Rubric>,
-    company: CompanySummary,
-    params: ScoreParams,
-    index: Arc<CompanyIndex>,
-    names: BTreeMap<String, String>,
+pub(crate) struct Prepared {
+    pub(crate) rubric: Arc<Rubric>,
+    pub(crate) company: CompanySummary,
+    pub(crate) params: ScoreParams,
+    pub(crate) index: Arc<CompanyIndex>,
+    pub(crate) names: BTreeMap<String, String>,
     started: Instant,
     /// Hybrid retrieval: the company-year's vectors and the themes' query vectors.
     semantic: Option<Hybrid>,
@@ -1086,7 +1088,7 @@ fn company_vectors(
 }
 
 /// Resolves the company and year and finds (or builds) the index.
-fn prepare_scoring(
+pub(crate) fn prepare_scoring(
     st: &AppState,
     store: &Arc<dyn Store>,
     req: &ScoreRequest,
@@ -1138,7 +1140,11 @@ fn prepare_scoring(
 }
 
 /// Retrieval and scoring of a prepared request.
-fn run_scoring(st: &AppState, store: &Arc<dyn Store>, p: &Prepared) -> Result<Scorecard, ApiError> {
+pub(crate) fn run_scoring(
+    st: &AppState,
+    store: &Arc<dyn Store>,
+    p: &Prepared,
+) -> Result<Scorecard, ApiError> {
     let (year, k) = (p.params.year, p.params.k);
     let span = tracing::info_span!("retrieval", year, k, semantic = p.semantic.is_some());
     let semantic = p.semantic.as_ref().map(|(vectors, queries)| SemanticInput {

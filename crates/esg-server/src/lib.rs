@@ -18,6 +18,7 @@
 //! * [`auth`] — the API key file and the check of a Bearer key;
 //! * [`security`] — key checks, rate limiting, CORS, security headers;
 //! * [`upload`] — uploads streamed to a temporary file under a size limit.
+//! * [`ui`] — the analysts' web pages under `/ui/` (server-rendered HTML).
 //! * [`embedding`] — the embedder behind `semantic=1`, and the background
 //!   queue that embeds uploads after they are stored.
 //!
@@ -47,6 +48,7 @@ pub mod source_file;
 pub mod state;
 pub mod store_health;
 pub mod trace_context;
+pub mod ui;
 pub mod upload;
 
 use anyhow::Context as _;
