@@ -17,7 +17,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "ESG_FILES_DIR", value_name = "DIR")]
     pub files_dir: Option<PathBuf>,
 
-    /// PostgreSQL store instead of SQLite under --data-dir: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=disable]
+    /// PostgreSQL store instead of SQLite under --data-dir: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=MODE&sslrootcert=FILE]
+    /// (sslmode as libpq: disable, prefer, require, verify-ca, verify-full)
     /// (source files stay under --files-dir)
     #[arg(
         long,

@@ -20,6 +20,7 @@ pub mod copy;
 pub mod files;
 mod migrations;
 mod pg_migrations;
+pub mod pg_tls;
 pub mod postgres;
 mod sqlite;
 
@@ -85,6 +86,11 @@ pub enum StoreError {
     /// SQLSTATE.
     #[error("postgresql: {0}")]
     Postgres(String),
+    /// The store's configuration cannot be used (a database URL that does
+    /// not parse, an unknown `sslmode`, a missing `sslrootcert` file);
+    /// nothing was opened.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// A document ready to be stored: identity, provenance, cleaned pages and
@@ -402,7 +408,7 @@ pub enum StoreLocation {
 impl StoreLocation {
     /// `url` when given and not empty (`postgres://…`, `postgresql://…`, or
     /// `sqlite:DIR`), else SQLite in `data_dir`. Any other URL is
-    /// [`StoreError::Invalid`].
+    /// [`StoreError::Config`].
     pub fn from_url_or_dir(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
         let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
             return Ok(StoreLocation::Sqlite {
@@ -418,7 +424,7 @@ impl StoreLocation {
         if let Some(dir) = url.strip_prefix("sqlite:") {
             let dir = dir.strip_prefix("//").unwrap_or(dir);
             if dir.is_empty() {
-                return Err(StoreError::Invalid(
+                return Err(StoreError::Config(
                     "database URL sqlite: names no directory (sqlite:DIR)".into(),
                 ));
             }
@@ -426,7 +432,7 @@ impl StoreLocation {
                 data_dir: PathBuf::from(dir),
             });
         }
-        Err(StoreError::Invalid(format!(
+        Err(StoreError::Config(format!(
             "database URL {} is neither postgres://… nor sqlite:DIR",
             redact_url(url)
         )))

@@ -46,10 +46,9 @@
 //!
 //! # TLS
 //!
-//! This build connects without TLS: `sslmode=disable` and `sslmode=prefer`
-//! (the libpq default; `prefer` then does not try TLS) work, and
-//! `sslmode=require` is refused at [`PgStore::connect`] with a clear error
-//! rather than silently downgraded.
+//! As libpq: the URL's `sslmode` (`disable`, `prefer` — the default —,
+//! `require`, `verify-ca`, `verify-full`) and `sslrootcert`; see
+//! [`crate::pg_tls`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -59,8 +58,6 @@ use chrono::{SecondsFormat, Utc};
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::NoTls;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 
 use crate::copy::{DocumentExport, ImportOutcome};
@@ -238,19 +235,18 @@ impl PgStore {
     ///
     /// [`StoreError::Unavailable`] when the server cannot be reached within
     /// the connect timeout, [`StoreError::SchemaTooNew`] when a newer
-    /// program migrated the database, [`StoreError::Invalid`] for a URL
-    /// that does not parse or asks for TLS.
+    /// program migrated the database, [`StoreError::Config`] for a URL
+    /// that does not parse or names an unusable TLS setting.
     pub fn connect(url: &str, opts: &PgOptions) -> Result<PgStore, StoreError> {
         let described = redact_url(url);
-        let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| {
-            StoreError::Invalid(format!("database URL {described}: {}", pg_error(e)))
-        })?;
-        if matches!(cfg.get_ssl_mode(), SslMode::Require) {
-            return Err(StoreError::Invalid(format!(
-                "database URL {described}: sslmode=require, but this build connects without TLS \
-                 (use sslmode=disable or prefer, or a TLS-terminating proxy)"
-            )));
-        }
+        let in_url = |e: StoreError| match e {
+            StoreError::Config(m) => StoreError::Config(format!("database URL {described}: {m}")),
+            other => StoreError::Config(format!("database URL {described}: {other}")),
+        };
+        let tls = crate::pg_tls::parse(url).map_err(in_url)?;
+        let mut cfg = tokio_postgres::Config::from_str(&tls.cleaned)
+            .map_err(|e| in_url(StoreError::Config(e.to_string())))?;
+        let connector = crate::pg_tls::connector(&tls).map_err(in_url)?;
         let statement_ms = opts.statement_timeout.as_millis().max(1);
         let options = match cfg.get_options() {
             Some(o) if !o.trim().is_empty() => format!("{o} -c statement_timeout={statement_ms}"),
@@ -269,7 +265,7 @@ impl PgStore {
             .build()?;
         let manager = Manager::from_config(
             cfg,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

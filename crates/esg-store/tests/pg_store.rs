@@ -184,15 +184,123 @@ fn an_unreachable_server_is_unavailable() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    // TLS demanded: refused clearly, not downgraded.
-    match PgStore::connect("postgres://esg:pw@127.0.0.1:1/esg?sslmode=require", &opts) {
-        Err(StoreError::Invalid(msg)) => {
+    // An sslmode libpq does not know: refused by name, password hidden.
+    match PgStore::connect("postgres://esg:pw@127.0.0.1:1/esg?sslmode=verify", &opts) {
+        Err(StoreError::Config(msg)) => {
             assert!(
-                msg.contains("sslmode=require") && !msg.contains("pw@"),
+                msg.contains("sslmode=verify is not one of") && !msg.contains("pw@"),
                 "{msg}"
             )
         }
-        other => panic!("expected Invalid, got {other:?}"),
+        other => panic!("expected Config, got {other:?}"),
+    }
+}
+
+#[test]
+fn tls_connections_follow_sslmode_as_libpq_does() {
+    // A cluster of its own that refuses plain TCP (hostnossl reject) and
+    // presents a certificate for the name `localhost` only (not the address
+    // 127.0.0.1), signed by `ca`.
+    let (cluster, ca) = match esg_testpg::Cluster::start_tls(&["localhost"]) {
+        Ok(c) => c,
+        Err(e) if esg_testpg::required() => panic!("PostgreSQL is required under CI=true: {e}"),
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return;
+        }
+    };
+    let opts = PgOptions {
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(3),
+        ..PgOptions::default()
+    };
+    let base = cluster.url("postgres");
+    let with = |q: &str| format!("{base}?{q}");
+    let by_name = |q: &str| format!("{base}?{q}").replace("@127.0.0.1:", "@localhost:");
+
+    // Encrypted, and the store works through it: write, read back.
+    for q in [
+        "sslmode=require".to_string(),
+        "sslmode=prefer".to_string(),
+        format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+        format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+    ] {
+        let s = PgStore::connect(&by_name(&q), &opts).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let doc = make_doc(&format!("tls {q}"), "Acme", 2024, 2);
+        s.put_document(&doc).unwrap();
+        assert_eq!(
+            s.document(&doc.doc_id).unwrap().unwrap().doc_id,
+            doc.doc_id,
+            "{q}"
+        );
+    }
+    // Without TLS the server refuses (so the connections above were TLS).
+    match PgStore::connect(&with("sslmode=disable"), &opts) {
+        Err(StoreError::Unavailable(m) | StoreError::Postgres(m)) => {
+            assert!(m.contains("no encryption") || m.contains("pg_hba"), "{m}")
+        }
+        other => panic!("sslmode=disable against a TLS-only server: got {other:?}"),
+    }
+    // The address in the URL is not on the certificate: verify-full
+    // refuses, verify-ca (chain only) accepts.
+    let full = with(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    match PgStore::connect(&full, &opts) {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("not valid for name"), "{m}"),
+        other => panic!("verify-full to an address not on the certificate: got {other:?}"),
+    }
+    let chain_only = with(&format!("sslmode=verify-ca&sslrootcert={}", ca.display()));
+    assert!(PgStore::connect(&chain_only, &opts).is_ok());
+    // A certificate signed by another CA: refused by every verifying mode,
+    // accepted by require (libpq: encryption without authentication).
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = dir.path().join("other-ca.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=someone else",
+            "-newkey",
+            "ec",
+        ])
+        .args([
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(dir.path().join("k.pem"))
+        .arg("-out")
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for mode in ["verify-ca", "verify-full", "require"] {
+        let url = with(&format!(
+            "sslmode={mode}&sslrootcert={}",
+            stranger.display()
+        ));
+        match PgStore::connect(&url, &opts) {
+            Err(StoreError::Unavailable(m)) => assert!(
+                m.contains("UnknownIssuer") || m.contains("certificate"),
+                "{mode}: {m}"
+            ),
+            other => {
+                panic!("{mode} with a stranger's CA: expected a refused handshake, got {other:?}")
+            }
+        }
+    }
+    // A root file that is not there: refused before connecting, named.
+    let url = with("sslmode=verify-full&sslrootcert=/nonexistent/root.crt");
+    match PgStore::connect(&url, &opts) {
+        Err(StoreError::Config(m)) => assert!(m.contains("/nonexistent/root.crt"), "{m}"),
+        other => panic!("missing root file: got {other:?}"),
     }
 }
 

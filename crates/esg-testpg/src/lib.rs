@@ -367,6 +367,110 @@ impl Cluster {
         self.pg_start()
     }
 
+    /// A private cluster that accepts TLS connections only (`hostssl` in
+    /// `pg_hba.conf`, plain TCP rejected), with a server certificate for
+    /// `names` (DNS names or IP addresses) signed by a CA made for it.
+    /// Returns the cluster and the CA's PEM file. Certificates are made with
+    /// the `openssl` command (ECDSA P-256, valid two days).
+    pub fn start_tls(names: &[&str]) -> Result<(Cluster, PathBuf), String> {
+        let cluster = Cluster::start()?;
+        cluster.stop();
+        let tls = cluster.dir.join("tls");
+        std::fs::create_dir_all(&tls).map_err(|e| format!("{}: {e}", tls.display()))?;
+        let openssl = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("openssl (is it installed?): {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=esg test CA"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+        openssl(&ca)?;
+        let mut csr = vec!["req", "-new", "-subj", "/CN=esg test server"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&csr)?;
+        let san: Vec<String> = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(_) => format!("IP:{n}"),
+                Err(_) => format!("DNS:{n}"),
+            })
+            .collect();
+        std::fs::write(
+            tls.join("server.ext"),
+            format!(
+                "subjectAltName={}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+                san.join(",")
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ])?;
+        let key = tls.join("server.key");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+        }
+        if cluster.as_postgres {
+            chown_to_postgres(&tls)?;
+            chown_to_postgres(&key)?;
+            chown_to_postgres(&tls.join("server.pem"))?;
+        }
+        let data = cluster.data();
+        let conf = format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            tls.join("server.pem").display(),
+            key.display()
+        );
+        let mut pg_conf = std::fs::read_to_string(data.join("postgresql.conf"))
+            .map_err(|e| format!("postgresql.conf: {e}"))?;
+        pg_conf.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), pg_conf).map_err(|e| e.to_string())?;
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .map_err(|e| format!("pg_hba.conf: {e}"))?;
+        cluster.pg_start()?;
+        Ok((cluster, tls.join("ca.pem")))
+    }
+
     fn stop_and_remove(&self) {
         if self.data().join("postmaster.pid").exists() {
             let _ = self
