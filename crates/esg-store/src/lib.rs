@@ -93,6 +93,48 @@ pub enum StoreError {
     Config(String),
 }
 
+/// The checks of [`Store::put_vectors`] shared by every backend: a model
+/// id, a dimension that fits the database, and `4 * dim` bytes per vector.
+pub(crate) fn check_vectors(
+    model: &str,
+    dim: usize,
+    vectors: &[ChunkVector],
+) -> Result<(), StoreError> {
+    if model.is_empty() {
+        return Err(StoreError::Invalid("model id is empty".into()));
+    }
+    if dim == 0 || i64::try_from(dim).is_err() {
+        return Err(StoreError::Invalid(format!("vector dimension {dim}")));
+    }
+    if let Some(v) = vectors.iter().find(|v| v.vector.len() != 4 * dim) {
+        return Err(StoreError::Invalid(format!(
+            "vector for chunk {} has {} bytes, expected {} ({dim} f32 values)",
+            v.chunk_id,
+            v.vector.len(),
+            4 * dim
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of [`Store::put_rule_matches`] shared by every backend: a
+/// rubric hash and a theme on every record.
+pub(crate) fn check_rule_matches(
+    rubric_sha256: &str,
+    matches: &[RuleMatches],
+) -> Result<(), StoreError> {
+    if rubric_sha256.is_empty() {
+        return Err(StoreError::Invalid("rubric_sha256 is empty".into()));
+    }
+    if let Some(m) = matches.iter().find(|m| m.theme.is_empty()) {
+        return Err(StoreError::Invalid(format!(
+            "rule matches of chunk {} have an empty theme",
+            m.chunk_id
+        )));
+    }
+    Ok(())
+}
+
 /// A document ready to be stored: identity, provenance, cleaned pages and
 /// chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -723,15 +723,7 @@ impl Store for PgStore {
         rubric_sha256: &str,
         matches: &[RuleMatches],
     ) -> Result<usize, StoreError> {
-        if rubric_sha256.is_empty() {
-            return Err(StoreError::Invalid("rubric_sha256 is empty".into()));
-        }
-        if let Some(m) = matches.iter().find(|m| m.theme.is_empty()) {
-            return Err(StoreError::Invalid(format!(
-                "rule matches of chunk {} have an empty theme",
-                m.chunk_id
-            )));
-        }
+        crate::check_rule_matches(rubric_sha256, matches)?;
         if matches.is_empty() {
             return Ok(0);
         }
@@ -874,20 +866,7 @@ impl VectorStore for PgStore {
         dim: usize,
         vectors: &[ChunkVector],
     ) -> Result<usize, StoreError> {
-        if model.is_empty() {
-            return Err(StoreError::Invalid("model id is empty".into()));
-        }
-        if dim == 0 || i64::try_from(dim).is_err() {
-            return Err(StoreError::Invalid(format!("vector dimension {dim}")));
-        }
-        if let Some(v) = vectors.iter().find(|v| v.vector.len() != 4 * dim) {
-            return Err(StoreError::Invalid(format!(
-                "vector for chunk {} has {} bytes, expected {} ({dim} f32 values)",
-                v.chunk_id,
-                v.vector.len(),
-                4 * dim
-            )));
-        }
+        crate::check_vectors(model, dim, vectors)?;
         if vectors.is_empty() {
             return Ok(0);
         }
