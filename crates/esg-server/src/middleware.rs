@@ -147,6 +147,7 @@ struct Finish {
     trace_id: String,
     span_id: String,
     in_flight: InFlight,
+    state: AppState,
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -206,6 +207,7 @@ where
                 trace_id: ids.trace_id,
                 span_id: ids.span_id,
                 in_flight: InFlight(metrics),
+                state: self.state.clone(),
             }),
         }
     }
@@ -258,6 +260,19 @@ impl Finish {
         }
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
         let code = res.extensions().get::<ErrorCode>().map(|c| c.0);
+        if code == Some("store_unavailable") {
+            // Any request that met an unreachable store takes the replica
+            // out of the load balancer now (/ready 503), not at the next
+            // health check; the check brings it back.
+            let health = self.state.store_health();
+            if health.mark_unavailable("a request met an unreachable store") {
+                tracing::error!(
+                    error_type = "store_unavailable",
+                    "the store cannot be reached (seen by a request); /ready answers 503 until it answers again"
+                );
+                self.state.metrics().set_store_up(false);
+            }
+        }
         span.in_scope(|| {
             if status >= 500 {
                 tracing::error!(

@@ -11,9 +11,11 @@
 //! recover by themselves when the database answers again (the pool drops
 //! broken connections and opens new ones; nothing is restarted).
 //!
-//! A request that meets [`esg_store::StoreError::Unavailable`] marks the
-//! store unhealthy at once ([`StoreHealth::mark_unavailable`]), so `/ready`
-//! does not wait for the next tick to say so.
+//! Any request answered 503 `store_unavailable` marks the store unhealthy
+//! at once ([`StoreHealth::mark_unavailable`], from the access layer in
+//! [`crate::middleware`]), so `/ready` does not wait for the next check to
+//! say so; `bench/load_faults_replicas.py` counts the 503s a replica
+//! answers while its `/ready` still says 200.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
