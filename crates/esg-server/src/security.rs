@@ -378,6 +378,18 @@ pub fn check_key(st: &AppState, req: &Request) -> Option<Response> {
     if is_open_path(path) || (is_read(req.method(), path) && !sec.require_auth_for_reads) {
         return None;
     }
+    if is_read(req.method(), path) && crate::ui::is_ui_path(path) {
+        // A browser following a link cannot send a Bearer key: the pages'
+        // own files stay open (nothing report-derived is in them) and a
+        // page answers 401 as a page saying why, not as the API's JSON.
+        if crate::ui::is_ui_asset(path) {
+            return None;
+        }
+        return sec
+            .check(req.headers())
+            .err()
+            .map(|_| crate::ui::reads_need_a_key());
+    }
     sec.check(req.headers()).err()
 }
 

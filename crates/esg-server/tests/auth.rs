@@ -253,6 +253,29 @@ async fn reads_can_require_a_key_while_probes_and_metrics_stay_open() {
             "{path}"
         );
     }
+    // The web pages: a page saying why (a browser cannot send the key), not
+    // the API's JSON; the pages' own files stay open; with the key they work.
+    for path in ["/ui/", "/ui/companies/northwind%20components%20ltd"] {
+        let r = anon().get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let body = r.text().await.unwrap();
+        assert!(body.contains("--require-auth-for-reads"), "{body}");
+        assert_eq!(s.get(path).await.status(), 200, "{path} with the key");
+    }
+    for path in ["/ui/static/ui.css", "/favicon.ico"] {
+        assert_eq!(
+            anon().get(s.url(path)).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
+    }
     s.stop().await.unwrap();
 }
 

@@ -183,6 +183,38 @@ impl IntoResponse for UiError {
     }
 }
 
+/// `/`, `/favicon.ico` and everything under `/ui`: the pages and their files.
+pub fn is_ui_path(path: &str) -> bool {
+    path == "/" || path == "/favicon.ico" || path == "/ui" || path.starts_with("/ui/")
+}
+
+/// The pages' stylesheet, script and icon (fixed files, nothing from a report).
+pub fn is_ui_asset(path: &str) -> bool {
+    path == "/favicon.ico" || path.starts_with("/ui/static/")
+}
+
+/// The page a browser gets when the server requires a key for every read
+/// (`--require-auth-for-reads`): links cannot carry a Bearer key, so the
+/// pages are not usable there, and the page says so instead of showing the
+/// API's JSON 401.
+pub fn reads_need_a_key() -> Response {
+    let mut res = UiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: "This server requires an API key for every read (--require-auth-for-reads), \
+                  and a browser following a link cannot send one, so the web pages are \
+                  available only on servers that leave reads open. The JSON API answers with \
+                  Authorization: Bearer <key>."
+            .to_string(),
+    }
+    .into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"esg\""),
+    );
+    res
+}
+
 async fn unknown_page(uri: axum::http::Uri) -> UiError {
     UiError {
         status: StatusCode::NOT_FOUND,
