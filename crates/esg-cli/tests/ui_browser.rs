@@ -195,6 +195,26 @@ impl Browser {
         .unwrap();
     }
 
+    /// Waits (up to 20 s) until the address contains `needle` and the page
+    /// has loaded: a click that submits a form returns before the browser
+    /// has navigated.
+    fn wait_url(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = self.url();
+            if url.contains(needle)
+                && self.js("return document.readyState;", json!([])) == "complete"
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never reached {needle}: at {url}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn url(&self) -> String {
         self.call("GET", "/url", Value::Null)
             .unwrap()
@@ -481,7 +501,7 @@ fn click_through_every_page_in_chromium() {
 
     // Sort by GHG (descending first), then flip it.
     b.click("thead a[href*='sort=GHG']");
-    assert!(b.url().contains("sort=GHG&dir=desc"), "{}", b.url());
+    b.wait_url("sort=GHG&dir=desc");
     let col = b.js(
         "var i = Array.from(document.querySelectorAll('thead th')).findIndex(function (th) { return th.textContent.trim().startsWith('GHG'); });\
          return Array.from(document.querySelectorAll('tbody tr')).map(function (tr) { return +tr.children[i].textContent; });",
@@ -495,15 +515,14 @@ fn click_through_every_page_in_chromium() {
         .collect();
     assert!(ghg.windows(2).all(|w| w[0] >= w[1]), "{ghg:?}");
     b.click("thead a[href*='sort=GHG']");
-    assert!(
-        b.url().contains("sort=GHG") && !b.url().contains("dir=desc"),
-        "{}",
-        b.url()
+    b.wait_for(
+        "location.search.includes('sort=GHG') && !location.search.includes('dir=desc') \
+         && document.readyState === 'complete'",
     );
     // Filter with a theme minimum typed into the form.
     b.type_into("#f-min", "GHG>=2");
     b.click(".filters button[type=submit]");
-    assert!(b.url().contains("min=GHG%3E%3D2"), "{}", b.url());
+    b.wait_url("min=GHG%3E%3D2");
     let shown = b.count("tbody tr");
     assert!(shown >= 1, "Northwind reports GHG at stage 2 or more");
     b.assert_no_console_errors("screen filtered", &|_| false);
@@ -512,7 +531,7 @@ fn click_through_every_page_in_chromium() {
         b.go("/ui/");
         b.click("#f-sector option[value='food']");
         b.click(".filters button[type=submit]");
-        assert!(b.url().contains("sector=food"), "{}", b.url());
+        b.wait_url("sector=food");
         assert_eq!(b.count("tbody tr"), 1);
         assert!(b.text("tbody th").contains("Nestle"));
     }
@@ -522,7 +541,7 @@ fn click_through_every_page_in_chromium() {
     b.click("tbody tr:nth-child(1) input[type=checkbox]");
     b.click("tbody tr:nth-child(2) input[type=checkbox]");
     b.click("#compare-form button");
-    assert!(b.url().contains("/ui/compare?c="), "{}", b.url());
+    b.wait_url("/ui/compare?c=");
     assert_eq!(b.count("table.compare thead th"), 3);
     assert_eq!(b.count("svg.grouped rect.gbar"), 14);
     check_page(&b, axe, "compare");
