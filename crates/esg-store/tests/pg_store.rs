@@ -570,3 +570,47 @@ fn export_and_import_keep_everything() {
     assert_eq!(dst.vector_dim("m").unwrap(), Some(4));
     assert_eq!(dst.doc_ids().unwrap(), vec![doc.doc_id.clone()]);
 }
+
+#[test]
+fn listings_kept_by_one_replica_follow_writes_by_another_and_by_itself() {
+    let Some(db) = db() else { return };
+    let a = connect(&db.url);
+    let b = connect(&db.url);
+    // B has listened once its LISTEN is acknowledged; until then it simply
+    // asks the database every time, which this test cannot tell apart.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(b.company("Acme").unwrap().is_none());
+    assert!(b.documents(Some("Acme")).unwrap().is_empty());
+    // B keeps those answers; A writes; B's next reads show the write
+    // (the trigger's NOTIFY reaches B's listener within moments).
+    let first = make_doc("listing 1", "Acme", 2024, 1);
+    a.put_document(&first).unwrap();
+    assert!(
+        esg_testpg::wait_until(Duration::from_secs(5), || {
+            b.documents(Some("Acme")).unwrap().len() == 1 && b.company("Acme").unwrap().is_some()
+        }),
+        "B never saw A's document"
+    );
+    // A writer reads its own write at once, with no wait for a notification.
+    for round in 0..20 {
+        let doc = make_doc(&format!("listing own {round}"), "Acme", 2024, 1);
+        b.put_document(&doc).unwrap();
+        let docs = b.documents(Some("Acme")).unwrap();
+        assert!(docs.iter().any(|d| d.doc_id == doc.doc_id), "round {round}");
+        assert_eq!(
+            b.company("Acme").unwrap().unwrap().documents as usize,
+            docs.len()
+        );
+    }
+    // A write by a third party (plain SQL, no esg code) also reaches B.
+    esg_testpg::execute(&db.url, "UPDATE documents SET filename = 'renamed.pdf' WHERE doc_id = (SELECT min(doc_id) FROM documents)").unwrap();
+    assert!(
+        esg_testpg::wait_until(Duration::from_secs(5), || {
+            b.documents(Some("Acme"))
+                .unwrap()
+                .iter()
+                .any(|d| d.filename == "renamed.pdf")
+        }),
+        "B never saw the rename"
+    );
+}
