@@ -26,7 +26,8 @@ COPY crates/esg-score/Cargo.toml crates/esg-score/Cargo.toml
 COPY crates/esg-server/Cargo.toml crates/esg-server/Cargo.toml
 COPY crates/esg-cli/Cargo.toml crates/esg-cli/Cargo.toml
 COPY crates/esg-embed/Cargo.toml crates/esg-embed/Cargo.toml
-RUN for c in esg-core esg-ingest esg-store esg-score esg-server esg-cli esg-embed; do \
+COPY crates/esg-testpg/Cargo.toml crates/esg-testpg/Cargo.toml
+RUN for c in esg-core esg-ingest esg-store esg-score esg-server esg-cli esg-embed esg-testpg; do \
         mkdir -p "crates/$c/src" && : > "crates/$c/src/lib.rs"; \
     done \
     && echo 'fn main() {}' > crates/esg-cli/src/main.rs \

@@ -269,7 +269,7 @@ import re, sys
 help_text = open(sys.argv[1]).read()
 doc = open("DEPLOYMENT.md").read()
 rows = [l.replace("`", "") for l in doc.splitlines() if l.startswith("|")]
-pairs = re.findall(r"\[env: (\w+)=[^\]]*\](?:\s*\[default: ([^\]]*)\])?", help_text)
+pairs = re.findall(r"\[env: (\w+)(?:=[^\]]*)?\](?:\s*\[default: ([^\]]*)\])?", help_text)
 settings = {}
 for env, default in pairs:
     settings.setdefault(env, default)
