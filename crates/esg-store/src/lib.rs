@@ -19,7 +19,6 @@
 pub mod copy;
 pub mod files;
 mod migrations;
-mod pg_listen;
 mod pg_migrations;
 pub mod pg_tls;
 pub mod postgres;

@@ -107,22 +107,6 @@ CREATE TABLE api_keys_generation (
 );
 INSERT INTO api_keys_generation (one, generation) VALUES (TRUE, 0);
 "#,
-    // 5: every transaction that changes companies or documents notifies
-    // `esg_data` when it commits, so replicas drop the listings they keep
-    // (crate::pg_listen). Statement-level: one notification per statement,
-    // and PostgreSQL folds identical ones within a transaction.
-    r#"
-CREATE FUNCTION esg_notify_data() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('esg_data', '');
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER companies_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON companies
-    FOR EACH STATEMENT EXECUTE FUNCTION esg_notify_data();
-CREATE TRIGGER documents_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON documents
-    FOR EACH STATEMENT EXECUTE FUNCTION esg_notify_data();
-"#,
 ];
 
 /// The schema version this program writes and reads on PostgreSQL.

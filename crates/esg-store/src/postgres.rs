@@ -113,9 +113,6 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     described: String,
-    /// Company and document listings kept between calls (see
-    /// [`crate::pg_listen`]).
-    lookups: std::sync::Arc<crate::pg_listen::Lookups>,
 }
 
 impl fmt::Debug for PgStore {
@@ -123,16 +120,6 @@ impl fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("url", &self.described)
             .finish_non_exhaustive()
-    }
-}
-
-/// Moves the data generation on when dropped: after a write's commit (or
-/// failure), on every return path.
-struct ChangedOnDrop<'a>(&'a crate::pg_listen::Lookups);
-
-impl Drop for ChangedOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.changed();
     }
 }
 
@@ -276,12 +263,6 @@ impl PgStore {
             .thread_name("esg-store-pg")
             .enable_all()
             .build()?;
-        let lookups = std::sync::Arc::new(crate::pg_listen::Lookups::default());
-        rt.spawn(crate::pg_listen::listen(
-            cfg.clone(),
-            connector.clone(),
-            lookups.clone(),
-        ));
         let manager = Manager::from_config(
             cfg,
             connector,
@@ -301,7 +282,6 @@ impl PgStore {
             rt: Some(rt),
             pool,
             described,
-            lookups,
         };
         store.with_client(async |c| pg_migrations::migrate(c).await)?;
         Ok(store)
@@ -579,10 +559,6 @@ impl Store for PgStore {
             return Err(StoreError::Invalid(m));
         }
         let now = now_rfc3339();
-        // This process reads its own write at once (other replicas learn of
-        // it by the triggers' NOTIFY); bumped whatever the outcome, since a
-        // commit whose answer was lost still changed the data.
-        let _bump = ChangedOnDrop(&self.lookups);
         self.with_client(async |c| {
             // A unique violation can only come from a race this statement
             // order does not absorb (the same chunk id stored concurrently
@@ -614,23 +590,13 @@ impl Store for PgStore {
         if key.is_empty() {
             return Ok(None);
         }
-        if let Some(kept) = self.lookups.company(&key) {
-            return Ok(kept);
-        }
-        let at = self.lookups.current();
         let all = self.with_client(async |c| query_companies(&*c, Some(&key)).await)?;
-        let found = all.into_iter().next();
-        self.lookups.keep_company(key, at, &found);
-        Ok(found)
+        Ok(all.into_iter().next())
     }
 
     fn documents(&self, company: Option<&str>) -> Result<Vec<DocumentSummary>, StoreError> {
         let key = company.map(esg_core::company_key);
-        if let Some(kept) = self.lookups.documents(&key) {
-            return Ok(kept);
-        }
-        let at = self.lookups.current();
-        let docs = self.with_client(async |c| {
+        self.with_client(async |c| {
             let stmt = c
                 .prepare_cached(&format!(
                     "{DOC_SELECT} WHERE $1::TEXT IS NULL OR c.key = $1::TEXT \
@@ -639,10 +605,8 @@ impl Store for PgStore {
                 .await
                 .map_err(pg_error)?;
             let rows = c.query(&stmt, &[&key]).await.map_err(pg_error)?;
-            rows.iter().map(doc_from_row).collect::<Result<Vec<_>, _>>()
-        })?;
-        self.lookups.keep_documents(key, at, &docs);
-        Ok(docs)
+            rows.iter().map(doc_from_row).collect()
+        })
     }
 
     fn chunks(&self, company: &str, year: Option<i32>) -> Result<Vec<StoredChunk>, StoreError> {
@@ -1259,7 +1223,6 @@ impl PgStore {
     /// document is already here, adds only the criterion matches and
     /// vectors it lacks. For `esg store copy`.
     pub fn import_document(&self, doc: &DocumentExport) -> Result<ImportOutcome, StoreError> {
-        let _bump = ChangedOnDrop(&self.lookups);
         let s = &doc.summary;
         let new = crate::NewDocument {
             doc_id: s.doc_id.clone(),
