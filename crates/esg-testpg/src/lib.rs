@@ -134,25 +134,10 @@ pub fn execute(url: &str, sql: &str) -> Result<(), String> {
 
 /// The first column of the first row of `sql` on `url`, as text.
 pub fn query_text(url: &str, sql: &str) -> Result<Option<String>, String> {
-    block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("connect {url}: {e}"))?;
-        let driver = tokio::spawn(conn);
-        let r = client
-            .simple_query(sql)
-            .await
-            .map_err(|e| format!("{sql}: {e}"));
-        drop(client);
-        let _ = driver.await;
-        let msgs = r?;
-        for m in msgs {
-            if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
-                return Ok(row.get(0).map(str::to_string));
-            }
-        }
-        Ok(None)
-    })
+    Ok(query_rows(url, sql)?
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next().flatten()))
 }
 
 /// Every row of `sql` on `url`, each column as text (`None` for NULL).
