@@ -144,6 +144,25 @@ def add_key(esg, data):
     return json.loads(r.stdout)["key"]
 
 
+def read_port(proc, log, deadline):
+    """The port in esg serve's JSON `listening` line on proc's stdout (each
+    line read is copied to log), or None if it never came before deadline."""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            return None
+        log.write(line)
+        try:
+            v = json.loads(line)
+        except ValueError:
+            continue
+        if v.get("message") == "listening" or "listen" in v:
+            addr = v.get("listen") or v.get("fields", {}).get("listen")
+            if addr:
+                return int(str(addr).rsplit(":", 1)[1])
+    return None
+
+
 def start_server(esg, data, args, otlp_port):
     env = dict(os.environ)
     env.pop("ESG_DATA_DIR", None)
@@ -173,7 +192,6 @@ def start_server(esg, data, args, otlp_port):
         stderr=log,
         env=env,
     )
-    port = None
     deadline = time.monotonic() + 30
     lines = []
 
@@ -183,19 +201,7 @@ def start_server(esg, data, args, otlp_port):
             lines.append(line)
 
     # Find the port in the `listening` line, then keep draining stdout.
-    while time.monotonic() < deadline and port is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        log.write(line)
-        try:
-            v = json.loads(line)
-        except ValueError:
-            continue
-        if v.get("message") == "listening" or "listen" in v:
-            addr = v.get("listen") or v.get("fields", {}).get("listen")
-            if addr:
-                port = int(str(addr).rsplit(":", 1)[1])
+    port = read_port(proc, log, deadline)
     if port is None:
         proc.kill()
         sys.exit(f"the server did not report its port; see {data}/server.log")

@@ -254,21 +254,8 @@ def start_server(esg, name, url, files, data, args, otlp_port):
         env=env,
         start_new_session=True,  # Ctrl-C reaches us only; cleanup stops it
     )
-    port = None
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and port is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        log.write(line)
-        try:
-            v = json.loads(line)
-        except ValueError:
-            continue
-        if v.get("message") == "listening" or "listen" in v:
-            addr = v.get("listen") or v.get("fields", {}).get("listen")
-            if addr:
-                port = int(str(addr).rsplit(":", 1)[1])
+    port = lf.read_port(proc, log, deadline)
     if port is None:
         proc.kill()
         raise RuntimeError(f"replica {name} did not report its port; see {log_path}")
