@@ -272,8 +272,7 @@ fn export_case(t: Transport) {
         "retrieval",
         "scoring",
         "store.chunks",
-        "store.company",
-        "store.documents",
+        "store.company_documents",
     ] {
         assert!(
             kids.contains(&want),

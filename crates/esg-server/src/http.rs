@@ -26,7 +26,7 @@ use esg_score::{
     ChunkVectors, CompanyIndex, Fusion, Rubric, ScoreError, ScoreParams, Scorecard, ScoringChunk,
     SemanticInput, tokenize,
 };
-use esg_store::{CompanySummary, Store};
+use esg_store::{CompanySummary, DocumentSummary, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -432,6 +432,19 @@ pub(crate) fn resolve_company(store: &dyn Store, name: &str) -> Result<CompanySu
     }
 }
 
+/// The company named `name` with its documents (one store call, which
+/// PostgreSQL answers from listings it proves current: the scoring paths'
+/// first step), or 404 `company_not_found`.
+pub(crate) fn resolve_company_documents(
+    store: &dyn Store,
+    name: &str,
+) -> Result<(CompanySummary, Vec<DocumentSummary>), ApiError> {
+    match store_op("store.company_documents", || store.company_documents(name))? {
+        Some(found) => Ok(found),
+        None => Err(company_not_found(store, name)),
+    }
+}
+
 pub(crate) fn resolve_year(company: &CompanySummary, year: Option<i32>) -> Result<i32, ApiError> {
     company.year_on_file(year).ok_or_else(|| {
         let msg = match year {
@@ -780,10 +793,10 @@ pub(crate) async fn search(
     let rubric = st.rubric()?;
     let st2 = st.clone();
     blocking(move || {
-        let c = resolve_company(&*store, &company)?;
+        let (c, docs) = resolve_company_documents(&*store, &company)?;
         let year = resolve_year(&c, year.map(|y| y as i32))?;
         let started = Instant::now();
-        let (index, names) = company_index(&st2, &*store, &rubric, &c, year)?;
+        let (index, names) = company_index(&st2, &*store, &rubric, &c, docs, year)?;
         let k = k as usize;
         let mut semantic_info = None;
         let hits: Vec<(esg_score::SearchHit, &ScoringChunk)> = match fusion {
@@ -937,15 +950,15 @@ pub fn parse_score_body(
 
 /// The company-year's [`CompanyIndex`] (from the cache when it was built
 /// from the same documents and rubric, else built from the store and
-/// cached), and the file names of the company's documents.
+/// cached), and the file names of the company's documents `docs`.
 pub(crate) fn company_index(
     st: &AppState,
     store: &dyn Store,
     rubric: &Rubric,
     c: &CompanySummary,
+    docs: Vec<DocumentSummary>,
     year: i32,
 ) -> Result<(Arc<CompanyIndex>, BTreeMap<String, String>), ApiError> {
-    let docs = store_op("store.documents", || store.documents(Some(&c.name)))?;
     let mut doc_ids: Vec<String> = docs
         .iter()
         .filter(|d| d.year == year)
@@ -1094,7 +1107,7 @@ pub(crate) fn prepare_scoring(
     req: &ScoreRequest,
 ) -> Result<Prepared, ApiError> {
     let rubric = st.rubric()?;
-    let c = resolve_company(&**store, &req.company)?;
+    let (c, docs) = resolve_company_documents(&**store, &req.company)?;
     let year = resolve_year(&c, req.year)?;
     use chrono::Datelike;
     let now = chrono::Utc::now();
@@ -1109,7 +1122,7 @@ pub(crate) fn prepare_scoring(
     // like every store access; building it (on a cache miss) is an
     // `index_build` span.
     let started = Instant::now();
-    let (index, names) = company_index(st, &**store, &rubric, &c, year)?;
+    let (index, names) = company_index(st, &**store, &rubric, &c, docs, year)?;
     let semantic = match req.fusion {
         None => None,
         Some(_) => {

@@ -19,6 +19,7 @@
 pub mod copy;
 pub mod files;
 mod migrations;
+mod pg_fresh;
 mod pg_migrations;
 pub mod pg_tls;
 pub mod postgres;
@@ -354,6 +355,23 @@ pub trait Store: VectorStore + Send + Sync {
     /// Documents, of one company (matched by key) or of all, sorted by
     /// company key, year, file name and `doc_id`.
     fn documents(&self, company: Option<&str>) -> Result<Vec<DocumentSummary>, StoreError>;
+
+    /// The company whose key equals the key of `name` with its documents,
+    /// as [`Store::company`] and [`Store::documents`] give them, reflecting
+    /// every write committed before the call: what each scoring request
+    /// needs first. PostgreSQL answers from listings it keeps while a
+    /// change stamp, read by one trivial query shared by concurrent
+    /// callers, proves them current.
+    fn company_documents(
+        &self,
+        name: &str,
+    ) -> Result<Option<(CompanySummary, Vec<DocumentSummary>)>, StoreError> {
+        let Some(company) = self.company(name)? else {
+            return Ok(None);
+        };
+        let documents = self.documents(Some(name))?;
+        Ok(Some((company, documents)))
+    }
 
     /// Chunks of one company (matched by key), of one year or of all years,
     /// sorted by `doc_id` then `seq`. Empty if the company is unknown.

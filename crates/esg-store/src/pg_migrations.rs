@@ -1,7 +1,7 @@
 //! PostgreSQL schema migrations, versioned in the code.
 //!
 //! The same schema as the SQLite migrations (`migrations.rs`, versions 1–4),
-//! written for PostgreSQL, plus the API key table (5). `MIGRATIONS[i]` takes
+//! written for PostgreSQL, plus the API key table (5) and the data stamp (6). `MIGRATIONS[i]` takes
 //! the schema from version `i` to `i + 1`; the table `schema_migrations`
 //! holds one row per applied version. Append-only, like the SQLite list.
 //!
@@ -106,6 +106,34 @@ CREATE TABLE api_keys_generation (
     generation BIGINT  NOT NULL
 );
 INSERT INTO api_keys_generation (one, generation) VALUES (TRUE, 0);
+"#,
+    // 6: a stamp that every transaction changing companies or documents
+    // replaces when it commits, so a replica can tell with one trivial read
+    // whether the listings it keeps are still current (crate::pg_fresh).
+    // Random rather than a counter: a database restored from a dump cannot
+    // bring back a stamp a replica kept. The triggers are deferred to
+    // commit, so the row is locked only for the instant before commit and
+    // concurrent ingests do not queue behind each other's page inserts.
+    r#"
+CREATE TABLE data_generation (
+    one   BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    stamp TEXT    NOT NULL
+);
+INSERT INTO data_generation (one, stamp) VALUES (TRUE, gen_random_uuid()::TEXT);
+CREATE FUNCTION esg_new_data_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE data_generation SET stamp = gen_random_uuid()::TEXT;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER companies_stamp AFTER INSERT OR UPDATE OR DELETE ON companies
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION esg_new_data_stamp();
+CREATE CONSTRAINT TRIGGER documents_stamp AFTER INSERT OR UPDATE OR DELETE ON documents
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION esg_new_data_stamp();
+CREATE TRIGGER companies_stamp_truncate AFTER TRUNCATE ON companies
+    FOR EACH STATEMENT EXECUTE FUNCTION esg_new_data_stamp();
+CREATE TRIGGER documents_stamp_truncate AFTER TRUNCATE ON documents
+    FOR EACH STATEMENT EXECUTE FUNCTION esg_new_data_stamp();
 "#,
 ];
 

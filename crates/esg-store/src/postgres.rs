@@ -50,8 +50,10 @@
 //! `require`, `verify-ca`, `verify-full`) and `sslrootcert`; see
 //! [`crate::pg_tls`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -61,6 +63,7 @@ use deadpool_postgres::{
 use tokio_postgres::types::ToSql;
 
 use crate::copy::{DocumentExport, ImportOutcome};
+use crate::pg_fresh::FreshStamps;
 use crate::pg_migrations;
 use crate::{
     Chunk, ChunkVector, CompanySummary, DocumentSummary, IngestOutcome, KeyTable, MediaType,
@@ -113,6 +116,8 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
     described: String,
+    stamps: FreshStamps,
+    listings: Mutex<Listings>,
 }
 
 impl fmt::Debug for PgStore {
@@ -280,8 +285,10 @@ impl PgStore {
             .map_err(|e| StoreError::Postgres(format!("connection pool: {e}")))?;
         let store = PgStore {
             rt: Some(rt),
+            stamps: FreshStamps::new(pool.clone(), opts.connect_timeout + opts.statement_timeout),
             pool,
             described,
+            listings: Mutex::default(),
         };
         store.with_client(async |c| pg_migrations::migrate(c).await)?;
         Ok(store)
@@ -317,22 +324,49 @@ impl PgStore {
         &self,
         f: impl AsyncFn(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let rt = self.rt.as_ref().expect("runtime present until drop");
-        rt.block_on(async {
-            let mut retried = false;
-            loop {
-                let mut client = self.pool.get().await.map_err(pool_error)?;
-                match f(&mut client).await {
-                    Err(StoreError::Unavailable(_)) if !retried && client.is_closed() => {
-                        retried = true;
-                        drop(deadpool_postgres::Object::take(client));
-                    }
-                    other => return other,
-                }
-            }
-        })
+        self.block_on(with_pool_client(&self.pool, f))
+    }
+
+    fn block_on<T>(&self, f: impl Future<Output = T>) -> T {
+        self.rt
+            .as_ref()
+            .expect("runtime present until drop")
+            .block_on(f)
     }
 }
+
+/// Runs `f` with a connection of `pool`, retrying once on a fresh
+/// connection when it fails on one that turns out to be closed (see
+/// [`PgStore::with_client`]).
+pub(crate) async fn with_pool_client<T>(
+    pool: &Pool,
+    f: impl AsyncFn(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut retried = false;
+    loop {
+        let mut client = pool.get().await.map_err(pool_error)?;
+        match f(&mut client).await {
+            Err(StoreError::Unavailable(_)) if !retried && client.is_closed() => {
+                retried = true;
+                drop(deadpool_postgres::Object::take(client));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Company and document listings a [`PgStore`] keeps, valid while the data
+/// stamp they were read under is current (see `pg_fresh.rs`).
+#[derive(Debug, Default)]
+struct Listings {
+    /// The data stamp read before every listing kept here.
+    stamp: String,
+    by_key: HashMap<String, Option<(CompanySummary, Vec<DocumentSummary>)>>,
+}
+
+/// Most companies whose listings are kept; past it they are dropped and
+/// read again (a listing is a few hundred bytes per document).
+const LISTINGS_KEPT: usize = 10_000;
 
 /// Columns of a document summary, in the order [`doc_from_row`] reads them.
 const DOC_SELECT: &str = "SELECT d.doc_id, c.display_name, c.key, d.year, d.filename, \
@@ -379,6 +413,21 @@ async fn query_document(
         .map_err(pg_error)?;
     let row = c.query_opt(&stmt, &[&doc_id]).await.map_err(pg_error)?;
     row.as_ref().map(doc_from_row).transpose()
+}
+
+async fn query_documents(
+    c: &impl GenericClient,
+    key: Option<&str>,
+) -> Result<Vec<DocumentSummary>, StoreError> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "{DOC_SELECT} WHERE $1::TEXT IS NULL OR c.key = $1::TEXT \
+             ORDER BY c.key, d.year, d.filename, d.doc_id"
+        ))
+        .await
+        .map_err(pg_error)?;
+    let rows = c.query(&stmt, &[&key]).await.map_err(pg_error)?;
+    rows.iter().map(doc_from_row).collect()
 }
 
 async fn query_companies(
@@ -596,17 +645,46 @@ impl Store for PgStore {
 
     fn documents(&self, company: Option<&str>) -> Result<Vec<DocumentSummary>, StoreError> {
         let key = company.map(esg_core::company_key);
-        self.with_client(async |c| {
-            let stmt = c
-                .prepare_cached(&format!(
-                    "{DOC_SELECT} WHERE $1::TEXT IS NULL OR c.key = $1::TEXT \
-                     ORDER BY c.key, d.year, d.filename, d.doc_id"
-                ))
-                .await
-                .map_err(pg_error)?;
-            let rows = c.query(&stmt, &[&key]).await.map_err(pg_error)?;
-            rows.iter().map(doc_from_row).collect()
-        })
+        self.with_client(async |c| query_documents(&*c, key.as_deref()).await)
+    }
+
+    /// One trivial read (shared with concurrent callers, `pg_fresh.rs`)
+    /// when the listing kept for this company is still current; else both
+    /// listings in one round trip (pipelined), kept under the stamp read
+    /// before them.
+    fn company_documents(
+        &self,
+        name: &str,
+    ) -> Result<Option<(CompanySummary, Vec<DocumentSummary>)>, StoreError> {
+        let key = esg_core::company_key(name);
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let stamps = self.block_on(self.stamps.get())?;
+        {
+            let kept = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.stamp == stamps.data
+                && let Some(hit) = kept.by_key.get(&key)
+            {
+                return Ok(hit.clone());
+            }
+        }
+        let listing = self.with_client(async |c| {
+            let (companies, docs) = tokio::try_join!(
+                query_companies(&*c, Some(&key)),
+                query_documents(&*c, Some(&key)),
+            )?;
+            Ok(companies.into_iter().next().map(|c| (c, docs)))
+        })?;
+        let mut kept = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.stamp != stamps.data || kept.by_key.len() >= LISTINGS_KEPT {
+            // Another stamp (newer, or older from a slower caller: either
+            // way what is kept cannot be proved current any more).
+            kept.stamp.clone_from(&stamps.data);
+            kept.by_key.clear();
+        }
+        kept.by_key.insert(key, listing.clone());
+        Ok(listing)
     }
 
     fn chunks(&self, company: &str, year: Option<i32>) -> Result<Vec<StoredChunk>, StoreError> {
@@ -1077,15 +1155,10 @@ impl KeyTable for PgStore {
         })
     }
 
+    /// Read by a query that started after this call, shared with
+    /// concurrent callers (`pg_fresh.rs`).
     fn keys_generation(&self) -> Result<i64, StoreError> {
-        self.with_client(async |c| {
-            Ok(
-                c.query_one("SELECT generation FROM api_keys_generation", &[])
-                    .await
-                    .map_err(pg_error)?
-                    .get(0),
-            )
-        })
+        Ok(self.block_on(self.stamps.get())?.keys)
     }
 }
 

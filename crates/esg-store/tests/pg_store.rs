@@ -570,3 +570,102 @@ fn export_and_import_keep_everything() {
     assert_eq!(dst.vector_dim("m").unwrap(), Some(4));
     assert_eq!(dst.doc_ids().unwrap(), vec![doc.doc_id.clone()]);
 }
+
+/// The listings a replica keeps (`company_documents`) never hide a write
+/// committed before the call, by another replica, by itself or by plain SQL,
+/// even while other threads keep the shared stamp read busy: a call is only
+/// answered by a read that started after it.
+#[test]
+fn kept_listings_show_every_write_committed_before_the_call() {
+    let Some(db) = db() else { return };
+    let a = Arc::new(connect(&db.url));
+    let b = Arc::new(connect(&db.url));
+    assert_eq!(b.company_documents("Acme").unwrap(), None);
+    assert_eq!(b.company_documents("").unwrap(), None);
+
+    // Readers on B all the time, so most calls below find a read in flight.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (b, stop) = (Arc::clone(&b), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut calls = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    b.company_documents("Acme").unwrap();
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    for round in 0..30 {
+        let writer = if round % 2 == 0 { &a } else { &b };
+        let doc = make_doc(&format!("kept {round}"), "Acme", 2020 + round % 5, 1);
+        writer.put_document(&doc).unwrap();
+        // No waiting: the very next call on B must include it.
+        let (company, docs) = b.company_documents("ACME").unwrap().expect("company");
+        assert!(
+            docs.iter().any(|d| d.doc_id == doc.doc_id),
+            "round {round}: B's listing misses the document just stored"
+        );
+        assert_eq!(
+            company.documents as usize,
+            round as usize + 1,
+            "round {round}"
+        );
+        assert_eq!(docs.len(), round as usize + 1, "round {round}");
+        // The same as the uncached reads give.
+        assert_eq!(Some(company), b.company("Acme").unwrap());
+        assert_eq!(docs, b.documents(Some("Acme")).unwrap());
+    }
+    // A write by a third party (plain SQL, no esg code) is seen at once too.
+    esg_testpg::execute(
+        &db.url,
+        "UPDATE documents SET filename = 'renamed.pdf' \
+         WHERE doc_id = (SELECT min(doc_id) FROM documents)",
+    )
+    .unwrap();
+    let (_, docs) = b.company_documents("Acme").unwrap().unwrap();
+    assert!(docs.iter().any(|d| d.filename == "renamed.pdf"), "{docs:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls: u32 = readers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(calls > 0);
+}
+
+/// A stopped database answers the stamp read with `Unavailable` (every
+/// caller waiting on it), and the store serves fresh listings again once the
+/// database is back.
+#[test]
+fn kept_listings_are_not_served_while_the_database_is_down() {
+    let cluster = match esg_testpg::Cluster::start() {
+        Ok(c) => c,
+        Err(e) if !esg_testpg::required() => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let db = cluster.fresh_db().unwrap();
+    let opts = PgOptions {
+        connect_timeout: Duration::from_secs(1),
+        ..PgOptions::default()
+    };
+    let s = PgStore::connect(&db.url, &opts).unwrap();
+    s.put_document(&make_doc("down 1", "Acme", 2024, 1))
+        .unwrap();
+    assert_eq!(s.company_documents("Acme").unwrap().unwrap().1.len(), 1);
+    cluster.stop();
+    match s.company_documents("Acme") {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    cluster.restart().unwrap();
+    assert!(esg_testpg::wait_until(Duration::from_secs(10), || s
+        .company_documents("Acme")
+        .is_ok()));
+    let other = PgStore::connect(&db.url, &opts).unwrap();
+    other
+        .put_document(&make_doc("down 2", "Acme", 2024, 1))
+        .unwrap();
+    assert_eq!(s.company_documents("Acme").unwrap().unwrap().1.len(), 2);
+}

@@ -145,6 +145,14 @@ fn document_round_trips_exactly(fx: &Fx) {
         (company.documents, company.pages, company.chunks),
         (1, 3, 6)
     );
+    // The scoring paths' one call gives the same as the two listings.
+    let docs = store.documents(Some("headlam group plc")).unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        store.company_documents("HEADLAM Group plc").unwrap(),
+        Some((company, docs))
+    );
+    assert_eq!(store.company_documents("Somebody Else").unwrap(), None);
 }
 
 fn virtual_pages_and_empty_warnings_round_trip(fx: &Fx) {
