@@ -13,9 +13,18 @@ For every PDF report in the corpus manifest, measured side by side in one run:
     with pdftotext's raw output, so the gap between the two is what our
     boilerplate removal takes away on purpose.
 
-Usage: python3 bench/ingest_vs_pdftotext.py [--runs N]
+With `--pymupdf PYTHON` (a Python that has PyMuPDF; bench/ingest_vs_pdftotext.sh
+makes one in a throw-away venv) a third reader is timed: open the file and
+call `page.get_text()` on every page, best of N, timed inside one Python
+process (its start and `import pymupdf` take ~0.75 s, which would swamp the
+small files), so PyMuPDF gets no process or storage cost while esg's time
+has both; `esg/mu` is esg's pages/s over PyMuPDF's (goal >= 1.0).
+`--esg PATH` times that binary instead of building one.
+
+Usage: python3 bench/ingest_vs_pdftotext.py [--runs N] [--pymupdf PYTHON]
 Needs: pdftotext (Debian poppler-utils), the corpus (ESG_CORPUS_DIR or
-../shared/corpus), a release build (made here with cargo).
+../shared/corpus), a release build (made here with cargo, in CARGO_TARGET_DIR
+when set).
 """
 import argparse, collections, csv, os, re, shutil, sqlite3, subprocess, sys, tempfile, time
 
@@ -41,6 +50,30 @@ def best_time(cmd, runs, before=None):
     return best
 
 
+PYMUPDF_TEXT = """
+import sys, time, pymupdf
+best = None
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    doc = pymupdf.open(sys.argv[1])
+    n = sum(len(page.get_text()) for page in doc)
+    doc.close()
+    dt = time.perf_counter() - t
+    best = dt if best is None else min(best, dt)
+print(best)
+"""
+
+
+def pymupdf_time(python, path, runs):
+    """Best of `runs` in one process: open + get_text() of every page, not
+    counting the interpreter's start and the import (~0.75 s here, more than
+    most documents take)."""
+    r = subprocess.run([python, "-c", PYMUPDF_TEXT, path, str(runs)], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"PyMuPDF failed on {path}: {r.stderr[:500]}")
+    return float(r.stdout.strip())
+
+
 def stored_pages(data):
     db = sqlite3.connect(os.path.join(data, "esg.sqlite3"))
     pages = [t for (t,) in db.execute("SELECT p.text FROM pages p JOIN documents d ON d.id = p.document ORDER BY p.page")]
@@ -62,22 +95,32 @@ def overlap(ours, theirs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--esg", metavar="PATH", help="the esg binary to time (default: build a release one)")
+    ap.add_argument("--pymupdf", metavar="PYTHON", help="a Python interpreter that has PyMuPDF: adds a PyMuPDF column")
     args = ap.parse_args()
     corpus = os.environ.get("ESG_CORPUS_DIR", os.path.join(ROOT, "..", "shared", "corpus"))
     if not os.path.isfile(os.path.join(corpus, "manifest.csv")):
         sys.exit(f"corpus not found at {corpus} (set ESG_CORPUS_DIR)")
     if not shutil.which("pdftotext"):
         sys.exit("pdftotext not found: apt-get install -y poppler-utils")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "esg-cli"], cwd=ROOT, check=True)
-    esg = os.path.join(ROOT, "target", "release", "esg")
+    if args.esg:
+        esg = os.path.abspath(args.esg)
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "esg-cli"], cwd=ROOT, check=True)
+        esg = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "esg")
     rows = [r for r in csv.DictReader(open(os.path.join(corpus, "manifest.csv"))) if r["format"] == "pdf"]
     work = tempfile.mkdtemp(prefix="esg-bench-")
     data = os.path.join(work, "data")
     print(f"{len(rows)} PDFs, best of {args.runs} runs each; pdftotext {subprocess.run(['pdftotext', '-v'], capture_output=True, text=True).stderr.splitlines()[0]}")
-    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
+    mu = args.pymupdf
+    if mu:
+        v = subprocess.run([mu, "-c", "import pymupdf; print(pymupdf.__version__)"], capture_output=True, text=True, check=True).stdout.strip()
+        print(f"PyMuPDF {v} ({mu})")
+    mu_head = f" {'mu s':>7} {'mu p/s':>7} {'esg/mu':>6}" if mu else ""
+    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7}{mu_head} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
     print(head)
     print("-" * len(head))
-    tot_p = tot_e = 0.0
+    tot_p = tot_e = tot_m = 0.0
     tot_pages = 0
     recalls = []
     for r in rows:
@@ -90,6 +133,7 @@ def main():
             shutil.rmtree(data, ignore_errors=True)
 
         t_esg = best_time([esg, "--data-dir", data, "ingest", "--company", r["company"], "--year", r["year"], path], args.runs, fresh)
+        t_mu = pymupdf_time(mu, path, args.runs) if mu else None
         ours = stored_pages(data)
         raw = open(out_txt, encoding="utf-8", errors="replace").read()
         theirs_raw = raw.split("\f")
@@ -109,9 +153,13 @@ def main():
         tot_p += t_ptt
         tot_e += t_esg
         tot_pages += pages
-        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
+        mu_cols = f" {t_mu:>7.3f} {pages / t_mu:>7.0f} {t_mu / t_esg:>6.2f}" if mu else ""
+        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f}{mu_cols} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
+        if mu:
+            tot_m += t_mu
     print("-" * len(head))
-    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}")
+    mu_tot = f" {tot_m:>7.3f} {tot_pages / tot_m:>7.0f} {tot_m / tot_e:>6.2f}" if mu else ""
+    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}{mu_tot}")
     worst = min(recalls)
     print(f"lowest token recall: {worst[0]:.3f} ({worst[1]}); goal >= 0.97 on every report; total time goal esg/pdftotext <= 1.5")
     shutil.rmtree(work, ignore_errors=True)
