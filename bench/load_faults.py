@@ -230,6 +230,45 @@ def auth(key):
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+def oversized_request(args, key):
+    """A request over a limit, chosen at random: POST /score over
+    --max-json-kb, or POST /documents over --max-upload-mb (expect 413).
+    Returns (method, path, body, headers)."""
+    if random.random() < 0.5:
+        big = b'{"company": "' + b"x" * (args.max_json_kb * 1024 + 100) + b'"}'
+        return "POST", "/score", big, {"Content-Type": "application/json"}
+    big = b"scope 1 emissions " * ((args.max_upload_mb << 20) // 18 + 1000)
+    h = {"Content-Type": "text/plain"}
+    h.update(auth(key))
+    return "POST", "/documents?company=Big%20Co&year=2024", big, h
+
+
+def half_request(port, key):
+    """Sends part of a request at random (headers cut short, a JSON body cut
+    short, or an upload cut short), waits up to 0.2 s and hangs up. Returns
+    the kind sent; raises OSError when the connection fails."""
+    kind = random.choice(["half-headers", "half-json", "half-upload"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        if kind == "half-headers":
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+        elif kind == "half-json":
+            sock.sendall(
+                b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 400\r\n\r\n{\"company\": \"Northwind"
+            )
+        else:
+            hdr = "".join(f"{k}: {v}\r\n" for k, v in auth(key).items())
+            sock.sendall(
+                (
+                    "POST /documents?company=Half%20Co&year=2024 HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: text/plain\r\nContent-Length: 200000\r\n" + hdr + "\r\n"
+                ).encode()
+                + b"scope 1 emissions fell. " * 2000
+            )
+        time.sleep(random.uniform(0, 0.2))
+    return kind
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--esg", help="path to a built esg binary (default: cargo build --release)")
@@ -316,39 +355,15 @@ def main():
         time.sleep(0.05)
 
     def do_oversized():
-        if random.random() < 0.5:
-            big = b'{"company": "' + b"x" * (args.max_json_kb * 1024 + 100) + b'"}'
-            st, s, b = request(port, "POST", "/score", big, {"Content-Type": "application/json"})
-        else:
-            big = b"scope 1 emissions " * ((args.max_upload_mb << 20) // 18 + 1000)
-            h = {"Content-Type": "text/plain"}
-            h.update(auth(key))
-            st, s, b = request(port, "POST", "/documents?company=Big%20Co&year=2024", big, h)
+        method, path, body, headers = oversized_request(args, key)
+        st, s, b = request(port, method, path, body, headers)
         rec.add("oversized", st, s, b)
         time.sleep(0.1)
 
     def do_disconnect():
-        kind = random.choice(["half-headers", "half-json", "half-upload"])
         t0 = time.monotonic()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                if kind == "half-headers":
-                    sock.sendall(b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
-                elif kind == "half-json":
-                    sock.sendall(
-                        b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: 400\r\n\r\n{\"company\": \"Northwind"
-                    )
-                else:
-                    hdr = "".join(f"{k}: {v}\r\n" for k, v in auth(key).items())
-                    sock.sendall(
-                        (
-                            "POST /documents?company=Half%20Co&year=2024 HTTP/1.1\r\nHost: x\r\n"
-                            "Content-Type: text/plain\r\nContent-Length: 200000\r\n" + hdr + "\r\n"
-                        ).encode()
-                        + b"scope 1 emissions fell. " * 2000
-                    )
-                time.sleep(random.uniform(0, 0.2))
+            kind = half_request(port, key)
             rec.add("disconnect", kind, time.monotonic() - t0)
         except OSError as e:
             rec.add("disconnect", type(e).__name__, time.monotonic() - t0)

@@ -64,7 +64,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -451,39 +450,14 @@ def run(args, esg, work, cluster, url, procs):
         time.sleep(0.05)
 
     def do_oversized():
-        if random.random() < 0.5:
-            big = b'{"company": "' + b"x" * (args.max_json_kb * 1024 + 100) + b'"}'
-            send("oversized", "POST", "/score", big, {"Content-Type": "application/json"})
-        else:
-            big = b"scope 1 emissions " * ((args.max_upload_mb << 20) // 18 + 1000)
-            h = {"Content-Type": "text/plain"}
-            h.update(lf.auth(key))
-            send("oversized", "POST", "/documents?company=Big%20Co&year=2024", big, h)
+        send("oversized", *lf.oversized_request(args, key))
         time.sleep(0.1)
 
     def do_disconnect():
-        kind = random.choice(["half-headers", "half-json", "half-upload"])
         name, port = pick()
         t0 = time.monotonic()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                if kind == "half-headers":
-                    sock.sendall(b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
-                elif kind == "half-json":
-                    sock.sendall(
-                        b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: 400\r\n\r\n{\"company\": \"Northwind"
-                    )
-                else:
-                    hdr = "".join(f"{k}: {v}\r\n" for k, v in lf.auth(key).items())
-                    sock.sendall(
-                        (
-                            "POST /documents?company=Half%20Co&year=2024 HTTP/1.1\r\nHost: x\r\n"
-                            "Content-Type: text/plain\r\nContent-Length: 200000\r\n" + hdr + "\r\n"
-                        ).encode()
-                        + b"scope 1 emissions fell. " * 2000
-                    )
-                time.sleep(random.uniform(0, 0.2))
+            kind = lf.half_request(port, key)
             rec.add_r("disconnect", name, kind, time.monotonic() - t0, b"", t0)
         except OSError as e:
             rec.add_r("disconnect", name, type(e).__name__, time.monotonic() - t0, b"", t0)
