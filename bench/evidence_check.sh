@@ -12,13 +12,6 @@ cd "$(dirname "$0")/.."
 PYPDFIUM2_VERSION=5.15.2
 
 command -v pdftotext >/dev/null || { echo "evidence_check: pdftotext missing (apt-get install -y poppler-utils)" >&2; exit 1; }
-venv="${ESG_EVIDENCE_VENV:-}"
-if [ -z "$venv" ]; then
-  venv=$(mktemp -d "${TMPDIR:-/tmp}/esg-evidence-venv.XXXXXX")
-  trap 'rm -rf "$venv"' EXIT
-fi
-if ! "$venv/bin/python" -c "import pypdfium2" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "pypdfium2==$PYPDFIUM2_VERSION"
-fi
-"$venv/bin/python" bench/evidence_check.py "$@"
+. bench/venv.sh
+bench_venv "${ESG_EVIDENCE_VENV:-}" pypdfium2 "pypdfium2==$PYPDFIUM2_VERSION"
+"$VENV_PYTHON" bench/evidence_check.py "$@"

@@ -10,13 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYMUPDF_VERSION=2.0
 
-venv="${ESG_PYMUPDF_VENV:-}"
-if [ -z "$venv" ]; then
-  venv=$(mktemp -d "${TMPDIR:-/tmp}/esg-pymupdf-venv.XXXXXX")
-  trap 'rm -rf "$venv"' EXIT
-fi
-if ! "$venv/bin/python" -c "import pymupdf" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "pymupdf==$PYMUPDF_VERSION"
-fi
-python3 bench/ingest_vs_pdftotext.py --pymupdf "$venv/bin/python" "$@"
+. bench/venv.sh
+bench_venv "${ESG_PYMUPDF_VENV:-}" pymupdf "pymupdf==$PYMUPDF_VERSION"
+python3 bench/ingest_vs_pdftotext.py --pymupdf "$VENV_PYTHON" "$@"
