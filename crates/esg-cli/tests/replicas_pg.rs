@@ -275,13 +275,8 @@ fn a_database_outage_gives_503s_not_500s_loses_no_acknowledged_upload_and_recove
         );
         return;
     }
-    let cluster = match esg_testpg::Cluster::start() {
-        Ok(c) => c,
-        Err(e) if esg_testpg::required() => panic!("PostgreSQL is required under CI=true: {e}"),
-        Err(e) => {
-            eprintln!("SKIP: no PostgreSQL for this test: {e}");
-            return;
-        }
+    let Some(cluster) = esg_testpg::own_cluster() else {
+        return;
     };
     let db = cluster.fresh_db().expect("database");
     let tmp = tempfile::tempdir().unwrap();

@@ -307,13 +307,8 @@ fn tls_connections_follow_sslmode_as_libpq_does() {
 #[test]
 fn losing_the_server_is_unavailable_and_the_store_recovers_when_it_returns() {
     // A cluster of this test's own: it is stopped and started again.
-    let cluster = match esg_testpg::Cluster::start() {
-        Ok(c) => c,
-        Err(e) if esg_testpg::required() => panic!("PostgreSQL is required under CI=true: {e}"),
-        Err(e) => {
-            eprintln!("SKIP: {e}");
-            return;
-        }
+    let Some(cluster) = esg_testpg::own_cluster() else {
+        return;
     };
     let db = cluster.fresh_db().unwrap();
     let opts = PgOptions {
@@ -637,13 +632,8 @@ fn kept_listings_show_every_write_committed_before_the_call() {
 /// database is back.
 #[test]
 fn kept_listings_are_not_served_while_the_database_is_down() {
-    let cluster = match esg_testpg::Cluster::start() {
-        Ok(c) => c,
-        Err(e) if !esg_testpg::required() => {
-            eprintln!("skipping: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(cluster) = esg_testpg::own_cluster() else {
+        return;
     };
     let db = cluster.fresh_db().unwrap();
     let opts = PgOptions {

@@ -64,8 +64,20 @@ pub fn fresh_db() -> Option<TestDb> {
             Err(e) => Err(e.clone()),
         },
     };
+    or_skip(result)
+}
+
+/// A private cluster for a test that stops and restarts its server; `None`
+/// (after printing `SKIP`) when PostgreSQL cannot be started outside CI.
+/// Panics under `CI=true`.
+pub fn own_cluster() -> Option<Cluster> {
+    or_skip(Cluster::start())
+}
+
+/// `Some` on success; on failure panics under `CI=true`, else prints `SKIP`.
+fn or_skip<T>(result: Result<T, String>) -> Option<T> {
     match result {
-        Ok(db) => Some(db),
+        Ok(v) => Some(v),
         Err(e) if required() => panic!("PostgreSQL is required under CI=true: {e}"),
         Err(e) => {
             eprintln!("SKIP: no PostgreSQL for this test: {e}");
