@@ -9,10 +9,10 @@
 #     span export, no embedder), POST /score for the company with the most
 #     pages, warmed up, then wrk at 8 connections for DURATION seconds,
 #     alternating SQLite / PostgreSQL WRK_RUNS times, best kept: req/s
-#     (goal: PostgreSQL >= 0.9x). Every warm request still checks with the
-#     database that nothing changed (one trivial read of a stamp row, shared
-#     by the requests waiting at the same moment: esg-store's pg_fresh.rs),
-#     so a round trip is paid per request or per handful of requests.
+#     (goal: PostgreSQL >= 0.9x). `esg serve` on PostgreSQL holds a read
+#     lease (esg-store's pg_lease.rs): warm requests trust the change stamp
+#     it holds, and writers wait for every leased replica to see their
+#     commit, so no round trip is paid per request.
 #
 # PostgreSQL: ESG_BENCH_DATABASE_URL (a role that may CREATE DATABASE), else
 # a throw-away cluster in a temp dir on a free port (initdb/pg_ctl of the

@@ -62,6 +62,8 @@ pub fn pg_options(cli: &Cli) -> PgOptions {
         pool_size: cli.db_pool_size as usize,
         connect_timeout: Duration::from_secs(cli.db_connect_timeout_secs),
         statement_timeout: Duration::from_secs(cli.db_statement_timeout_secs),
+        // Only `esg serve` holds a lease (it sets this itself).
+        read_lease: false,
     }
 }
 

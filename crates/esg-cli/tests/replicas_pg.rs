@@ -174,6 +174,8 @@ fn two_replicas_share_uploads_scores_source_files_and_keys() {
     let m = a.get("/metrics").body;
     assert!(m.contains("esg_store_up{backend=\"postgresql\"} 1"), "{m}");
     assert!(m.contains("esg_store_pool_connections_max 16"), "{m}");
+    // Serving replicas hold a read lease (esg-store's pg_lease.rs).
+    assert!(m.contains("esg_store_read_lease_held 1"), "{m}");
     assert!(
         m.contains(
             "esg_store_operation_duration_seconds_count{operation=\"chunks\",outcome=\"ok\"}"

@@ -533,6 +533,8 @@ async fn ready(State(st): State<AppState>) -> Response {
 
 async fn metrics_text(State(st): State<AppState>) -> Response {
     st.metrics().set_ready(st.readiness().ready);
+    // Cheap (no query): the pool's counters and the lease as of this scrape.
+    st.record_pool_metrics();
     let mut text = st.metrics().render();
     st.security().render_metrics(&mut text);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()

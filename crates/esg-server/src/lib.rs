@@ -122,7 +122,15 @@ fn open_store(config: &ServerConfig, st: &AppState) -> Option<Arc<dyn esg_store:
             StoreLocation::Sqlite { data_dir } => esg_store::SqliteStore::open_in_dir(data_dir)
                 .map(|s| Arc::new(s) as Arc<dyn esg_store::Store>),
             StoreLocation::Postgres { url } => {
-                esg_store::PgStore::connect(url, &config.pg).map(|pg| {
+                // A serving replica holds a read lease: its requests trust
+                // the change stamps without a round trip, every writer
+                // waiting for it to see their commits (esg_store's
+                // pg_lease.rs).
+                let opts = esg_store::PgOptions {
+                    read_lease: true,
+                    ..config.pg.clone()
+                };
+                esg_store::PgStore::connect(url, &opts).map(|pg| {
                     let pg = Arc::new(pg);
                     st.set_pg(Arc::clone(&pg));
                     pg as Arc<dyn esg_store::Store>

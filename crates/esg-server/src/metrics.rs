@@ -153,6 +153,9 @@ pub struct Metrics {
     ready: AtomicI64,
     store_up: AtomicI64,
     pool: Mutex<Option<esg_store::PoolStatus>>,
+    /// 1 / 0 while a PostgreSQL store holds / lacks its read lease; -1 on
+    /// SQLite (not exported).
+    read_lease: AtomicI64,
     build: Mutex<BuildInfo>,
 }
 
@@ -196,6 +199,7 @@ impl Metrics {
             ready: AtomicI64::new(0),
             store_up: AtomicI64::new(0),
             pool: Mutex::new(None),
+            read_lease: AtomicI64::new(-1),
             build: Mutex::new(BuildInfo {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 rubric_version: "none".into(),
@@ -364,6 +368,13 @@ impl Metrics {
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
     }
 
+    /// Whether the PostgreSQL store held its read lease at the last check
+    /// (`None`: no lease kept, SQLite).
+    pub fn set_read_lease(&self, held: Option<bool>) {
+        let v = held.map_or(-1, i64::from);
+        self.read_lease.store(v, Ordering::Relaxed);
+    }
+
     fn render_store(&self, out: &mut String) {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -428,6 +439,16 @@ impl Metrics {
                 family(out, name, "gauge", help);
                 let _ = writeln!(out, "{name} {v}");
             }
+        }
+        let lease = self.read_lease.load(Ordering::Relaxed);
+        if lease >= 0 {
+            family(
+                out,
+                "esg_store_read_lease_held",
+                "gauge",
+                "1 while this replica holds its PostgreSQL read lease (requests trust its change stamps without a query), 0 while it asks the database per request.",
+            );
+            let _ = writeln!(out, "esg_store_read_lease_held {lease}");
         }
     }
 

@@ -148,6 +148,7 @@ impl AppState {
     pub fn record_pool_metrics(&self) {
         if let Some(pg) = self.0.pg.get() {
             self.0.metrics.set_pool(pg.pool_status());
+            self.0.metrics.set_read_lease(pg.read_lease_held());
         }
     }
 

@@ -20,6 +20,7 @@ pub mod copy;
 pub mod files;
 mod migrations;
 mod pg_fresh;
+mod pg_lease;
 mod pg_migrations;
 pub mod pg_tls;
 pub mod postgres;

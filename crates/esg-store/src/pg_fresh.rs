@@ -9,13 +9,18 @@
 //! migration 6 replaces whenever a transaction changing companies or
 //! documents commits, and the key generation of migration 5.
 //!
+//! A store that holds a read lease (`esg serve`, see [`crate::pg_lease`])
+//! reads them here only while its lease has lapsed; the rule below is then
+//! kept by the writers' wait instead.
+//!
 //! # The rule that keeps read-after-write across replicas
 //!
 //! A caller is answered only by a read that **started after it asked**. An
 //! upload acknowledged by replica A has committed before the client sends
 //! its next request to replica B, so B's answer is read after that commit
 //! and sees the new stamp. (Invalidation by `LISTEN`/`NOTIFY` alone was
-//! tried and reverted: a notification can reach B after the request does.)
+//! tried and reverted: a notification can reach B after the request does;
+//! [`crate::pg_lease`] adds what makes it safe, the writers' wait.)
 //!
 //! # Sharing
 //!
@@ -37,10 +42,13 @@
 //! | kept listings, one read in flight | 17,314 | 12,506 | 0.72 |
 //! | kept listings, two reads in flight (this) | 16,525 | 12,305 | 0.74 |
 //!
-//! The two variants are equal within the noise (another run of two in
-//! flight: 17,730 vs 13,394, 0.76); two stay because a lone caller that
-//! arrives just after a read started does not wait for it. What remains is
-//! the round trip itself on two busy cores; the goal of 0.9 is not met.
+//! | read lease, no read per request ([`crate::pg_lease`]) | 17,970 | 25,988 | 1.45 |
+//!
+//! The two fresh-read variants are equal within the noise (another run of
+//! two in flight: 17,730 vs 13,394, 0.76); two stay because a lone caller
+//! that arrives just after a read started does not wait for it. What
+//! remained was the round trip itself on two busy cores, which the lease
+//! removes for `esg serve`; other processes (the CLI) still read here.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +57,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 
 use crate::StoreError;
+use crate::pg_lease::{STAMPS_SQL, stamps_from_row};
 use crate::postgres::{pg_error, with_pool_client};
 
 /// The stamps, as one read saw them.
@@ -58,6 +67,9 @@ pub(crate) struct Stamps {
     pub data: String,
     /// Moved by every key added or revoked.
     pub keys: i64,
+    /// Moves forward with every such commit and every key change
+    /// (migration 7; what a replica's lease records as seen, `pg_lease.rs`).
+    pub seq: i64,
 }
 
 /// A read's failure, kept so every caller it answers gets the same error.
@@ -213,17 +225,9 @@ impl Drop for FinishOnDrop<'_> {
 
 async fn read_stamps(pool: &Pool) -> Result<Stamps, StoreError> {
     with_pool_client(pool, async |c| {
-        let stmt = c
-            .prepare_cached(
-                "SELECT d.stamp, k.generation FROM data_generation d, api_keys_generation k",
-            )
-            .await
-            .map_err(pg_error)?;
+        let stmt = c.prepare_cached(STAMPS_SQL).await.map_err(pg_error)?;
         let row = c.query_one(&stmt, &[]).await.map_err(pg_error)?;
-        Ok(Stamps {
-            data: row.get(0),
-            keys: row.get(1),
-        })
+        Ok(stamps_from_row(&row))
     })
     .await
 }

@@ -135,6 +135,41 @@ CREATE TRIGGER companies_stamp_truncate AFTER TRUNCATE ON companies
 CREATE TRIGGER documents_stamp_truncate AFTER TRUNCATE ON documents
     FOR EACH STATEMENT EXECUTE FUNCTION esg_new_data_stamp();
 "#,
+    // 7: read leases (crate::pg_lease). `seq` moves forward in commit order
+    // with every change of companies, documents or keys (the row lock
+    // orders the updates); never backwards, even after a restore from an
+    // older dump, since it is at least the commit's microsecond clock. The
+    // same changes notify `esg_changes` at commit. `replica_leases` holds
+    // one row per serving replica: until when it may trust its stamps
+    // without asking, and the `seq` it has seen.
+    r#"
+ALTER TABLE data_generation ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+CREATE FUNCTION esg_next_seq(previous BIGINT) RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+    SELECT greatest(previous + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT)
+$$;
+UPDATE data_generation SET seq = esg_next_seq(seq);
+CREATE OR REPLACE FUNCTION esg_new_data_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE data_generation SET stamp = gen_random_uuid()::TEXT, seq = esg_next_seq(seq);
+    PERFORM pg_notify('esg_changes', '');
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION esg_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE data_generation SET seq = esg_next_seq(seq);
+    PERFORM pg_notify('esg_changes', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER api_keys_generation_seq AFTER UPDATE ON api_keys_generation
+    FOR EACH ROW EXECUTE FUNCTION esg_keys_changed();
+CREATE TABLE replica_leases (
+    replica TEXT        PRIMARY KEY,
+    expires TIMESTAMPTZ NOT NULL,
+    seen    BIGINT      NOT NULL
+);
+"#,
 ];
 
 /// The schema version this program writes and reads on PostgreSQL.

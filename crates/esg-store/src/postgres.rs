@@ -53,7 +53,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -63,7 +63,8 @@ use deadpool_postgres::{
 use tokio_postgres::types::ToSql;
 
 use crate::copy::{DocumentExport, ImportOutcome};
-use crate::pg_fresh::FreshStamps;
+use crate::pg_fresh::{FreshStamps, Stamps};
+use crate::pg_lease::{self, Lease};
 use crate::pg_migrations;
 use crate::{
     Chunk, ChunkVector, CompanySummary, DocumentSummary, IngestOutcome, KeyTable, MediaType,
@@ -83,6 +84,11 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// Longest any statement may run (`statement_timeout`). Default 30 s.
     pub statement_timeout: Duration,
+    /// Hold a read lease (`pg_lease.rs`): trust the change stamps without
+    /// a round trip per request, every writer waiting for this store to
+    /// see its commits. For long-lived serving processes (`esg serve`);
+    /// default off.
+    pub read_lease: bool,
 }
 
 impl Default for PgOptions {
@@ -91,6 +97,7 @@ impl Default for PgOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            read_lease: false,
         }
     }
 }
@@ -117,6 +124,8 @@ pub struct PgStore {
     pool: Pool,
     described: String,
     stamps: FreshStamps,
+    /// `Some` when [`PgOptions::read_lease`] asked for one.
+    lease: Option<Arc<Lease>>,
     listings: Mutex<Listings>,
 }
 
@@ -130,6 +139,18 @@ impl fmt::Debug for PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        // Outside async code, remove the lease row so writers stop waiting
+        // for this store at once (else they wait out its lease).
+        if let (Some(rt), Some(replica)) = (&self.rt, self.lease.as_ref().and_then(|l| l.replica()))
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            let pool = self.pool.clone();
+            let _ = rt.block_on(async move {
+                let forget =
+                    with_pool_client(&pool, async |c| pg_lease::forget(&*c, &replica).await);
+                tokio::time::timeout(Duration::from_secs(1), forget).await
+            });
+        }
         self.pool.close();
         if let Some(rt) = self.rt.take() {
             // Never blocks, so a PgStore may be dropped inside async code.
@@ -268,6 +289,7 @@ impl PgStore {
             .thread_name("esg-store-pg")
             .enable_all()
             .build()?;
+        let listener = opts.read_lease.then(|| (cfg.clone(), connector.clone()));
         let manager = Manager::from_config(
             cfg,
             connector,
@@ -283,14 +305,18 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Postgres(format!("connection pool: {e}")))?;
-        let store = PgStore {
+        let mut store = PgStore {
             rt: Some(rt),
             stamps: FreshStamps::new(pool.clone(), opts.connect_timeout + opts.statement_timeout),
+            lease: None,
             pool,
             described,
             listings: Mutex::default(),
         };
         store.with_client(async |c| pg_migrations::migrate(c).await)?;
+        if let (Some((cfg, tls)), Some(rt)) = (listener, &store.rt) {
+            store.lease = Some(Lease::start(rt.handle(), cfg, tls, opts.connect_timeout));
+        }
         Ok(store)
     }
 
@@ -316,6 +342,12 @@ impl PgStore {
         }
     }
 
+    /// Whether the read lease holds right now (`None` when this store
+    /// keeps none, [`PgOptions::read_lease`]).
+    pub fn read_lease_held(&self) -> Option<bool> {
+        self.lease.as_ref().map(|l| l.current().is_some())
+    }
+
     /// Runs `f` with a pooled connection on the store's runtime. A failure
     /// on a connection that turns out to be closed (the server restarted
     /// since it was pooled) is retried once on a fresh connection; every
@@ -325,6 +357,15 @@ impl PgStore {
         f: impl AsyncFn(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.block_on(with_pool_client(&self.pool, f))
+    }
+
+    /// The change stamps: the lease's when it holds, else read by a query
+    /// that started after this call (`pg_fresh.rs`).
+    fn current_stamps(&self) -> Result<Arc<Stamps>, StoreError> {
+        if let Some(held) = self.lease.as_ref().and_then(|l| l.current()) {
+            return Ok(held);
+        }
+        self.block_on(self.stamps.get())
     }
 
     fn block_on<T>(&self, f: impl Future<Output = T>) -> T {
@@ -615,14 +656,19 @@ impl Store for PgStore {
             // state: AlreadyIngested if it was this document, else the
             // violation again.
             let mut attempt = 0;
-            loop {
+            let outcome = loop {
                 match insert_document(c, doc, &key, &now).await {
-                    Ok(Ok(summary)) => return Ok(IngestOutcome::Ingested(summary)),
-                    Ok(Err(existing)) => return Ok(IngestOutcome::AlreadyIngested(existing)),
+                    Ok(Ok(summary)) => break IngestOutcome::Ingested(summary),
+                    Ok(Err(existing)) => break IngestOutcome::AlreadyIngested(existing),
                     Err(e) if attempt == 0 && is_unique_violation(&e) => attempt += 1,
                     Err(e) => return Err(e),
                 }
-            }
+            };
+            // Also when it was already stored: the replica that stored it
+            // may not have finished waiting, and this answer is an
+            // acknowledgement too.
+            pg_lease::await_replicas(&*c).await;
+            Ok(outcome)
         })
     }
 
@@ -660,7 +706,7 @@ impl Store for PgStore {
         if key.is_empty() {
             return Ok(None);
         }
-        let stamps = self.block_on(self.stamps.get())?;
+        let stamps = self.current_stamps()?;
         {
             let kept = self.listings.lock().unwrap_or_else(|p| p.into_inner());
             if kept.stamp == stamps.data
@@ -1126,6 +1172,7 @@ impl KeyTable for PgStore {
             }
             bump_generation(&tx).await?;
             tx.commit().await.map_err(pg_error)?;
+            pg_lease::await_replicas(&*c).await;
             Ok(())
         })
     }
@@ -1143,6 +1190,7 @@ impl KeyTable for PgStore {
             if n == 1 {
                 bump_generation(&tx).await?;
                 tx.commit().await.map_err(pg_error)?;
+                pg_lease::await_replicas(&*c).await;
                 return Ok(true);
             }
             let known = tx
@@ -1151,6 +1199,11 @@ impl KeyTable for PgStore {
                 .map_err(pg_error)?
                 .is_some();
             tx.rollback().await.map_err(pg_error)?;
+            if known {
+                // Revoked by someone else, who may still be waiting for
+                // the replicas; this answer says "revoked" too.
+                pg_lease::await_replicas(&*c).await;
+            }
             Ok(known)
         })
     }
@@ -1158,7 +1211,7 @@ impl KeyTable for PgStore {
     /// Read by a query that started after this call, shared with
     /// concurrent callers (`pg_fresh.rs`).
     fn keys_generation(&self) -> Result<i64, StoreError> {
-        Ok(self.block_on(self.stamps.get())?.keys)
+        Ok(self.current_stamps()?.keys)
     }
 }
 
@@ -1416,6 +1469,7 @@ impl PgStore {
                 .map_err(pg_error)?;
             }
             tx.commit().await.map_err(pg_error)?;
+            pg_lease::await_replicas(&*c).await;
             Ok(outcome)
         })
     }

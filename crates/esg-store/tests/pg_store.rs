@@ -20,6 +20,31 @@ fn db() -> Option<esg_testpg::TestDb> {
     esg_testpg::fresh_db()
 }
 
+/// A key row with made-up hashes (the store does not check them).
+fn test_key(id: &str) -> StoredKey {
+    StoredKey {
+        id: id.into(),
+        label: "test".into(),
+        created_at: "2026-12-07T00:00:00Z".into(),
+        salt: "00".into(),
+        sha256: "11".into(),
+        revoked_at: None,
+    }
+}
+
+/// Whether exactly one unexpired lease row shows up within `timeout`.
+fn one_lease_held_within(url: &str, timeout: Duration) -> bool {
+    esg_testpg::wait_until(timeout, || {
+        esg_testpg::query_text(
+            url,
+            "SELECT count(*) FROM replica_leases WHERE expires > now()",
+        )
+        .unwrap()
+        .as_deref()
+            == Some("1")
+    })
+}
+
 fn connect(url: &str) -> PgStore {
     PgStore::connect(url, &PgOptions::default()).expect("connect")
 }
@@ -572,9 +597,30 @@ fn export_and_import_keep_everything() {
 /// answered by a read that started after it.
 #[test]
 fn kept_listings_show_every_write_committed_before_the_call() {
+    kept_listings_are_current(false);
+}
+
+/// The same with B holding a read lease (as `esg serve` does): B answers
+/// without asking the database, so it is the writers' wait that keeps the
+/// guarantee.
+#[test]
+fn a_leased_store_shows_every_write_acknowledged_before_the_call() {
+    kept_listings_are_current(true);
+}
+
+fn kept_listings_are_current(b_leased: bool) {
     let Some(db) = db() else { return };
     let a = Arc::new(connect(&db.url));
-    let b = Arc::new(connect(&db.url));
+    let b = Arc::new(
+        PgStore::connect(
+            &db.url,
+            &PgOptions {
+                read_lease: b_leased,
+                ..PgOptions::default()
+            },
+        )
+        .expect("connect"),
+    );
     assert_eq!(b.company_documents("Acme").unwrap(), None);
     assert_eq!(b.company_documents("").unwrap(), None);
 
@@ -612,16 +658,42 @@ fn kept_listings_show_every_write_committed_before_the_call() {
         // The same as the uncached reads give.
         assert_eq!(Some(company), b.company("Acme").unwrap());
         assert_eq!(docs, b.documents(Some("Acme")).unwrap());
+        // Keys too: added or revoked through A, B's very next answer moves.
+        let before = b.keys_generation().unwrap();
+        let key = test_key(&format!("k{round}"));
+        if round % 2 == 0 {
+            a.insert_key(&key).unwrap();
+        } else {
+            a.insert_key(&key).unwrap();
+            let mid = b.keys_generation().unwrap();
+            assert_ne!(mid, before, "round {round}: B missed the key added on A");
+            assert!(a.revoke_key(&key.id, "2026-12-07T00:00:01Z").unwrap());
+            assert_ne!(
+                b.keys_generation().unwrap(),
+                mid,
+                "round {round}: revocation"
+            );
+            continue;
+        }
+        assert_ne!(b.keys_generation().unwrap(), before, "round {round}: keys");
     }
-    // A write by a third party (plain SQL, no esg code) is seen at once too.
+    // A write by a third party (plain SQL, no esg code) is seen at once
+    // without a lease; with one, within a renewal (no writer waits for it).
     esg_testpg::execute(
         &db.url,
         "UPDATE documents SET filename = 'renamed.pdf' \
          WHERE doc_id = (SELECT min(doc_id) FROM documents)",
     )
     .unwrap();
-    let (_, docs) = b.company_documents("Acme").unwrap().unwrap();
-    assert!(docs.iter().any(|d| d.filename == "renamed.pdf"), "{docs:?}");
+    let renamed = || {
+        let (_, docs) = b.company_documents("Acme").unwrap().unwrap();
+        docs.iter().any(|d| d.filename == "renamed.pdf")
+    };
+    if b_leased {
+        assert!(esg_testpg::wait_until(Duration::from_secs(3), renamed));
+    } else {
+        assert!(renamed());
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let calls: u32 = readers.into_iter().map(|h| h.join().unwrap()).sum();
     assert!(calls > 0);
@@ -656,6 +728,125 @@ fn kept_listings_are_not_served_while_the_database_is_down() {
     let other = PgStore::connect(&db.url, &opts).unwrap();
     other
         .put_document(&make_doc("down 2", "Acme", 2024, 1))
+        .unwrap();
+    assert_eq!(s.company_documents("Acme").unwrap().unwrap().1.len(), 2);
+}
+
+/// A writer does not answer before every replica holding a lease has seen
+/// its commit or lost its lease: a replica that never confirms (a row no
+/// process renews) holds the write up until its lease has expired, and a
+/// live leased store has recorded the commit as seen when the write returns.
+#[test]
+fn a_write_waits_for_every_leased_replica() {
+    let Some(db) = db() else { return };
+    let leased = PgStore::connect(
+        &db.url,
+        &PgOptions {
+            read_lease: true,
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    let writer = connect(&db.url);
+    // The leased store registers in the background: wait for its row.
+    assert!(one_lease_held_within(&db.url, Duration::from_secs(5)));
+    writer
+        .put_document(&make_doc("lease 1", "Acme", 2024, 1))
+        .unwrap();
+    let confirmed =
+        "SELECT bool_and(r.seen >= d.seq)::TEXT FROM replica_leases r, data_generation d";
+    assert_eq!(
+        esg_testpg::query_text(&db.url, confirmed)
+            .unwrap()
+            .as_deref(),
+        Some("true"),
+        "the write returned before the leased store recorded it as seen"
+    );
+    assert_eq!(
+        leased.company_documents("Acme").unwrap().unwrap().1.len(),
+        1
+    );
+
+    // A replica that stopped renewing (its process is gone) with 1.5 s of
+    // lease left, before each kind of write.
+    let stuck = |sql: &str| esg_testpg::execute(&db.url, sql).unwrap();
+    let stuck_expired = || {
+        esg_testpg::query_text(
+            &db.url,
+            "SELECT (expires <= now())::TEXT FROM replica_leases WHERE replica = 'stuck'",
+        )
+        .unwrap()
+    };
+    stuck(
+        "INSERT INTO replica_leases (replica, expires, seen) \
+         VALUES ('stuck', now() + interval '1.5 seconds', 0)",
+    );
+    writer
+        .put_document(&make_doc("lease 2", "Acme", 2024, 1))
+        .unwrap();
+    assert_eq!(
+        stuck_expired().as_deref(),
+        Some("true"),
+        "the write returned while a replica that had not seen it still held a lease"
+    );
+    stuck(
+        "UPDATE replica_leases SET expires = now() + interval '1.5 seconds' WHERE replica = 'stuck'",
+    );
+    writer.insert_key(&test_key("k-lease")).unwrap();
+    assert_eq!(
+        stuck_expired().as_deref(),
+        Some("true"),
+        "a key change returned before a stuck replica's lease expired"
+    );
+    // A store closed cleanly removes its row, so writers stop waiting for it.
+    drop(leased);
+    assert_eq!(
+        esg_testpg::query_text(
+            &db.url,
+            "SELECT count(*) FROM replica_leases WHERE replica <> 'stuck'"
+        )
+        .unwrap()
+        .as_deref(),
+        Some("0")
+    );
+}
+
+/// A leased store whose database stops answers `Unavailable` once its lease
+/// lapses (it cannot renew), and holds a lease again, with current stamps,
+/// once the database is back.
+#[test]
+fn a_lease_lapses_while_the_database_is_down_and_returns_with_it() {
+    let Some(cluster) = esg_testpg::own_cluster() else {
+        return;
+    };
+    let db = cluster.fresh_db().unwrap();
+    let opts = PgOptions {
+        connect_timeout: Duration::from_secs(1),
+        read_lease: true,
+        ..PgOptions::default()
+    };
+    let s = PgStore::connect(&db.url, &opts).unwrap();
+    s.put_document(&make_doc("lapse 1", "Acme", 2024, 1))
+        .unwrap();
+    assert_eq!(s.company_documents("Acme").unwrap().unwrap().1.len(), 1);
+    cluster.stop();
+    assert!(
+        esg_testpg::wait_until(Duration::from_secs(5), || matches!(
+            s.company_documents("Acme"),
+            Err(StoreError::Unavailable(_))
+        )),
+        "a leased store kept answering with the database down"
+    );
+    cluster.restart().unwrap();
+    assert!(esg_testpg::wait_until(Duration::from_secs(10), || s
+        .company_documents("Acme")
+        .is_ok()));
+    // Its lease is back (its row renewed) ...
+    assert!(one_lease_held_within(&db.url, Duration::from_secs(5)));
+    // ... and a write elsewhere is in its very next answer.
+    let other = PgStore::connect(&db.url, &opts).unwrap();
+    other
+        .put_document(&make_doc("lapse 2", "Acme", 2024, 1))
         .unwrap();
     assert_eq!(s.company_documents("Acme").unwrap().unwrap().1.len(), 2);
 }
