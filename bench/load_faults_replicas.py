@@ -300,7 +300,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--esg", help="path to a built esg binary (default: cargo build --release)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (bounded)")
-    ap.add_argument("--max-requests", type=int, default=4000, help="per thread, at most")
+    # High enough that score and search traffic lasts the whole run, through
+    # the database restart: warm answers come from each replica's cache
+    # (read leases), so 4000 per thread ran out before the restart.
+    ap.add_argument("--max-requests", type=int, default=50000, help="per thread, at most")
     ap.add_argument("--max-json-kb", type=int, default=64)
     ap.add_argument("--max-upload-mb", type=int, default=1)
     ap.add_argument("--lock-hold", type=float, default=4.0, help="seconds the psql locker holds the table lock")
