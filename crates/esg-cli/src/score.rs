@@ -131,9 +131,10 @@ pub fn score_company(
             vectors,
             queries,
         });
-    let card = index
+    let mut card = index
         .score_with(rubric, &params, input)
         .with_context(|| format!("cannot score {} for {year}", company.name))?;
+    place_quotes(store, &mut card)?;
     let new = esg_server::score_cache::new_matches_for_store(&index, rubric);
     let _ = store.put_rule_matches(rubric.sha256(), &new);
     let names = filenames(store, &company)?;
@@ -151,6 +152,28 @@ pub fn score_company(
         scorecard: card,
         sources,
     })
+}
+
+/// Places every PDF quote on its page: narrowed to the layout block of its
+/// match, with its box (as `/score` does).
+fn place_quotes(store: &dyn Store, card: &mut esg_score::Scorecard) -> anyhow::Result<()> {
+    let mut layouts = std::collections::HashMap::new();
+    for e in card.themes.iter().flat_map(|t| t.evidence.iter()) {
+        let key = (e.doc_id.clone(), e.page);
+        if let std::collections::hash_map::Entry::Vacant(v) = layouts.entry(key) {
+            let l = store.page_layout(&e.doc_id, e.page).with_context(|| {
+                format!("cannot read the layout of page {} of {}", e.page, e.doc_id)
+            })?;
+            v.insert(l);
+        }
+    }
+    card.place_quotes(|e| {
+        let layout = layouts
+            .get(&(e.doc_id.clone(), e.page))
+            .and_then(Option::as_ref);
+        esg_server::quote_places::place(layout, e)
+    });
+    Ok(())
 }
 
 /// Runs `esg score`.

@@ -5,14 +5,17 @@
 //! cited page.
 //!
 //! Asserted, so that a regression fails CI: the share of quotes found by both
-//! pdftotext and pdfium is at least [`FLOOR_BOTH`] %, at most
-//! [`MAX_LOST_PAGES`] pages keep < 20 % of pdftotext's words, and every
+//! pdftotext and pdfium is at least [`FLOOR_BOTH`] %, no page keeps < 20 %
+//! of pdftotext's words, and every
 //! document's token recall against pdftotext is at least [`MIN_RECALL`].
-//! The floors are today's measurements, not issue 12's goals (98 % of quotes
-//! found by both, 0 lost pages): quotes that join table cells, columns or a
-//! running header need the layout-aware extraction that is still to come, and
-//! the one lost page (CarMax p2, a contents page whose entries pdfium does not
-//! see either) is not evidence. Raise the floors as that work lands.
+//! The quote floor is today's measurement, not issue 12's goal of 98 %:
+//! with layout blocks each quote is narrowed to the block of its match
+//! (`esg_core::layout::PageLayout::place`); most remaining misses are
+//! poppler's own reading (Sligro's two columns interleaved, a drop-cap
+//! word split in two, a running header quoted). Raise it as that work lands.
+//! No lost page is the goal itself: CarMax p2, a contents page drawn as
+//! push-button widget appearances, was the last one, and is now read from
+//! those appearances.
 //!
 //! Without the corpus it prints SKIP and passes, except under `CI=true`,
 //! where a missing corpus, pdftotext or python3 fails.
@@ -23,10 +26,9 @@ use std::path::Path;
 use std::process::Command;
 use support::*;
 
-/// Quotes found on their cited page by both pdftotext and pdfium, % (78.7 at c959721; goal 98).
-const FLOOR_BOTH: f64 = 78.0;
-/// Pages that keep < 20 % of pdftotext's words (1 at c959721; goal 0).
-const MAX_LOST_PAGES: usize = 1;
+/// Quotes found on their cited page by both pdftotext and pdfium, % (94.1
+/// with quotes placed in layout blocks, 78.7 before; goal 98).
+const FLOOR_BOTH: f64 = 93.0;
 /// Lowest per-document token recall against pdftotext's cleaned text (0.985 at c959721; goal 0.98).
 const MIN_RECALL: f64 = 0.98;
 
@@ -72,8 +74,8 @@ fn quotes_are_found_on_their_cited_page_and_no_page_is_lost() {
     );
     let lost = r["lost_pages"].as_array().expect("lost_pages");
     assert!(
-        lost.len() <= MAX_LOST_PAGES,
-        "{} pages lost (at most {MAX_LOST_PAGES}): {lost:?}",
+        lost.is_empty(),
+        "{} pages keep < 20 % of pdftotext's words: {lost:?}",
         lost.len()
     );
     for (file, v) in r["recall"].as_object().expect("recall") {

@@ -924,3 +924,73 @@ fn output_cut_short_by_the_reader_ends_quietly() {
         out.status
     );
 }
+
+/// Issue 12: every quote from a PDF carries the box of the line it was
+/// drawn on (page space, points), and quotes from text files carry none.
+/// The Northwind sample's ASCII lines are drawn as a PDF, one line per
+/// paragraph, in Helvetica 11 pt with 14 pt leading from y = 760, so line
+/// `i`'s baseline is at `760 - 14 i`.
+#[test]
+fn pdf_quotes_carry_the_box_of_the_line_they_were_drawn_on() {
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_matches('\u{c}').trim())
+        .filter(|l| !l.is_empty() && l.is_ascii())
+        .take(52)
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pdf = tmp.path().join("northwind.pdf");
+    std::fs::write(&pdf, text_pdf(std::slice::from_ref(&lines))).unwrap();
+    let out = esg(
+        &data,
+        &[
+            "ingest",
+            "--company",
+            NORTHWIND,
+            "--year",
+            "2024",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "ingest failed: {}", stderr(&out));
+    let (_, card) = score_json(&data, NORTHWIND, &[]);
+    let mut checked = 0;
+    for t in card["themes"].as_array().unwrap() {
+        for e in t["evidence"].as_array().unwrap() {
+            let quote = e["quote"].as_str().unwrap();
+            let b = e["bbox"]
+                .as_array()
+                .unwrap_or_else(|| panic!("a PDF quote without a box: {e}"));
+            let b: Vec<f64> = b.iter().map(|v| v.as_f64().unwrap()).collect();
+            assert!(b[0] < b[2] && b[1] < b[3], "{b:?}");
+            let Some(i) = lines.iter().position(|l| l.contains(quote)) else {
+                continue; // a quote over two drawn lines
+            };
+            let base = 760.0 - 14.0 * i as f64;
+            let want = [72.0, base - 0.25 * 11.0, base + 0.85 * 11.0];
+            for (got, want) in [b[0], b[1], b[3]].iter().zip(want) {
+                assert!(
+                    (got - want).abs() <= 1.0,
+                    "quote {quote:?} on line {i}: box {b:?}, want x0/y0/y1 {want}"
+                );
+            }
+            assert!(b[2] > b[0] + 20.0, "{b:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} quotes lie on one drawn line");
+
+    // The text sample's quotes have no box (their span locates them).
+    let (_tmp2, data2) = northwind_data();
+    let (_, card) = score_json(&data2, NORTHWIND, &[]);
+    let quotes: Vec<&Value> = card["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["evidence"].as_array().unwrap())
+        .collect();
+    assert!(!quotes.is_empty());
+    assert!(quotes.iter().all(|e| e.get("bbox").is_none()));
+}

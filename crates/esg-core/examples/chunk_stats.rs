@@ -34,6 +34,7 @@ fn main() {
                 number: i as u32 + 1,
                 text: t.to_string(),
                 is_virtual: false,
+                layout: None,
             })
             .collect();
         // Stored text is already clean: one paragraph per line.
@@ -41,6 +42,7 @@ fn main() {
             number: p.number,
             text: p.text,
             is_virtual: p.is_virtual,
+            layout: None,
         }) {
             let spans = chunk_spans(&page.text, params);
             if spans.is_empty() {

@@ -267,6 +267,7 @@ mod tests {
             number: 3,
             text: text.clone(),
             is_virtual: false,
+            layout: None,
         };
         let params = ChunkParams {
             target_words: 50,
@@ -318,7 +319,7 @@ mod tests {
                                target in 5usize..80, overlap in 0usize..30) {
             let text = paras.join("\n");
             let params = ChunkParams { target_words: target, min_words: target / 2, max_words: target * 2, overlap_words: overlap };
-            let page = CleanedPage { number: 1, text: text.clone(), is_virtual: false };
+            let page = CleanedPage { number: 1, text: text.clone(), is_virtual: false, layout: None };
             let a = chunk_pages("d", std::slice::from_ref(&page), params);
             let b = chunk_pages("d", std::slice::from_ref(&page), params);
             prop_assert_eq!(&a, &b);

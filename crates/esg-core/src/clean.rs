@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use unicode_normalization::UnicodeNormalization;
 
 /// A page after clean-up: paragraphs separated by `\n`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CleanedPage {
     /// 1-based page number in the source document.
     pub number: u32,
@@ -27,6 +27,8 @@ pub struct CleanedPage {
     pub text: String,
     /// See [`RawPage::is_virtual`].
     pub is_virtual: bool,
+    /// See [`RawPage::layout`].
+    pub layout: Option<crate::layout::PageLayout>,
 }
 
 /// How many lines at each end of a page are candidates for running headers/footers.
@@ -45,6 +47,7 @@ pub fn clean_pages(pages: &[RawPage]) -> Vec<CleanedPage> {
             number: p.number,
             text: join_paragraphs(&l),
             is_virtual: p.is_virtual,
+            layout: p.layout.clone(),
         })
         .collect()
 }
@@ -291,6 +294,7 @@ mod tests {
             number: n,
             text: t.to_string(),
             is_virtual: false,
+            layout: None,
         }
     }
 

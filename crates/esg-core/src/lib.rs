@@ -10,6 +10,7 @@ pub mod clean;
 pub mod company;
 pub mod hash;
 pub mod lang;
+pub mod layout;
 pub mod model;
 
 pub use chunk::{ChunkParams, chunk_pages};
@@ -17,4 +18,5 @@ pub use clean::{CleanedPage, clean_pages};
 pub use company::company_key;
 pub use hash::sha256_hex;
 pub use lang::detect_language;
+pub use layout::{BBox, PageLayout};
 pub use model::{Chunk, MediaType, RawPage};

@@ -52,7 +52,7 @@ impl fmt::Display for MediaType {
 }
 
 /// One page of text as an extractor produced it, before clean-up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawPage {
     /// 1-based page number in the source document.
     pub number: u32,
@@ -61,6 +61,10 @@ pub struct RawPage {
     /// `true` when the page is a fixed-size slice of a source that has no pages
     /// of its own (plain text without form feeds, HTML without page breaks).
     pub is_virtual: bool,
+    /// Blocks and lines with their boxes (PDF pages the primary parser
+    /// read); `None` for HTML and text, and for PDF text without positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<crate::layout::PageLayout>,
 }
 
 /// A retrievable passage: a contiguous span of one cleaned page.

@@ -267,6 +267,7 @@ pub fn html_text(html: &str) -> HtmlText {
                 number: i as u32 + 1,
                 text,
                 is_virtual: false,
+                layout: None,
             })
             .collect()
     } else {
@@ -278,6 +279,7 @@ pub fn html_text(html: &str) -> HtmlText {
                 number: 1,
                 text: all,
                 is_virtual: false,
+                layout: None,
             }]
         }
     };

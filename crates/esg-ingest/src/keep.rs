@@ -191,6 +191,7 @@ mod tests {
                         number: 1,
                         text: "   ".into(),
                         is_virtual: false,
+                        layout: None,
                     }],
                     warnings: Vec::new(),
                 })

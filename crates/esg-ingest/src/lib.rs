@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod html;
 pub mod keep;
+pub mod layout;
 pub mod pdf;
 pub mod prepare;
 pub mod sandbox;

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// A document ready to be stored: identity, cleaned pages and chunks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PreparedDocument {
     /// SHA-256 of the source bytes.
     pub doc_id: String,

@@ -72,6 +72,7 @@ pub fn extract_text(bytes: &[u8]) -> Result<Vec<RawPage>, IngestError> {
                 number: i as u32 + 1,
                 text: t.to_string(),
                 is_virtual: false,
+                layout: None,
             })
             .collect());
     }
@@ -80,6 +81,7 @@ pub fn extract_text(bytes: &[u8]) -> Result<Vec<RawPage>, IngestError> {
             number: 1,
             text,
             is_virtual: false,
+            layout: None,
         }]);
     }
     Ok(virtual_pages(&text, VIRTUAL_PAGE_CHARS))
@@ -113,6 +115,7 @@ pub fn virtual_pages(text: &str, size: usize) -> Vec<RawPage> {
             number: pages.len() as u32 + 1,
             text: page.to_string(),
             is_virtual: true,
+            layout: None,
         });
         rest = &rest[cut..];
     }

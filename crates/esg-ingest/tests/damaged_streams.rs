@@ -2,6 +2,8 @@
 //! streams are damaged the ways real reports are (a zlib stream cut short,
 //! one without its Adler-32 checksum, one bad stream among good pages).
 
+mod common;
+
 use esg_ingest::pdf::extract_pdf;
 use flate2::{Compression, write::ZlibEncoder};
 use std::io::Write;
@@ -68,27 +70,7 @@ fn pdf(pages: &[(Vec<String>, Stream)]) -> Vec<u8> {
         o.extend_from_slice(b"\nendstream");
         objs.push(o);
     }
-    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(o);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objs.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    common::write_pdf(&objs)
 }
 
 fn lines(page: usize, count: usize) -> Vec<String> {

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             number: i as u32 + 1,
             text: t,
             is_virtual: false,
+            layout: None,
         })
         .collect();
     let doc_sha = sha256_hex(&bytes);

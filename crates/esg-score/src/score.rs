@@ -152,6 +152,14 @@ pub struct Evidence {
     pub source_sha256: String,
     /// Character offsets of the quote in the page text.
     pub span: Span,
+    /// Box of the quote on its PDF page (the union of the boxes of the lines
+    /// it comes from, in the page's default user space, points, origin at
+    /// the lower left; see `esg_core::layout`), so a viewer can highlight
+    /// it. Absent for HTML and text documents (their `span` locates the
+    /// quote) and for PDF text read without positions. Set by
+    /// [`Scorecard::place_quotes`] from the stored page layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<esg_core::BBox>,
     /// The text that matched the criterion (contained in `quote`).
     pub matched: String,
     /// Criterion (or override) id the quote supports.
@@ -424,6 +432,80 @@ pub struct Scorecard {
     pub fingerprint: String,
     /// Evidence/retrieval parity.
     pub parity: Parity,
+}
+
+/// The order of a theme's quotes: (stage, criterion, doc_id, page, span,
+/// evidence_id).
+fn evidence_order(a: &Evidence, b: &Evidence) -> std::cmp::Ordering {
+    (
+        a.stage,
+        &a.criterion,
+        &a.doc_id,
+        a.page,
+        a.span,
+        &a.evidence_id,
+    )
+        .cmp(&(
+            b.stage,
+            &b.criterion,
+            &b.doc_id,
+            b.page,
+            b.span,
+            &b.evidence_id,
+        ))
+}
+
+/// Where a quote lies on its PDF page, as the page's layout tells
+/// ([`Scorecard::place_quotes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// The byte range of the quote to keep (the part inside one layout
+    /// block), or `None` to keep it whole.
+    pub keep: Option<std::ops::Range<usize>>,
+    /// The box of the kept quote.
+    pub bbox: Option<esg_core::BBox>,
+}
+
+impl Scorecard {
+    /// Places every quote on its page: `place` gives, from the page's
+    /// stored layout (normally `PageLayout::place`), the part of the quote
+    /// inside the layout block of its match and that part's box. A quote is
+    /// narrowed only when the kept part still contains the matched text; its
+    /// span, hash and id follow, and the evidence is sorted and
+    /// de-duplicated again. Quotes stay verbatim substrings of the page text.
+    /// The fingerprint does not change: it covers the inputs, not the quotes.
+    pub fn place_quotes(&mut self, mut place: impl FnMut(&Evidence) -> Placement) {
+        for t in &mut self.themes {
+            for e in &mut t.evidence {
+                let p = place(e);
+                e.bbox = p.bbox;
+                let Some(r) = p.keep else { continue };
+                if r == (0..e.quote.len())
+                    || r.start > r.end
+                    || r.end > e.quote.len()
+                    || !e.quote.is_char_boundary(r.start)
+                    || !e.quote.is_char_boundary(r.end)
+                    || !e.quote[r.clone()].contains(e.matched.as_str())
+                {
+                    continue;
+                }
+                let start = e.span.start + e.quote[..r.start].chars().count() as u32;
+                let quote = e.quote[r].to_string();
+                let end = start + quote.chars().count() as u32;
+                e.evidence_id = sha256_hex(format!(
+                    "{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}",
+                    e.doc_id, e.chunk_id, e.criterion
+                ))[..24]
+                    .to_string();
+                e.sha256 = sha256_hex(&quote);
+                e.quote = quote;
+                e.span = Span { start, end };
+            }
+            let mut seen = BTreeSet::new();
+            t.evidence.retain(|e| seen.insert(e.evidence_id.clone()));
+            t.evidence.sort_by(evidence_order);
+        }
+    }
 }
 
 /// Scores the chunks of one company for `params.year`: [`retrieve`]
@@ -1361,6 +1443,7 @@ fn evidence(
         sha256: sha256_hex(quote),
         source_sha256: sc.source_sha256.clone(),
         span: Span { start, end },
+        bbox: None,
         matched: text[hit].to_string(),
         criterion: slot.id.to_string(),
         theme: theme.to_string(),
@@ -1659,24 +1742,7 @@ fn score_theme(
             evidence.push(e.clone());
         }
     }
-    evidence.sort_by(|a, b| {
-        (
-            a.stage,
-            &a.criterion,
-            &a.doc_id,
-            a.page,
-            a.span,
-            &a.evidence_id,
-        )
-            .cmp(&(
-                b.stage,
-                &b.criterion,
-                &b.doc_id,
-                b.page,
-                b.span,
-                &b.evidence_id,
-            ))
-    });
+    evidence.sort_by(evidence_order);
 
     // Confidence.
     let framework_criteria: BTreeSet<&str> = rubric

@@ -41,6 +41,7 @@ fn pages_of(text: &str) -> Vec<RawPage> {
             number: i as u32 + 1,
             text: t.to_string(),
             is_virtual: false,
+            layout: None,
         })
         .collect()
 }

@@ -1018,3 +1018,81 @@ fn hybrid_parameters_must_agree_with_the_input() {
         "semantic"
     );
 }
+
+/// Issue 12: placing quotes on their pages narrows a quote to the part its
+/// layout says is one block, keeps it a verbatim span of its page that
+/// contains the match, and gives span, hash and id that agree with it.
+#[test]
+fn placed_quotes_stay_verbatim_spans_of_their_page() {
+    let chunks = doc("d1", 2023, RICH_REPORT);
+    let mut card = run(&chunks);
+    let before: usize = card.themes.iter().map(|t| t.evidence.len()).sum();
+    // Keep from the match to the end of the quote (a block boundary just
+    // before the match), with a box; refuse ranges that lose the match.
+    card.place_quotes(|e| {
+        let at = e.quote.find(&e.matched).unwrap();
+        let start = e.quote[..at].rfind(' ').map_or(0, |i| i + 1);
+        esg_score::Placement {
+            keep: Some(start..e.quote.len()),
+            bbox: Some(esg_core::BBox::new(72.0, 700.0, 300.0, 712.0)),
+        }
+    });
+    let after: usize = card.themes.iter().map(|t| t.evidence.len()).sum();
+    assert!(after > 0 && after <= before);
+    let mut narrowed = 0;
+    for t in &card.themes {
+        for w in t.evidence.windows(2) {
+            let key = |e: &esg_score::Evidence| {
+                (
+                    e.stage,
+                    e.criterion.clone(),
+                    e.doc_id.clone(),
+                    e.page,
+                    e.span,
+                    e.evidence_id.clone(),
+                )
+            };
+            assert!(key(&w[0]) < key(&w[1]), "sorted and without duplicates");
+        }
+        for e in &t.evidence {
+            let page = page_text(RICH_REPORT, e.page);
+            let got: String = page
+                .chars()
+                .skip(e.span.start as usize)
+                .take((e.span.end - e.span.start) as usize)
+                .collect();
+            assert_eq!(got, e.quote, "the span is the quote");
+            assert!(e.quote.contains(&e.matched));
+            assert_eq!(e.sha256, esg_core::sha256_hex(&e.quote));
+            let id = esg_core::sha256_hex(format!(
+                "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                e.doc_id, e.chunk_id, e.criterion, e.span.start, e.span.end
+            ));
+            assert_eq!(e.evidence_id, id[..24], "the id follows the span");
+            assert_eq!(e.bbox, Some(esg_core::BBox::new(72.0, 700.0, 300.0, 712.0)));
+            if !e.quote.starts_with(e.matched.split(' ').next().unwrap()) {
+                continue;
+            }
+            narrowed += 1;
+        }
+    }
+    assert!(narrowed > 0);
+
+    // A range that would lose the match is not applied.
+    let mut card = run(&chunks);
+    let quotes: Vec<String> = card
+        .themes
+        .iter()
+        .flat_map(|t| t.evidence.iter().map(|e| e.quote.clone()))
+        .collect();
+    card.place_quotes(|_| esg_score::Placement {
+        keep: Some(0..1),
+        bbox: None,
+    });
+    let kept: Vec<String> = card
+        .themes
+        .iter()
+        .flat_map(|t| t.evidence.iter().map(|e| e.quote.clone()))
+        .collect();
+    assert_eq!(kept, quotes);
+}

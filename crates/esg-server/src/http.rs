@@ -1181,7 +1181,8 @@ pub(crate) fn run_scoring(
         })?;
     drop(span);
     st.metrics().observe_retrieval("score", p.started.elapsed());
-    let card = tracing::info_span!("scoring", year, k).in_scope(|| retrieved.score());
+    let mut card = tracing::info_span!("scoring", year, k).in_scope(|| retrieved.score());
+    st.quote_places().place(&**store, &mut card);
     st.metrics().observe_score(p.started.elapsed());
     if !card.parity.parity_ok {
         st.metrics().parity_break();
@@ -1351,7 +1352,7 @@ async fn trace(State(st): State<AppState>, ApiQuery(q): ApiQuery) -> Result<Json
                     "evidence_id": e.evidence_id, "theme": e.theme, "stage": e.stage,
                     "criterion": e.criterion, "text": e.quote, "page": e.page,
                     "chunk_id": e.chunk_id, "doc_id": e.doc_id, "source_sha256": e.source_sha256,
-                    "sha256": e.sha256,
+                    "sha256": e.sha256, "bbox": e.bbox,
                 })
             })
             .collect();

@@ -40,6 +40,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod otel;
 pub mod panics;
+pub mod quote_places;
 pub mod request_id;
 pub mod score_cache;
 pub mod security;

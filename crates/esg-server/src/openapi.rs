@@ -370,7 +370,9 @@ fn document_paths() -> Value {
                 "company": { "type": "string" }, "company_key": { "type": "string" }, "year": { "type": "integer" },
                 "rubric_version": { "type": "string" }, "fingerprint": { "type": "string" },
                 "documents": { "type": "array", "items": { "type": "object", "required": ["doc_id", "sha256", "filename", "pages", "ingested_at"] } },
-                "quotes": { "type": "array", "items": { "type": "object", "required": ["text", "page", "chunk_id", "source_sha256", "theme"] } },
+                "quotes": { "type": "array", "items": { "type": "object", "required": ["text", "page", "chunk_id", "source_sha256", "theme"], "properties": {
+                    "bbox": { "type": ["array", "null"], "items": { "type": "number" }, "minItems": 4, "maxItems": 4,
+                        "description": "PDF quotes: [x0, y0, x1, y1] of the lines the quote was drawn on, in the page's default user space (points, origin lower left, before /Rotate and the CropBox); null for HTML and text documents" } } } },
                 "parity": { "type": "object", "required": ["verdict"], "properties": { "verdict": { "type": "string", "enum": ["PASS", "FAIL"] } } } } }
         } }
     })

@@ -29,6 +29,7 @@ struct Inner {
     concurrency: Arc<Semaphore>,
     security: crate::security::Security,
     score_cache: crate::score_cache::ScoreCache,
+    quote_places: crate::quote_places::QuotePlaces,
     semantic: OnceLock<crate::embedding::SemanticState>,
     files: esg_store::FileStore,
     store_health: crate::store_health::StoreHealth,
@@ -73,6 +74,7 @@ impl AppState {
             concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests.max(1))),
             security: crate::security::Security::new(config),
             score_cache: crate::score_cache::ScoreCache::new(config.cache_bytes),
+            quote_places: crate::quote_places::QuotePlaces::default(),
             semantic: OnceLock::new(),
             files: esg_store::FileStore::new(config.files_dir.clone()),
             store_health: crate::store_health::StoreHealth::default(),
@@ -185,6 +187,11 @@ impl AppState {
     /// The company-year index cache behind `/score`, `/trace` and `/search`.
     pub fn score_cache(&self) -> &crate::score_cache::ScoreCache {
         &self.0.score_cache
+    }
+
+    /// Placements of quotes on their pages, kept across requests.
+    pub fn quote_places(&self) -> &crate::quote_places::QuotePlaces {
+        &self.0.quote_places
     }
 
     /// Permits for concurrently served (non-probe) requests.

@@ -144,6 +144,7 @@ async fn a_new_document_is_seen_by_the_next_request() {
         number: 1,
         text: text.clone(),
         is_virtual: false,
+        layout: None,
     }]);
     let doc_id = esg_core::sha256_hex(&text);
     let chunks = esg_core::chunk_pages(&doc_id, &pages, esg_core::ChunkParams::default());

@@ -2,13 +2,14 @@
 //!
 //! [`DocumentExport`] is everything a store keeps about one document: its
 //! row (identity, year, file name, warnings, sector, `ingested_at`), its
-//! company's display name and creation time, its pages and chunks, and the
-//! derived data hung on its chunks (criterion matches, embedding vectors).
-//! Both backends export ([`CopySource`]); PostgreSQL imports
-//! ([`PgStore::import_document`]), one document per transaction, so an
-//! interrupted copy resumes with the documents it had not committed.
-//! [`DocumentExport::digest`] hashes the lot, so a copy can be verified
-//! document by document.
+//! company's display name and creation time, its pages (with their
+//! layouts) and chunks, and the derived data hung on its chunks (criterion
+//! matches, embedding vectors). Both backends export ([`CopySource`]);
+//! PostgreSQL imports
+//! ([`PgStore::import_document`](crate::PgStore::import_document)), one
+//! document per transaction, so an interrupted copy resumes with the
+//! documents it had not committed. [`DocumentExport::digest`] hashes the
+//! lot, so a copy can be verified document by document.
 
 use esg_core::{Chunk, CleanedPage};
 use serde::Serialize;
@@ -16,13 +17,13 @@ use serde::Serialize;
 use crate::{ChunkVector, DocumentSummary, RuleMatches, StoreError};
 
 /// One document with everything stored about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DocumentExport {
     /// The document row, as listed.
     pub summary: DocumentSummary,
     /// When the company was first stored.
     pub company_created_at: String,
-    /// Pages, by number.
+    /// Pages, by number, each with its layout if it has one.
     pub pages: Vec<CleanedPage>,
     /// Chunks, by seq.
     pub chunks: Vec<Chunk>,
@@ -77,6 +78,10 @@ impl DocumentExport {
             field(&p.number.to_string());
             field(&p.is_virtual.to_string());
             field(&p.text);
+            match &p.layout {
+                Some(l) => field(&serde_json::to_string(l).unwrap_or_default()),
+                None => field("\u{0}none"),
+            }
         }
         for c in &self.chunks {
             for v in [

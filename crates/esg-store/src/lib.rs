@@ -10,9 +10,9 @@
 //! [`open`] opens it.
 //!
 //! A document is stored whole or not at all: [`Store::put_document`] writes
-//! the company, document, pages and chunks in one transaction, and storing
-//! the same bytes again (same `doc_id`) is a no-op that says so
-//! ([`IngestOutcome::AlreadyIngested`]).
+//! the company, document, pages (with their layouts) and chunks in one
+//! transaction, and storing the same bytes again (same `doc_id`) is a no-op
+//! that says so ([`IngestOutcome::AlreadyIngested`]).
 
 #![warn(missing_docs)]
 
@@ -32,6 +32,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use copy::{CopySource, DocumentDigest, DocumentExport, ImportOutcome};
+pub use esg_core::layout::PageLayout;
 pub use esg_core::{Chunk, CleanedPage, MediaType};
 pub use files::{FileStore, FileStoreError};
 pub use migrations::SCHEMA_VERSION;
@@ -137,9 +138,47 @@ pub(crate) fn check_rule_matches(
     Ok(())
 }
 
+/// A page's layout as the `pages.layout` column of both backends holds it:
+/// JSON of [`PageLayout`], `None` (SQL NULL) for a page without one.
+pub(crate) fn layout_json(page: &CleanedPage) -> Result<Option<String>, StoreError> {
+    page.layout
+        .as_ref()
+        .map(|l| {
+            serde_json::to_string(l)
+                .map_err(|e| StoreError::Invalid(format!("layout of page {}: {e}", page.number)))
+        })
+        .transpose()
+}
+
+/// Reads back a `pages.layout` column ([`layout_json`]); a value that does
+/// not parse is [`StoreError::Corrupt`].
+pub(crate) fn parse_layout(
+    json: Option<&str>,
+    doc_id: &str,
+    page: u32,
+) -> Result<Option<PageLayout>, StoreError> {
+    json.map(|j| {
+        serde_json::from_str(j).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "pages.layout of {doc_id} page {page} is not a page layout: {e}"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// `true` when every box of the layout has finite coordinates (JSON has no
+/// NaN or infinity: such a box would not read back).
+fn layout_is_finite(layout: &PageLayout) -> bool {
+    layout
+        .blocks
+        .iter()
+        .all(|b| b.bbox.is_finite() && b.lines.iter().all(|l| l.bbox.is_finite()))
+}
+
 /// A document ready to be stored: identity, provenance, cleaned pages and
 /// chunks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewDocument {
     /// SHA-256 (lowercase hex) of the source file's bytes; the document's identity.
     pub doc_id: String,
@@ -153,7 +192,8 @@ pub struct NewDocument {
     pub media_type: MediaType,
     /// Size of the source file in bytes.
     pub byte_len: u64,
-    /// Cleaned pages (1-based numbers, unique).
+    /// Cleaned pages (1-based numbers, unique), each with its layout if it
+    /// has one (every box finite).
     pub pages: Vec<CleanedPage>,
     /// Chunks; each lies on one of `pages`.
     pub chunks: Vec<Chunk>,
@@ -380,6 +420,13 @@ pub trait Store: VectorStore + Send + Sync {
 
     /// Cleaned text of one page (1-based) of one document, if stored.
     fn page_text(&self, doc_id: &str, page: u32) -> Result<Option<String>, StoreError>;
+
+    /// Layout of one page (1-based) of one document: its blocks of lines
+    /// with their boxes, as stored with the page. `None` when the document
+    /// or the page is not stored, or the page has no layout (HTML and text
+    /// sources, and pages stored before layouts were kept). A stored layout
+    /// that does not parse is [`StoreError::Corrupt`].
+    fn page_layout(&self, doc_id: &str, page: u32) -> Result<Option<PageLayout>, StoreError>;
 
     /// Totals over the whole store.
     fn counts(&self) -> Result<StoreCounts, StoreError>;
@@ -642,6 +689,12 @@ pub(crate) fn validate(doc: &NewDocument) -> Result<String, StoreError> {
         }
         if !pages.insert(p.number) {
             return invalid(format!("page {} appears more than once", p.number));
+        }
+        if p.layout.as_ref().is_some_and(|l| !layout_is_finite(l)) {
+            return invalid(format!(
+                "page {} has a layout box with a coordinate that is not finite",
+                p.number
+            ));
         }
     }
 

@@ -99,6 +99,13 @@ CREATE INDEX chunk_vectors_chunk ON chunk_vectors(chunk_id);
     r#"
 ALTER TABLE documents ADD COLUMN sector TEXT CHECK (sector IS NULL OR sector <> '');
 "#,
+    // 5: the layout of a page (blocks of lines with their boxes,
+    // `esg_core::layout::PageLayout` as JSON), written with the page in
+    // the document's transaction; NULL for pages without one (HTML, text,
+    // and every page stored before this version).
+    r#"
+ALTER TABLE pages ADD COLUMN layout TEXT;
+"#,
 ];
 
 /// The schema version this program writes and reads: the number of

@@ -1,9 +1,11 @@
 //! PostgreSQL schema migrations, versioned in the code.
 //!
-//! The same schema as the SQLite migrations (`migrations.rs`, versions 1–4),
-//! written for PostgreSQL, plus the API key table (5) and the data stamp (6). `MIGRATIONS[i]` takes
-//! the schema from version `i` to `i + 1`; the table `schema_migrations`
-//! holds one row per applied version. Append-only, like the SQLite list.
+//! The same schema as the SQLite migrations (`migrations.rs`), written for
+//! PostgreSQL: versions 1–4 are SQLite 1–4 and version 8 (page layout) is
+//! SQLite 5; the API key table (5), the data stamp (6) and the read leases
+//! (7) are PostgreSQL only. `MIGRATIONS[i]` takes the schema from version
+//! `i` to `i + 1`; the table `schema_migrations` holds one row per applied
+//! version. Append-only, like the SQLite list.
 //!
 //! Text columns that are sorted or compared (`key`, `doc_id`, `filename`,
 //! `chunk_id`, ...) use `COLLATE "C"`: byte order of the UTF-8, which is
@@ -169,6 +171,11 @@ CREATE TABLE replica_leases (
     expires TIMESTAMPTZ NOT NULL,
     seen    BIGINT      NOT NULL
 );
+"#,
+    // 8: the layout of a page, JSON of `esg_core::layout::PageLayout`;
+    // NULL for pages without one (SQLite 5).
+    r#"
+ALTER TABLE pages ADD COLUMN layout TEXT;
 "#,
 ];
 

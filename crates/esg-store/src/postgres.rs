@@ -68,8 +68,8 @@ use crate::pg_lease::{self, Lease};
 use crate::pg_migrations;
 use crate::{
     Chunk, ChunkVector, CompanySummary, DocumentSummary, IngestOutcome, KeyTable, MediaType,
-    NewDocument, PendingChunk, RuleMatches, Store, StoreCounts, StoreError, StoredChunk, StoredKey,
-    VectorCounts, VectorStore, validate,
+    NewDocument, PageLayout, PendingChunk, RuleMatches, Store, StoreCounts, StoreError,
+    StoredChunk, StoredKey, VectorCounts, VectorStore, layout_json, parse_layout, validate,
 };
 
 pub use crate::pg_migrations::PG_SCHEMA_VERSION;
@@ -592,15 +592,21 @@ async fn insert_pages_and_chunks(
     let numbers: Vec<i64> = doc.pages.iter().map(|p| i64::from(p.number)).collect();
     let texts: Vec<&str> = doc.pages.iter().map(|p| p.text.as_str()).collect();
     let virt: Vec<bool> = doc.pages.iter().map(|p| p.is_virtual).collect();
+    let layouts = doc
+        .pages
+        .iter()
+        .map(layout_json)
+        .collect::<Result<Vec<_>, _>>()?;
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO pages (document, page, text, is_virtual) \
-             SELECT $1::BIGINT, u.page, u.text, u.is_virtual \
-             FROM unnest($2::BIGINT[], $3::TEXT[], $4::BOOLEAN[]) AS u(page, text, is_virtual)",
+            "INSERT INTO pages (document, page, text, is_virtual, layout) \
+             SELECT $1::BIGINT, u.page, u.text, u.is_virtual, u.layout \
+             FROM unnest($2::BIGINT[], $3::TEXT[], $4::BOOLEAN[], $5::TEXT[]) \
+                  AS u(page, text, is_virtual, layout)",
         )
         .await
         .map_err(pg_error)?;
-    tx.execute(&stmt, &[&document, &numbers, &texts, &virt])
+    tx.execute(&stmt, &[&document, &numbers, &texts, &virt, &layouts])
         .await
         .map_err(pg_error)?;
 
@@ -786,6 +792,25 @@ impl Store for PgStore {
                 .map_err(pg_error)?;
             Ok(row.map(|r| r.get(0)))
         })
+    }
+
+    fn page_layout(&self, doc_id: &str, page: u32) -> Result<Option<PageLayout>, StoreError> {
+        let number = i64::from(page);
+        let json: Option<String> = self.with_client(async |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT p.layout FROM pages p JOIN documents d ON d.id = p.document \
+                     WHERE d.doc_id = $1 AND p.page = $2",
+                )
+                .await
+                .map_err(pg_error)?;
+            let row = c
+                .query_opt(&stmt, &[&doc_id, &number])
+                .await
+                .map_err(pg_error)?;
+            Ok(row.and_then(|r| r.get(0)))
+        })?;
+        parse_layout(json.as_deref(), doc_id, page)
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {
@@ -1251,17 +1276,20 @@ impl crate::copy::CopySource for PgStore {
             let company_created_at: String = r.get(1);
             let pages = tx
                 .query(
-                    "SELECT page, text, is_virtual FROM pages WHERE document = $1 ORDER BY page",
+                    "SELECT page, text, is_virtual, layout FROM pages WHERE document = $1 \
+                     ORDER BY page",
                     &[&id],
                 )
                 .await
                 .map_err(pg_error)?
                 .iter()
                 .map(|r| {
+                    let number = to_u32(r.get(0), "pages.page")?;
                     Ok(crate::CleanedPage {
-                        number: to_u32(r.get(0), "pages.page")?,
+                        number,
                         text: r.get(1),
                         is_virtual: r.get(2),
+                        layout: parse_layout(r.get(3), doc_id, number)?,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;

@@ -12,8 +12,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use crate::migrations;
 use crate::{
     Chunk, ChunkVector, CompanySummary, DocumentSummary, IngestOutcome, MediaType, NewDocument,
-    PendingChunk, RuleMatches, Store, StoreCounts, StoreError, StoredChunk, VectorCounts,
-    VectorStore, validate,
+    PageLayout, PendingChunk, RuleMatches, Store, StoreCounts, StoreError, StoredChunk,
+    VectorCounts, VectorStore, layout_json, parse_layout, validate,
 };
 
 /// Name of the database file that [`SqliteStore::open_in_dir`] uses.
@@ -355,6 +355,11 @@ fn query_companies(
 impl Store for SqliteStore {
     fn put_document(&self, doc: &NewDocument) -> Result<IngestOutcome, StoreError> {
         let key = validate(doc)?;
+        let layouts = doc
+            .pages
+            .iter()
+            .map(layout_json)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut conn = self.lock();
         // IMMEDIATE takes the write lock up front: the existence check and
         // the inserts see the same state, so two writers of the same
@@ -398,10 +403,11 @@ impl Store for SqliteStore {
 
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO pages (document, page, text, is_virtual) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO pages (document, page, text, is_virtual, layout) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for p in &doc.pages {
-                stmt.execute(params![document, p.number, p.text, p.is_virtual])?;
+            for (p, layout) in doc.pages.iter().zip(&layouts) {
+                stmt.execute(params![document, p.number, p.text, p.is_virtual, layout])?;
             }
         }
         {
@@ -522,6 +528,18 @@ impl Store for SqliteStore {
         Ok(stmt
             .query_row(params![doc_id, page], |r| r.get(0))
             .optional()?)
+    }
+
+    fn page_layout(&self, doc_id: &str, page: u32) -> Result<Option<PageLayout>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.layout FROM pages p JOIN documents d ON d.id = p.document \
+             WHERE d.doc_id = ?1 AND p.page = ?2",
+        )?;
+        let json: Option<Option<String>> = stmt
+            .query_row(params![doc_id, page], |r| r.get(0))
+            .optional()?;
+        parse_layout(json.flatten().as_deref(), doc_id, page)
     }
 
     fn rule_matches(
@@ -797,14 +815,18 @@ impl crate::copy::CopySource for SqliteStore {
         let mut pages = Vec::new();
         {
             let mut stmt = tx.prepare(
-                "SELECT page, text, is_virtual FROM pages WHERE document = ?1 ORDER BY page",
+                "SELECT page, text, is_virtual, layout FROM pages WHERE document = ?1 \
+                 ORDER BY page",
             )?;
             let mut rows = stmt.query([id])?;
             while let Some(r) = rows.next()? {
+                let number = to_u32(r.get(0)?, "pages.page")?;
+                let layout: Option<String> = r.get(3)?;
                 pages.push(crate::CleanedPage {
-                    number: to_u32(r.get(0)?, "pages.page")?,
+                    number,
                     text: r.get(1)?,
                     is_virtual: r.get(2)?,
+                    layout: parse_layout(layout.as_deref(), doc_id, number)?,
                 });
             }
         }

@@ -10,10 +10,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{make_doc, vector};
+use common::{make_doc, two_block_layout, vector};
 use esg_store::{
-    ChunkVector, CopySource, ImportOutcome, KeyTable, PG_SCHEMA_VERSION, PgOptions, PgStore, Store,
-    StoreError, StoredKey, VectorStore,
+    ChunkVector, CopySource, ImportOutcome, KeyTable, PG_SCHEMA_VERSION, PgOptions, PgStore,
+    SqliteStore, Store, StoreError, StoredKey, VectorStore,
 };
 
 fn db() -> Option<esg_testpg::TestDb> {
@@ -563,7 +563,8 @@ fn export_and_import_keep_everything() {
     };
     let src = connect(&db.url);
     let dst = connect(&db2.url);
-    let doc = make_doc("exp", "Export plc", 2023, 3);
+    let mut doc = make_doc("exp", "Export plc", 2023, 3);
+    doc.pages[1].layout = Some(two_block_layout());
     src.put_document(&doc).unwrap();
     src.put_vectors(
         "m",
@@ -589,6 +590,80 @@ fn export_and_import_keep_everything() {
     assert_eq!(back.digest().vectors, 1);
     assert_eq!(dst.vector_dim("m").unwrap(), Some(4));
     assert_eq!(dst.doc_ids().unwrap(), vec![doc.doc_id.clone()]);
+    assert_eq!(exported.pages[1].layout, Some(two_block_layout()));
+    assert_eq!(
+        dst.page_layout(&doc.doc_id, 2).unwrap(),
+        Some(two_block_layout())
+    );
+    assert_eq!(dst.page_layout(&doc.doc_id, 1).unwrap(), None);
+}
+
+/// What `esg store copy` does: a SQLite export imported into PostgreSQL
+/// comes back out equal, page layouts included, and the digest (which
+/// covers the layouts) tells a changed layout apart.
+#[test]
+fn a_sqlite_export_imports_with_its_page_layouts() {
+    let Some(db) = db() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = SqliteStore::open_in_dir(dir.path()).unwrap();
+    let dst = connect(&db.url);
+    let mut doc = make_doc("copy-layout", "Copy plc", 2024, 2);
+    doc.pages[0].layout = Some(two_block_layout());
+    src.put_document(&doc).unwrap();
+    let exported = src.export_document(&doc.doc_id).unwrap().unwrap();
+    assert_eq!(exported.pages[0].layout, Some(two_block_layout()));
+    assert_eq!(exported.pages[1].layout, None);
+    assert_eq!(
+        dst.import_document(&exported).unwrap(),
+        ImportOutcome::Copied
+    );
+    let back = dst.export_document(&doc.doc_id).unwrap().unwrap();
+    assert_eq!(back, exported);
+    assert_eq!(back.digest(), exported.digest());
+    assert_eq!(
+        dst.page_layout(&doc.doc_id, 1).unwrap(),
+        Some(two_block_layout())
+    );
+    assert_eq!(dst.page_layout(&doc.doc_id, 2).unwrap(), None);
+
+    let mut moved = exported.clone();
+    moved.pages[0].layout.as_mut().unwrap().blocks[1].bbox.x0 += 1.0;
+    assert_ne!(moved.digest().sha256, exported.digest().sha256);
+    let mut dropped = exported.clone();
+    dropped.pages[0].layout = None;
+    assert_ne!(dropped.digest().sha256, exported.digest().sha256);
+}
+
+/// A database migrated before page layouts were kept gains the column;
+/// its pages read back without a layout, and new pages keep theirs.
+#[test]
+fn an_older_schema_gains_page_layouts() {
+    let Some(db) = db() else { return };
+    let old = make_doc("before-layouts", "Old plc", 2023, 1);
+    {
+        let s = connect(&db.url);
+        s.put_document(&old).unwrap();
+    }
+    // Back to the schema before the layout migration (the last one).
+    esg_testpg::execute(
+        &db.url,
+        &format!(
+            "ALTER TABLE pages DROP COLUMN layout; \
+             DELETE FROM schema_migrations WHERE version = {PG_SCHEMA_VERSION};"
+        ),
+    )
+    .unwrap();
+    let s = connect(&db.url);
+    assert_eq!(s.schema_version().unwrap(), PG_SCHEMA_VERSION);
+    assert_eq!(s.page_layout(&old.doc_id, 1).unwrap(), None);
+    assert!(s.page_text(&old.doc_id, 1).unwrap().is_some());
+    let mut new = make_doc("after-layouts", "Old plc", 2024, 1);
+    new.pages[0].layout = Some(two_block_layout());
+    s.put_document(&new).unwrap();
+    assert_eq!(
+        s.page_layout(&new.doc_id, 1).unwrap(),
+        Some(two_block_layout())
+    );
 }
 
 /// The listings a replica keeps (`company_documents`) never hide a write

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{counts, make_doc, zero};
+use common::{counts, make_doc, two_block_layout, zero};
 use esg_store::{SCHEMA_VERSION, SqliteStore, Store, StoreError};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -109,6 +109,39 @@ fn schema_too_new_is_refused_and_left_alone() {
         .query_row("SELECT COUNT(*) FROM documents", [], |r| r.get(0))
         .unwrap();
     assert_eq!(docs, 1);
+}
+
+/// A database written before page layouts were kept (schema 4) gains the
+/// column; its pages read back without a layout, and new pages keep theirs.
+#[test]
+fn an_older_schema_gains_page_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esg.sqlite3");
+    let old = make_doc("before-layouts", "Old plc", 2023, 1);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.put_document(&old).unwrap();
+    }
+    // Back to the schema before the layout migration (the last one).
+    let conn = raw(&path);
+    conn.execute_batch("ALTER TABLE pages DROP COLUMN layout")
+        .unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION - 1)
+        .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.page_layout(&old.doc_id, 1).unwrap(), None);
+    assert!(store.page_text(&old.doc_id, 1).unwrap().is_some());
+    let mut new = make_doc("after-layouts", "Old plc", 2024, 1);
+    new.pages[0].layout = Some(two_block_layout());
+    store.put_document(&new).unwrap();
+    assert_eq!(
+        store.page_layout(&new.doc_id, 1).unwrap(),
+        Some(two_block_layout())
+    );
+    assert_sound(store.path());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Fx, counts, db_error, make_doc, vector, zero};
+use common::{Fx, counts, db_error, make_doc, two_block_layout, vector, zero};
 use esg_store::{
     Chunk, ChunkVector, IngestOutcome, MediaType, NewDocument, PgOptions, StoreCounts, StoreError,
     StoreLocation, VectorCounts,
@@ -56,6 +56,8 @@ contract_tests!(
     a_company_takes_the_sector_of_its_latest_document_that_names_one,
     a_sector_that_is_not_normalised_is_refused_before_writing,
     ping_and_backend_name,
+    page_layouts_round_trip_exactly,
+    a_stored_layout_that_does_not_parse_is_corrupt,
 );
 
 fn ping_and_backend_name(fx: &Fx) {
@@ -76,6 +78,82 @@ fn empty_store_answers_with_nothing(fx: &Fx) {
     assert!(store.chunks("Headlam", None).unwrap().is_empty());
     assert!(store.document("abc").unwrap().is_none());
     assert!(store.page_text("abc", 1).unwrap().is_none());
+    assert!(store.page_layout("abc", 1).unwrap().is_none());
+}
+
+fn page_layouts_round_trip_exactly(fx: &Fx) {
+    let store = fx.open();
+    let mut doc = make_doc("laid-out", "Layout plc", 2024, 2);
+    let layout = two_block_layout();
+    doc.pages[0].layout = Some(layout.clone());
+    assert!(store.put_document(&doc).unwrap().is_new());
+
+    // Another handle (connection) reads what was committed.
+    let store = fx.open();
+    let back = store.page_layout(&doc.doc_id, 1).unwrap();
+    assert_eq!(back.as_ref(), Some(&layout));
+    let back = back.unwrap();
+    assert_eq!(back.blocks.len(), 2);
+    assert_eq!(back.blocks[0].lines[0].bbox.x0, 72.5);
+    assert_eq!(back.blocks[0].lines[0].bbox.y0, 700.2);
+    assert_eq!(back.blocks[0].lines[1].text, layout.blocks[0].lines[1].text);
+    assert_eq!(
+        store.page_layout(&doc.doc_id, 2).unwrap(),
+        None,
+        "page without layout"
+    );
+    assert_eq!(
+        store.page_layout(&doc.doc_id, 3).unwrap(),
+        None,
+        "missing page"
+    );
+    assert_eq!(
+        store.page_layout(&doc.doc_id, 0).unwrap(),
+        None,
+        "page zero"
+    );
+    assert_eq!(
+        store.page_layout(&"0".repeat(64), 1).unwrap(),
+        None,
+        "missing document"
+    );
+    // The page text is untouched by its layout.
+    assert_eq!(
+        store.page_text(&doc.doc_id, 1).unwrap().as_deref(),
+        Some(doc.pages[0].text.as_str())
+    );
+
+    // Storing the same bytes again with another layout changes nothing.
+    let mut again = doc.clone();
+    again.pages[0].layout = None;
+    again.pages[1].layout = Some(layout.clone());
+    assert!(!store.put_document(&again).unwrap().is_new());
+    assert_eq!(store.page_layout(&doc.doc_id, 1).unwrap(), Some(layout));
+    assert_eq!(store.page_layout(&doc.doc_id, 2).unwrap(), None);
+    fx.assert_sound();
+}
+
+fn a_stored_layout_that_does_not_parse_is_corrupt(fx: &Fx) {
+    let store = fx.open();
+    let mut doc = make_doc("garbled", "Garble Ltd", 2024, 2);
+    doc.pages[0].layout = Some(two_block_layout());
+    doc.pages[1].layout = Some(two_block_layout());
+    store.put_document(&doc).unwrap();
+    let bad = "UPDATE pages SET layout = '{\"blocks\": [{\"bbox\": [1, 2]}]}' WHERE page = 1; \
+               UPDATE pages SET layout = 'not json' WHERE page = 2;";
+    fx.exec(bad, bad);
+    for page in [1, 2] {
+        match store.page_layout(&doc.doc_id, page) {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains(&doc.doc_id) && m.contains("layout"), "{m}")
+            }
+            other => panic!("page {page}: expected Corrupt, got {other:?}"),
+        }
+    }
+    // Everything else about the document still reads.
+    assert!(store.page_text(&doc.doc_id, 1).unwrap().is_some());
+    assert!(store.document(&doc.doc_id).unwrap().is_some());
+    assert_eq!(store.page_layout(&doc.doc_id, 3).unwrap(), None);
 }
 
 fn document_round_trips_exactly(fx: &Fx) {
@@ -314,6 +392,18 @@ fn invalid_documents_are_rejected_before_writing(fx: &Fx) {
     let mut d = base.clone();
     d.chunks[2].seq = 0;
     cases.push(("duplicate seq", d));
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut d = base.clone();
+        let mut layout = common::two_block_layout();
+        layout.blocks[1].lines[0].bbox.y1 = bad;
+        d.pages[1].layout = Some(layout);
+        cases.push(("non-finite line box in a layout", d));
+        let mut d = base.clone();
+        let mut layout = common::two_block_layout();
+        layout.blocks[0].bbox.x0 = bad;
+        d.pages[0].layout = Some(layout);
+        cases.push(("non-finite block box in a layout", d));
+    }
 
     for (what, doc) in cases {
         match store.put_document(&doc) {

@@ -15,6 +15,7 @@ pub fn doc(doc_id: &str, year: i32, pages: &[&str]) -> Vec<ScoringChunk> {
             number: i as u32 + 1,
             text: (*t).to_string(),
             is_virtual: false,
+            layout: None,
         })
         .collect();
     let source = sha256_hex(format!("{doc_id}:{}", pages.join("\u{c}")));
@@ -38,6 +39,7 @@ pub fn page_text(pages: &[&str], n: u32) -> String {
             number: i as u32 + 1,
             text: (*t).to_string(),
             is_virtual: false,
+            layout: None,
         })
         .collect();
     clean_pages(&raw)

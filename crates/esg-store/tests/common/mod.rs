@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use esg_core::layout::{BBox, Block, Line, PageLayout};
 use esg_core::sha256_hex;
 use esg_store::{
     Chunk, CleanedPage, MediaType, NewDocument, PgOptions, Store, StoreCounts, StoreLocation,
@@ -43,6 +44,7 @@ pub fn make_doc(seed: &str, company: &str, year: i32, n_pages: u32) -> NewDocume
             number: n,
             text,
             is_virtual: false,
+            layout: None,
         });
     }
     NewDocument {
@@ -59,6 +61,38 @@ pub fn make_doc(seed: &str, company: &str, year: i32, n_pages: u32) -> NewDocume
             "ünïcode \\ path".to_string(),
         ],
         sector: Some("Utilities".to_string()),
+    }
+}
+
+/// A page layout with two blocks (a two-line paragraph and a one-line
+/// heading), boxes off the 1-point grid as PDF pages have them.
+pub fn two_block_layout() -> PageLayout {
+    let line = |x0: f32, y0: f32, x1: f32, y1: f32, text: &str| Line {
+        bbox: BBox::new(x0, y0, x1, y1),
+        text: text.to_string(),
+    };
+    let para = vec![
+        line(72.5, 700.2, 523.8, 712.7, "Our Scope 1 and 2 emis-"),
+        line(
+            72.5,
+            686.1,
+            301.3,
+            698.6,
+            "sions fell 12% — “naïve” ünïcode.",
+        ),
+    ];
+    let heading = vec![line(320.4, 640.9, 540.1, 661.3, "Water & Biodiversity")];
+    PageLayout {
+        blocks: vec![
+            Block {
+                bbox: para[0].bbox.union(para[1].bbox),
+                lines: para,
+            },
+            Block {
+                bbox: heading[0].bbox,
+                lines: heading,
+            },
+        ],
     }
 }
 

@@ -1,0 +1,433 @@
+//! Page layout of a PDF page: blocks of lines, each with its box.
+//!
+//! A block is a run of text a reader takes in one go: a paragraph, a list
+//! item, a heading, a table cell, a line of a running header. Blocks are in
+//! the order the page's content stream draws them (the order pdfium and
+//! Chrome's viewer select text in), and a block never spans two table cells
+//! or two columns: the extractor starts a new block wherever the pen jumps
+//! across a gap wider than a word space, back up the page, or away from the
+//! block's left edge (see `esg_ingest::layout`).
+//!
+//! **Coordinates.** Boxes are in the page's default user space, in points
+//! (1/72 in), with the origin where the PDF puts it, normally the lower-left
+//! corner of the MediaBox, y growing upwards. `/Rotate` and the CropBox do
+//! not change the numbers (as with annotation `QuadPoints`): a viewer that
+//! shows a rotated or cropped page applies the same transform to the boxes
+//! as to the page. A line's box runs from its first glyph's origin to the end
+//! of its last glyph's advance, and from 0.25 em below the baseline to 0.85
+//! em above it (the font's size, not its actual glyph outlines).
+//!
+//! The page's stored text is the blocks' text after clean-up, so a quote
+//! taken from the stored text is found in the lines again by
+//! [`PageLayout::quote_bbox`], which compares lowercase letters and digits
+//! only (clean-up changes white space, joins hyphenated words and drops
+//! running headers, but never letters).
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+/// A rectangle in page space, points: `x0 ≤ x1`, `y0 ≤ y1`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "[f32; 4]", into = "[f32; 4]")]
+pub struct BBox {
+    /// Left edge.
+    pub x0: f32,
+    /// Bottom edge.
+    pub y0: f32,
+    /// Right edge.
+    pub x1: f32,
+    /// Top edge.
+    pub y1: f32,
+}
+
+impl BBox {
+    /// A box from two corners in any order, rounded to 0.1 pt (finer is
+    /// noise next to glyph metrics and costs storage).
+    pub fn new(xa: f32, ya: f32, xb: f32, yb: f32) -> BBox {
+        let r = |v: f32| (v * 10.0).round() / 10.0;
+        BBox {
+            x0: r(xa.min(xb)),
+            y0: r(ya.min(yb)),
+            x1: r(xa.max(xb)),
+            y1: r(ya.max(yb)),
+        }
+    }
+
+    /// The smallest box holding both.
+    pub fn union(self, o: BBox) -> BBox {
+        BBox {
+            x0: self.x0.min(o.x0),
+            y0: self.y0.min(o.y0),
+            x1: self.x1.max(o.x1),
+            y1: self.y1.max(o.y1),
+        }
+    }
+
+    /// `true` when every coordinate is finite.
+    pub fn is_finite(self) -> bool {
+        [self.x0, self.y0, self.x1, self.y1]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+}
+
+impl From<[f32; 4]> for BBox {
+    fn from(a: [f32; 4]) -> BBox {
+        BBox::new(a[0], a[1], a[2], a[3])
+    }
+}
+
+impl From<BBox> for [f32; 4] {
+    fn from(b: BBox) -> [f32; 4] {
+        [b.x0, b.y0, b.x1, b.y1]
+    }
+}
+
+/// One line of a block: its text as extracted and its box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// Box of the line's glyphs.
+    pub bbox: BBox,
+    /// Text of the line as extracted (before clean-up).
+    pub text: String,
+}
+
+/// A block: lines read one after another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    /// Union of the lines' boxes.
+    pub bbox: BBox,
+    /// Lines, top to bottom as drawn.
+    pub lines: Vec<Line>,
+}
+
+/// The blocks of one page, in the order their text is stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageLayout {
+    /// Blocks in content-stream order.
+    pub blocks: Vec<Block>,
+}
+
+/// Smallest run of a quote's letters and digits looked up on its own when
+/// the quote is not on the page in one piece.
+const MIN_PIECE: usize = 12;
+
+impl PageLayout {
+    /// Letters and digits of the page's lines, lowercase, with the block and
+    /// line each comes from.
+    fn haystack(&self) -> (Vec<char>, Vec<(u32, u32)>) {
+        let mut hay = Vec::new();
+        let mut owner = Vec::new();
+        for (b, block) in self.blocks.iter().enumerate() {
+            for (l, line) in block.lines.iter().enumerate() {
+                for c in fold_chars(&line.text) {
+                    hay.push(c);
+                    owner.push((b as u32, l as u32));
+                }
+            }
+        }
+        (hay, owner)
+    }
+
+    fn union_of(&self, lines: impl Iterator<Item = (u32, u32)>) -> Option<BBox> {
+        let mut bbox: Option<BBox> = None;
+        let mut last = None;
+        for (b, l) in lines {
+            if last == Some((b, l)) {
+                continue;
+            }
+            last = Some((b, l));
+            let lb = self.blocks[b as usize].lines[l as usize].bbox;
+            bbox = Some(bbox.map_or(lb, |x| x.union(lb)));
+        }
+        bbox
+    }
+
+    /// The owner (block, line) of each of `q`'s characters on the page, or
+    /// `None` when `q` is not there. `q` is looked up in one piece first;
+    /// failing that, piece by piece in reading order, as the stored text
+    /// may lack lines the layout has between them (a running header or a
+    /// page number dropped by the clean-up).
+    fn locate(&self, q: &[char]) -> Option<Vec<(u32, u32)>> {
+        if q.is_empty() {
+            return None;
+        }
+        let (hay, owner) = self.haystack();
+        if let Some(at) = find(&hay, q, 0) {
+            return Some(owner[at..at + q.len()].to_vec());
+        }
+        let mut out = Vec::with_capacity(q.len());
+        let (mut i, mut from) = (0, 0);
+        while i < q.len() {
+            let k = MIN_PIECE.min(q.len() - i);
+            let at = find(&hay, &q[i..i + k], from)?;
+            let mut n = k;
+            while i + n < q.len() && at + n < hay.len() && hay[at + n] == q[i + n] {
+                n += 1;
+            }
+            out.extend_from_slice(&owner[at..at + n]);
+            i += n;
+            from = at + n;
+        }
+        Some(out)
+    }
+
+    /// The box of `quote` on this page: the union of the boxes of the lines
+    /// its letters and digits come from. `None` when the quote has no
+    /// letters or digits, or is not on the page's lines (text read from
+    /// annotation appearances or by the second reader has no layout).
+    pub fn quote_bbox(&self, quote: &str) -> Option<BBox> {
+        let q: Vec<char> = fold_chars(quote).collect();
+        let owners = self.locate(&q)?;
+        self.union_of(owners.into_iter())
+    }
+
+    /// Places a quote taken from this page's stored text: the byte range of
+    /// `quote` that lies in one block (the block of `quote[focus]`, the text
+    /// that matched), widened to whole words, and the box of that part.
+    ///
+    /// The stored text joins blocks as the clean-up decides (a sentence may
+    /// run from a table cell into the next, or from a column into the
+    /// next), so a quote cut from it at sentence bounds can join blocks that
+    /// a reader sees apart; this narrows it to the block of the match. The
+    /// whole quote comes back when it lies in one block already, or when its
+    /// match itself spans blocks (it cannot be narrowed without losing it).
+    /// `None` when the quote is not on the page's lines.
+    pub fn place(
+        &self,
+        quote: &str,
+        focus: std::ops::Range<usize>,
+    ) -> Option<(std::ops::Range<usize>, BBox)> {
+        // Folded characters of the quote with the byte range of the
+        // character each comes from.
+        let mut q = Vec::new();
+        let mut src: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, ch) in quote.char_indices() {
+            let mut buf = [0u8; 4];
+            for c in fold_chars(ch.encode_utf8(&mut buf)) {
+                q.push(c);
+                src.push(i..i + ch.len_utf8());
+            }
+        }
+        let owners = self.locate(&q)?;
+        let focused: Vec<usize> = (0..src.len())
+            .filter(|&k| src[k].start >= focus.start && src[k].end <= focus.end)
+            .collect();
+        let whole =
+            |owners: &[(u32, u32)]| Some((0..quote.len(), self.union_of(owners.iter().copied())?));
+        let (Some(&first), Some(&last)) = (focused.first(), focused.last()) else {
+            return whole(&owners);
+        };
+        let block = owners[first].0;
+        if focused.iter().any(|&k| owners[k].0 != block) || owners.iter().all(|o| o.0 == block) {
+            return whole(&owners);
+        }
+        let mut a = first;
+        while a > 0 && owners[a - 1].0 == block {
+            a -= 1;
+        }
+        let mut b = last;
+        while b + 1 < owners.len() && owners[b + 1].0 == block {
+            b += 1;
+        }
+        // Whole words: back to the white space before, on to the white
+        // space after (closing punctuation stays with its word).
+        let mut start = src[a].start;
+        while let Some(c) = quote[..start].chars().next_back() {
+            if c.is_whitespace() {
+                break;
+            }
+            start -= c.len_utf8();
+        }
+        let mut end = src[b].end;
+        while let Some(c) = quote[end..].chars().next() {
+            if c.is_whitespace() {
+                break;
+            }
+            end += c.len_utf8();
+        }
+        let bbox = self.union_of(owners[a..=b].iter().copied())?;
+        Some((start..end, bbox))
+    }
+}
+
+/// First index at or after `from` where `pat` occurs in `hay`.
+fn find(hay: &[char], pat: &[char], from: usize) -> Option<usize> {
+    if pat.is_empty() || hay.len() < pat.len() {
+        return None;
+    }
+    (from..=hay.len() - pat.len()).find(|&i| hay[i] == pat[0] && hay[i..i + pat.len()] == *pat)
+}
+
+fn fold_chars(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.nfkc()
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line(x0: f32, y0: f32, x1: f32, y1: f32, t: &str) -> Line {
+        Line {
+            bbox: BBox::new(x0, y0, x1, y1),
+            text: t.to_string(),
+        }
+    }
+
+    fn page() -> PageLayout {
+        let a = vec![
+            line(72.0, 700.0, 300.0, 712.0, "We cut Scope 1 emis-"),
+            line(72.0, 686.0, 280.0, 698.0, "sions by 40 % in 2023."),
+        ];
+        let b = vec![line(320.0, 700.0, 500.0, 712.0, "Water use fell.")];
+        PageLayout {
+            blocks: vec![
+                Block {
+                    bbox: a[0].bbox.union(a[1].bbox),
+                    lines: a,
+                },
+                Block {
+                    bbox: b[0].bbox,
+                    lines: b,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_quote_over_a_hyphenated_line_end_has_both_lines() {
+        let b = page()
+            .quote_bbox("Scope 1 emissions by 40 %")
+            .expect("found");
+        assert_eq!(b, BBox::new(72.0, 686.0, 300.0, 712.0));
+    }
+
+    #[test]
+    fn a_quote_found_whole_is_not_pieced_from_an_earlier_start() {
+        // "Water" starts line 1 and the quote; the quote is whole on line 2.
+        let p = PageLayout {
+            blocks: vec![Block {
+                bbox: BBox::new(0.0, 0.0, 100.0, 30.0),
+                lines: vec![
+                    line(0.0, 20.0, 100.0, 30.0, "Water stewardship report"),
+                    line(0.0, 0.0, 100.0, 10.0, "Water stewardship targets are set."),
+                ],
+            }],
+        };
+        assert_eq!(
+            p.quote_bbox("Water stewardship targets"),
+            Some(BBox::new(0.0, 0.0, 100.0, 10.0))
+        );
+    }
+
+    #[test]
+    fn a_quote_on_one_line_has_that_line() {
+        let b = page().quote_bbox("water USE fell").expect("found");
+        assert_eq!(b, BBox::new(320.0, 700.0, 500.0, 712.0));
+    }
+
+    #[test]
+    fn text_not_on_the_page_has_no_box() {
+        assert_eq!(page().quote_bbox("Biodiversity"), None);
+        assert_eq!(page().quote_bbox(" - % "), None);
+    }
+
+    #[test]
+    fn boxes_are_stored_as_four_numbers() {
+        let b = BBox::new(10.04, 20.0, 5.0, 1.0);
+        let json = serde_json_like(b);
+        assert_eq!(json, [5.0, 1.0, 10.0, 20.0]);
+    }
+
+    fn serde_json_like(b: BBox) -> [f32; 4] {
+        b.into()
+    }
+
+    proptest! {
+        /// Any run of a line's words is found, and its box lies inside the
+        /// block's box.
+        #[test]
+        fn any_run_of_words_is_found_inside_its_block(
+            words in proptest::collection::vec("[a-z]{1,8}", 1..12),
+            from in 0usize..12,
+            len in 1usize..12,
+        ) {
+            let text = words.join(" ");
+            let p = PageLayout {
+                blocks: vec![Block {
+                    bbox: BBox::new(0.0, 0.0, 100.0, 10.0),
+                    lines: vec![line(0.0, 0.0, 100.0, 10.0, &text)],
+                }],
+            };
+            let from = from.min(words.len() - 1);
+            let to = (from + len).min(words.len());
+            let q = words[from..to].join(" ");
+            let b = p.quote_bbox(&q).expect("a run of the line's words is on the page");
+            prop_assert_eq!(b, BBox::new(0.0, 0.0, 100.0, 10.0));
+        }
+    }
+
+    #[test]
+    fn a_quote_is_found_across_a_line_the_clean_up_dropped() {
+        let p = PageLayout {
+            blocks: vec![
+                Block {
+                    bbox: BBox::new(72.0, 100.0, 300.0, 112.0),
+                    lines: vec![line(72.0, 100.0, 300.0, 112.0, "Statement of Verification")],
+                },
+                Block {
+                    bbox: BBox::new(72.0, 20.0, 100.0, 30.0),
+                    lines: vec![line(72.0, 20.0, 100.0, 30.0, "2021 REPORT")],
+                },
+                Block {
+                    bbox: BBox::new(500.0, 20.0, 520.0, 30.0),
+                    lines: vec![line(500.0, 20.0, 520.0, 30.0, "5")],
+                },
+            ],
+        };
+        // The stored text lost "2021 REPORT" (a running footer).
+        let quote = "Statement of Verification 5";
+        assert!(p.quote_bbox("Verification").is_some());
+        let (r, b) = p.place(quote, 0..9).expect("found in two pieces");
+        assert_eq!(&quote[r], "Statement of Verification");
+        assert_eq!(b, BBox::new(72.0, 100.0, 300.0, 112.0));
+    }
+
+    #[test]
+    fn a_quote_over_two_cells_is_narrowed_to_the_cell_of_its_match() {
+        let cells = PageLayout {
+            blocks: vec![
+                Block {
+                    bbox: BBox::new(72.0, 700.0, 200.0, 712.0),
+                    lines: vec![line(72.0, 700.0, 200.0, 712.0, "Scope 1 emissions")],
+                },
+                Block {
+                    bbox: BBox::new(300.0, 700.0, 500.0, 712.0),
+                    lines: vec![line(
+                        300.0,
+                        700.0,
+                        500.0,
+                        712.0,
+                        "Direct emissions from owned sources.",
+                    )],
+                },
+            ],
+        };
+        let quote = "Scope 1 emissions Direct emissions from owned sources.";
+        let m = quote.find("owned").unwrap();
+        let (r, b) = cells.place(quote, m..m + 5).expect("on the page");
+        assert_eq!(&quote[r], "Direct emissions from owned sources.");
+        assert_eq!(b, BBox::new(300.0, 700.0, 500.0, 712.0));
+        // A match in the first cell keeps the first cell.
+        let (r, _) = cells.place(quote, 0..5).expect("on the page");
+        assert_eq!(&quote[r], "Scope 1 emissions");
+        // A match over both cells keeps the whole quote.
+        let (r, b) = cells.place(quote, 8..24).expect("on the page");
+        assert_eq!(r, 0..quote.len());
+        assert_eq!(b, BBox::new(72.0, 700.0, 500.0, 712.0));
+        assert_eq!(cells.place("Water", 0..5), None);
+    }
+}
