@@ -172,7 +172,10 @@ fn strip_running_lines(mut pages: Vec<Vec<String>>) -> Vec<Vec<String>> {
     pages
 }
 
-fn starts_list_item(line: &str) -> bool {
+/// `true` for a line that starts a list item: a bullet (`•`, `▪`, `–`, …,
+/// or `- `), or an item number or letter followed by a space (`1. `,
+/// `12) `, `(a) `, `a) `).
+pub fn starts_list_item(line: &str) -> bool {
     let mut chars = line.chars();
     let Some(first) = chars.next() else {
         return false;

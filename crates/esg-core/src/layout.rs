@@ -1,12 +1,14 @@
 //! Page layout of a PDF page: blocks of lines, each with its box.
 //!
-//! A block is a run of text a reader takes in one go: a paragraph, a list
-//! item, a heading, a table cell, a line of a running header. Blocks are in
-//! the order the page's content stream draws them (the order pdfium and
-//! Chrome's viewer select text in), and a block never spans two table cells
-//! or two columns: the extractor starts a new block wherever the pen jumps
-//! across a gap wider than a word space, back up the page, or away from the
-//! block's left edge (see `esg_ingest::layout`).
+//! A block is a run of text a reader takes in one go ([`BlockKind`]: a
+//! paragraph, a list item, a heading, a table cell). Blocks are in the order
+//! the page's content stream draws them (the order pdfium and Chrome's
+//! viewer select text in), and a block never spans two table cells or two
+//! columns: the extractor starts a new block wherever the pen jumps across a
+//! gap wider than a word space, back up the page, or away from the block's
+//! left edge (see `esg_ingest::layout`). Running headers, footers and page
+//! numbers are blocks too; the clean-up recognises them across pages and
+//! drops them from the stored text, so no quote comes from them.
 //!
 //! **Coordinates.** Boxes are in the page's default user space, in points
 //! (1/72 in), with the origin where the PDF puts it, normally the lower-left
@@ -19,9 +21,10 @@
 //!
 //! The page's stored text is the blocks' text after clean-up, so a quote
 //! taken from the stored text is found in the lines again by
-//! [`PageLayout::quote_bbox`], which compares lowercase letters and digits
-//! only (clean-up changes white space, joins hyphenated words and drops
-//! running headers, but never letters).
+//! [`PageLayout::quote_bbox`] and [`PageLayout::place`], which compare
+//! lowercase letters and digits only (clean-up changes white space, joins
+//! hyphenated words and drops running headers, but never letters) and look
+//! a quote up piece by piece when lines the clean-up dropped lie inside it.
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -92,11 +95,32 @@ pub struct Line {
     pub text: String,
 }
 
+/// What a block is, as far as its geometry and first characters tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    /// Running text (the default).
+    #[default]
+    Paragraph,
+    /// At most three lines set at least a fifth larger than the page's body
+    /// text.
+    Heading,
+    /// Starts with a bullet or an item number (`•`, `–`, `1.`, `(a)`).
+    ListItem,
+    /// A short block (at most `esg_ingest::layout::SPLIT_MAX_LINES` lines)
+    /// beside another on a shared baseline: a table cell, a label or a
+    /// value.
+    TableCell,
+}
+
 /// A block: lines read one after another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Block {
     /// Union of the lines' boxes.
     pub bbox: BBox,
+    /// Paragraph, heading, list item or table cell.
+    #[serde(default)]
+    pub kind: BlockKind,
     /// Lines, top to bottom as drawn.
     pub lines: Vec<Line>,
 }
@@ -287,10 +311,12 @@ mod tests {
             blocks: vec![
                 Block {
                     bbox: a[0].bbox.union(a[1].bbox),
+                    kind: BlockKind::Paragraph,
                     lines: a,
                 },
                 Block {
                     bbox: b[0].bbox,
+                    kind: BlockKind::Paragraph,
                     lines: b,
                 },
             ],
@@ -311,6 +337,7 @@ mod tests {
         let p = PageLayout {
             blocks: vec![Block {
                 bbox: BBox::new(0.0, 0.0, 100.0, 30.0),
+                kind: BlockKind::Paragraph,
                 lines: vec![
                     line(0.0, 20.0, 100.0, 30.0, "Water stewardship report"),
                     line(0.0, 0.0, 100.0, 10.0, "Water stewardship targets are set."),
@@ -359,6 +386,7 @@ mod tests {
             let p = PageLayout {
                 blocks: vec![Block {
                     bbox: BBox::new(0.0, 0.0, 100.0, 10.0),
+                    kind: BlockKind::Paragraph,
                     lines: vec![line(0.0, 0.0, 100.0, 10.0, &text)],
                 }],
             };
@@ -376,14 +404,17 @@ mod tests {
             blocks: vec![
                 Block {
                     bbox: BBox::new(72.0, 100.0, 300.0, 112.0),
+                    kind: BlockKind::Paragraph,
                     lines: vec![line(72.0, 100.0, 300.0, 112.0, "Statement of Verification")],
                 },
                 Block {
                     bbox: BBox::new(72.0, 20.0, 100.0, 30.0),
+                    kind: BlockKind::Paragraph,
                     lines: vec![line(72.0, 20.0, 100.0, 30.0, "2021 REPORT")],
                 },
                 Block {
                     bbox: BBox::new(500.0, 20.0, 520.0, 30.0),
+                    kind: BlockKind::Paragraph,
                     lines: vec![line(500.0, 20.0, 520.0, 30.0, "5")],
                 },
             ],
@@ -402,10 +433,12 @@ mod tests {
             blocks: vec![
                 Block {
                     bbox: BBox::new(72.0, 700.0, 200.0, 712.0),
+                    kind: BlockKind::Paragraph,
                     lines: vec![line(72.0, 700.0, 200.0, 712.0, "Scope 1 emissions")],
                 },
                 Block {
                     bbox: BBox::new(300.0, 700.0, 500.0, 712.0),
+                    kind: BlockKind::Paragraph,
                     lines: vec![line(
                         300.0,
                         700.0,

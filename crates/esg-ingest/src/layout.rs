@@ -39,7 +39,7 @@
 //! 94.1 % and 97/102, as before layout. Content-stream text without blocks
 //! was at 78.7 %.
 
-use esg_core::layout::{BBox, Block, Line, PageLayout};
+use esg_core::layout::{BBox, Block, BlockKind, Line, PageLayout};
 
 /// A gap wider than this (in em of the smaller size) between two runs on
 /// one line is a word space.
@@ -51,7 +51,7 @@ pub const CELL_GAP_EM: f64 = 1.0;
 /// larger size) is the next line of the same block.
 pub const LEADING_EM: f64 = 1.75;
 /// Blocks of at most this many lines that share a baseline with a block
-/// beside them are split into lines (see [`split_side_by_side`]); longer
+/// beside them are table cells ([`BlockKind::TableCell`]), split into lines (see [`split_side_by_side`]); longer
 /// ones are columns of prose, which poppler reads column by column, and a
 /// quote from them is better whole than cut to a line. Measured with
 /// `bench/evidence_check.sh` (quotes found by both readers), side by side
@@ -317,27 +317,27 @@ fn ends_hyphenated(line: &str) -> bool {
 /// baseline (table cells, a label and its value) into one block per line:
 /// poppler reads such rows line by line across the cells, so a quote that
 /// runs over two lines of one cell is not in its text.
-fn split_side_by_side(blocks: Vec<Vec<OpenLine>>) -> Vec<Vec<OpenLine>> {
+fn split_side_by_side(blocks: Vec<Vec<OpenLine>>) -> Vec<(bool, Vec<OpenLine>)> {
     let n = blocks.len();
     let mut side = vec![false; n];
     for i in 0..n {
         for j in (i + 1)..n {
             let shares = blocks[i].iter().any(|a| {
                 blocks[j].iter().any(|b| {
-                    let s = (a.b[3] - a.b[1]).min(b.b[3] - b.b[1]).max(1.0) / 1.1;
+                    let s = line_size(a).min(line_size(b)).max(1.0);
                     (a.baseline - b.baseline).abs() < 0.5 * s
                         && (a.b[2] <= b.b[0] || b.b[2] <= a.b[0])
                 })
             });
             if shares {
-                side[i] |= (2..=SPLIT_MAX_LINES).contains(&blocks[i].len());
-                side[j] |= (2..=SPLIT_MAX_LINES).contains(&blocks[j].len());
+                side[i] |= blocks[i].len() <= SPLIT_MAX_LINES;
+                side[j] |= blocks[j].len() <= SPLIT_MAX_LINES;
             }
         }
     }
     let mut out = Vec::with_capacity(n);
-    for (lines, split) in blocks.into_iter().zip(side) {
-        if split {
+    for (lines, cell) in blocks.into_iter().zip(side) {
+        if cell {
             // One block per line, but a line ending in a hyphenated word
             // keeps the next line, so the word stays whole.
             let mut cur: Vec<OpenLine> = Vec::new();
@@ -345,17 +345,58 @@ fn split_side_by_side(blocks: Vec<Vec<OpenLine>>) -> Vec<Vec<OpenLine>> {
                 let keep = ends_hyphenated(&l.text);
                 cur.push(l);
                 if !keep {
-                    out.push(std::mem::take(&mut cur));
+                    out.push((true, std::mem::take(&mut cur)));
                 }
             }
             if !cur.is_empty() {
-                out.push(cur);
+                out.push((true, cur));
             }
         } else {
-            out.push(lines);
+            out.push((false, lines));
         }
     }
     out
+}
+
+/// The font size of a line, from its box (0.25 + 0.85 em high).
+fn line_size(l: &OpenLine) -> f64 {
+    (l.b[3] - l.b[1]) / 1.1
+}
+
+/// The size of the page's body text: the size most of its characters are
+/// set in (the median by characters).
+fn body_size(blocks: &[(bool, Vec<OpenLine>)]) -> f64 {
+    let mut sizes: Vec<(f64, usize)> = blocks
+        .iter()
+        .flat_map(|(_, lines)| lines.iter())
+        .map(|l| (line_size(l), l.text.chars().count()))
+        .collect();
+    sizes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: usize = sizes.iter().map(|s| s.1).sum();
+    let mut seen = 0;
+    for (size, n) in sizes {
+        seen += n;
+        if seen * 2 >= total {
+            return size;
+        }
+    }
+    0.0
+}
+
+fn kind_of(cell: bool, lines: &[OpenLine], body: f64) -> BlockKind {
+    let size = lines.iter().map(line_size).fold(0.0, f64::max);
+    if cell {
+        BlockKind::TableCell
+    } else if lines
+        .first()
+        .is_some_and(|l| esg_core::clean::starts_list_item(l.text.trim_start()))
+    {
+        BlockKind::ListItem
+    } else if lines.len() <= 3 && body > 0.0 && size >= 1.2 * body {
+        BlockKind::Heading
+    } else {
+        BlockKind::Paragraph
+    }
 }
 
 /// The page's text (one line per line, in drawing order) and its blocks,
@@ -408,6 +449,7 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
     }
     blocks.retain(|b| !b.is_empty());
     let blocks = split_side_by_side(blocks);
+    let body = body_size(&blocks);
     let to_page = |b: [f64; 4]| {
         let (xa, ya) = dir.to_page(b[0], b[1]);
         let (xb, yb) = dir.to_page(b[2], b[3]);
@@ -415,7 +457,8 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
     };
     let mut layout = PageLayout::default();
     let mut text = String::new();
-    for lines in blocks {
+    for (cell, lines) in blocks {
+        let kind = kind_of(cell, &lines, body);
         if !text.is_empty() {
             text.push('\n');
         }
@@ -434,7 +477,11 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
             });
         }
         if let Some(bbox) = bbox {
-            layout.blocks.push(Block { bbox, lines: out });
+            layout.blocks.push(Block {
+                bbox,
+                kind,
+                lines: out,
+            });
         }
     }
     (text, layout)
@@ -584,6 +631,34 @@ mod tests {
                 "oversees climate-re-|lated risks",
                 "Board charter",
                 "and minutes"
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_are_told_apart_as_headings_list_items_cells_and_paragraphs() {
+        let mut head = run("Climate", 72.0, 740.0, 80.0);
+        head.size = 18.0;
+        let (_, l) = assemble(
+            &[
+                head,
+                run("We report on our climate work and", 72.0, 700.0, 150.0),
+                run("its progress each year.", 72.0, 688.0, 100.0),
+                run("• Scope 1 fell by a tenth", 72.0, 650.0, 100.0),
+                run("Water", 72.0, 600.0, 30.0),
+                run("12 Ml", 300.0, 600.0, 30.0),
+            ],
+            0,
+        );
+        let kinds: Vec<BlockKind> = l.blocks.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                BlockKind::Heading,
+                BlockKind::Paragraph,
+                BlockKind::ListItem,
+                BlockKind::TableCell,
+                BlockKind::TableCell
             ]
         );
     }

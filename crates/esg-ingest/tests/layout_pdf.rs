@@ -122,6 +122,12 @@ fn two_columns_are_two_blocks_and_a_sentence_has_its_box() {
     for (i, (x, y, t)) in left.iter().enumerate() {
         assert_near(l.blocks[0].lines[i].bbox, drawn(*x, *y, t));
     }
+    assert!(
+        l.blocks
+            .iter()
+            .all(|b| b.kind == esg_core::layout::BlockKind::Paragraph),
+        "columns of prose are paragraphs, not cells"
+    );
     let b = l
         .quote_bbox("Water use fell by twelve percent in the year")
         .expect("the sentence is on the page");
@@ -159,6 +165,12 @@ fn wrapped_table_cells_never_share_a_block() {
             .collect();
         assert_eq!(owners.len(), 1, "block {b:?} joins cells {owners:?}");
     }
+    assert!(
+        l.blocks
+            .iter()
+            .all(|b| b.kind == esg_core::layout::BlockKind::TableCell),
+        "every block of the table is a cell"
+    );
     let b = l.quote_bbox("Purchased electricity").expect("on the page");
     assert_near(b, drawn(300.0, 660.0, "Purchased electricity"));
 }

@@ -86,10 +86,12 @@ pub fn two_block_layout() -> PageLayout {
         blocks: vec![
             Block {
                 bbox: para[0].bbox.union(para[1].bbox),
+                kind: esg_core::layout::BlockKind::Paragraph,
                 lines: para,
             },
             Block {
                 bbox: heading[0].bbox,
+                kind: esg_core::layout::BlockKind::Paragraph,
                 lines: heading,
             },
         ],
