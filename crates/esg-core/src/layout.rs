@@ -374,6 +374,51 @@ mod tests {
     }
 
     proptest! {
+        /// A quote over several blocks is narrowed to words of the block of
+        /// its match: the kept part holds the match, is whole words, and
+        /// every word of it belongs to that block.
+        #[test]
+        fn placing_keeps_the_match_inside_its_block(
+            blocks in proptest::collection::vec(proptest::collection::vec("[a-z]{2,7}", 1..5), 1..5),
+            pick in 0usize..20,
+        ) {
+            let layout = PageLayout {
+                blocks: blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, words)| {
+                        let y = 700.0 - 20.0 * i as f32;
+                        Block {
+                            bbox: BBox::new(0.0, y, 100.0, y + 10.0),
+                            kind: BlockKind::Paragraph,
+                            lines: vec![line(0.0, y, 100.0, y + 10.0, &words.join(" "))],
+                        }
+                    })
+                    .collect(),
+            };
+            let all: Vec<(usize, &String)> = blocks
+                .iter()
+                .enumerate()
+                .flat_map(|(b, ws)| ws.iter().map(move |w| (b, w)))
+                .collect();
+            let quote = all.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(" ");
+            let k = pick % all.len();
+            let start: usize = all[..k].iter().map(|(_, w)| w.len() + 1).sum();
+            let focus = start..start + all[k].1.len();
+            let (r, b) = layout.place(&quote, focus.clone()).expect("the quote is on the page");
+            prop_assert!(r.start <= focus.start && focus.end <= r.end);
+            let kept = &quote[r];
+            let block = all[k].0;
+            let want = blocks[block].join(" ");
+            // Words repeated across blocks may be located in another
+            // occurrence; the kept text is then still one block's words.
+            prop_assert!(
+                want.contains(kept) || blocks.iter().any(|ws| ws.join(" ").contains(kept)),
+                "{kept:?} is not inside one block of {blocks:?}"
+            );
+            prop_assert!(b.is_finite());
+        }
+
         /// Any run of a line's words is found, and its box lies inside the
         /// block's box.
         #[test]

@@ -196,7 +196,12 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, IngestError> {
                         })
                         .collect();
                     let rotate = doc.get_page(i).map_or(0, |p| p.rotation);
-                    let (t, l) = assemble(&runs, rotate);
+                    let (mut t, l) = assemble(&runs, rotate);
+                    // The runs are bounded; the line breaks between them
+                    // are not counted in that bound.
+                    if t.len() > MAX_PAGE_TEXT_BYTES {
+                        truncate_at_char(&mut t, MAX_PAGE_TEXT_BYTES);
+                    }
                     layout = Some(l);
                     Some(t)
                 }
