@@ -113,7 +113,7 @@ pub fn check_prepared(bytes: &[u8], r: &Result<PreparedDocument, IngestError>) {
 /// Clean-up and chunking of raw pages, as `prepare_bytes` does it.
 pub fn clean_and_chunk(bytes: &[u8], pages: &[esg_core::RawPage]) {
     let doc_id = sha256_hex(bytes);
-    let cleaned = esg_core::clean_pages(pages);
+    let cleaned = esg_core::clean_pages(pages.to_vec());
     assert_eq!(cleaned.len(), pages.len(), "clean-up keeps every page");
     let chunks = esg_core::chunk_pages(&doc_id, &cleaned, ChunkParams::default());
     check_pages_and_chunks(&doc_id, &cleaned, &chunks);

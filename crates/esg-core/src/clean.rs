@@ -36,18 +36,19 @@ const EDGE_LINES: usize = 8;
 /// Longer lines are body text, never running headers or footers.
 const MAX_EDGE_WORDS: usize = 14;
 
-/// Cleans every page of one document. Page numbers are kept as given.
-pub fn clean_pages(pages: &[RawPage]) -> Vec<CleanedPage> {
+/// Cleans every page of one document. Page numbers are kept as given; each
+/// page's layout moves to its cleaned page.
+pub fn clean_pages(pages: Vec<RawPage>) -> Vec<CleanedPage> {
     let lines: Vec<Vec<String>> = pages.iter().map(|p| normalize_lines(&p.text)).collect();
     let lines = strip_running_lines(lines);
     pages
-        .iter()
+        .into_iter()
         .zip(lines)
         .map(|(p, l)| CleanedPage {
             number: p.number,
             text: join_paragraphs(&l),
             is_virtual: p.is_virtual,
-            layout: p.layout.clone(),
+            layout: p.layout,
         })
         .collect()
 }
@@ -311,7 +312,7 @@ mod tests {
 
     #[test]
     fn dehyphenates_across_lines_only_before_lowercase() {
-        let out = clean_pages(&[page(
+        let out = clean_pages(vec![page(
             1,
             "We improved sustain-\nability across the group and the wider com-\nmunity, in the\nNorth-\nEast region.",
         )]);
@@ -324,7 +325,7 @@ mod tests {
     #[test]
     fn paragraphs_and_lists() {
         let text = "Our Climate Strategy\nWe have set a science-based target to reduce absolute Scope 1 and 2 emissions by\n42% by 2030 from a 2020 base year.\n• Renewable electricity\n• Fleet electrification\n\nA new block starts here.";
-        let out = clean_pages(&[page(1, text)]);
+        let out = clean_pages(vec![page(1, text)]);
         let paras: Vec<&str> = out[0].text.split('\n').collect();
         assert_eq!(
             paras,
@@ -343,7 +344,7 @@ mod tests {
         let pages: Vec<RawPage> = (1..=6)
             .map(|n| page(n, &format!("ACME Sustainability Report 2023 | {n}\nBody text {} talks about water.\n{n}", "x".repeat(n as usize))))
             .collect();
-        let out = clean_pages(&pages);
+        let out = clean_pages(pages);
         for (i, p) in out.iter().enumerate() {
             assert_eq!(
                 p.text,
@@ -366,7 +367,7 @@ mod tests {
                 )
             })
             .collect();
-        let out = clean_pages(&pages);
+        let out = clean_pages(pages);
         // "Section A" is on 2 of 8 pages: kept; "Section B" on 6 of 8: a running header.
         assert!(out[0].text.starts_with("Section A"));
         assert_eq!(out[5].text, "Body yyyyyy.");
@@ -378,7 +379,7 @@ mod tests {
             pages in proptest::collection::vec("(?s).{0,300}", 0..6)
         ) {
             let raw: Vec<RawPage> = pages.iter().enumerate().map(|(i, t)| page(i as u32 + 1, t)).collect();
-            let out = clean_pages(&raw);
+            let out = clean_pages(raw.clone());
             proptest::prop_assert_eq!(out.len(), raw.len());
             for (o, r) in out.iter().zip(&raw) {
                 proptest::prop_assert_eq!(o.number, r.number);

@@ -201,9 +201,7 @@ impl PageLayout {
     /// letters or digits, or is not on the page's lines (text read from
     /// annotation appearances or by the second reader has no layout).
     pub fn quote_bbox(&self, quote: &str) -> Option<BBox> {
-        let q: Vec<char> = fold_chars(quote).collect();
-        let owners = self.locate(&q)?;
-        self.union_of(owners.into_iter())
+        self.place(quote, 0..0).map(|(_, b)| b)
     }
 
     /// Places a quote taken from this page's stored text: the byte range of

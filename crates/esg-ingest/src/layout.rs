@@ -127,7 +127,7 @@ const DIRS: [Dir; 4] = [Dir::Right, Dir::Up, Dir::Left, Dir::Down];
 /// The direction in which most runs continue where the previous one ended;
 /// on a tie (a page of one run per line) the direction that reads upright
 /// when the page is shown turned by `rotate` degrees (its `/Rotate`).
-fn dominant_dir(runs: &[Run], rotate: i32) -> Dir {
+fn dominant_dir(runs: &[&Run], rotate: i32) -> Dir {
     let mut votes = [0usize; 4];
     for w in runs.windows(2) {
         let (a, b) = (&w[0], &w[1]);
@@ -409,12 +409,11 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
             !r.text.trim().is_empty() && [r.x, r.y, r.width, r.size].iter().all(|v| v.is_finite())
         })
         .collect();
-    let owned: Vec<Run> = runs.iter().map(|r| (*r).clone()).collect();
-    let dir = dominant_dir(&owned, rotate);
+    let dir = dominant_dir(&runs, rotate);
     let mut blocks: Vec<Vec<OpenLine>> = Vec::new();
     let mut open: Option<OpenBlock> = None;
     let mut prev: Option<&Run> = None;
-    for r in &owned {
+    for &r in &runs {
         let (x, y) = dir.to_frame(r.x, r.y);
         let f = FRun {
             x,

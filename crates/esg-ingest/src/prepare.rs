@@ -70,15 +70,10 @@ pub fn prepare_bytes(
     let doc_id = sha256_hex(bytes);
     let Extracted {
         media_type,
-        mut pages,
+        pages,
         warnings,
     } = extract(bytes)?;
-    // The layouts move to the cleaned pages (clean_pages would copy them).
-    let layouts: Vec<_> = pages.iter_mut().map(|p| p.layout.take()).collect();
-    let mut pages = clean_pages(&pages);
-    for (p, l) in pages.iter_mut().zip(layouts) {
-        p.layout = l;
-    }
+    let pages = clean_pages(pages);
     let chunks = chunk_pages(&doc_id, &pages, params);
     if chunks.is_empty() {
         return Err(match media_type {

@@ -198,7 +198,7 @@ fn a_running_header_is_its_own_block_and_is_not_stored_text() {
             vec!["ACME Sustainability Report 2023", body]
         );
     }
-    let cleaned = esg_core::clean_pages(&out.pages);
+    let cleaned = esg_core::clean_pages(out.pages);
     for (c, body) in cleaned.iter().zip(bodies) {
         assert_eq!(c.text, body, "the running header is not page text");
     }

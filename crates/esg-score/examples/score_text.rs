@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         })
         .collect();
     let doc_sha = sha256_hex(&bytes);
-    let chunks = chunk_pages(&doc_sha, &clean_pages(&raw), ChunkParams::default());
+    let chunks = chunk_pages(&doc_sha, &clean_pages(raw.clone()), ChunkParams::default());
     let doc_id = doc_sha[..16].to_string();
     let input: Vec<ScoringChunk> = chunks
         .into_iter()

@@ -492,11 +492,7 @@ impl Scorecard {
                 let start = e.span.start + e.quote[..r.start].chars().count() as u32;
                 let quote = e.quote[r].to_string();
                 let end = start + quote.chars().count() as u32;
-                e.evidence_id = sha256_hex(format!(
-                    "{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}",
-                    e.doc_id, e.chunk_id, e.criterion
-                ))[..24]
-                    .to_string();
+                e.evidence_id = evidence_id(&e.doc_id, &e.chunk_id, &e.criterion, start, end);
                 e.sha256 = sha256_hex(&quote);
                 e.quote = quote;
                 e.span = Span { start, end };
@@ -1416,6 +1412,15 @@ impl ThemeMatches {
     }
 }
 
+/// The id of the quote at characters `start..end` of a page, from chunk
+/// `chunk_id` of `doc_id`, for criterion `criterion`.
+fn evidence_id(doc_id: &str, chunk_id: &str, criterion: &str, start: u32, end: u32) -> String {
+    sha256_hex(format!(
+        "{doc_id}\u{1f}{chunk_id}\u{1f}{criterion}\u{1f}{start}\u{1f}{end}"
+    ))[..24]
+        .to_string()
+}
+
 /// The evidence record of quote `q` (byte range in the chunk text) for the
 /// hit `hit` of rule `slot`.
 fn evidence(
@@ -1429,13 +1434,8 @@ fn evidence(
     let quote = &text[q.clone()];
     let start = sc.chunk.char_start + text[..q.start].chars().count() as u32;
     let end = start + quote.chars().count() as u32;
-    let evidence_id = sha256_hex(format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{start}\u{1f}{end}",
-        sc.doc_id, sc.chunk.chunk_id, slot.id
-    ))[..24]
-        .to_string();
     Evidence {
-        evidence_id,
+        evidence_id: evidence_id(&sc.doc_id, &sc.chunk.chunk_id, slot.id, start, end),
         doc_id: sc.doc_id.clone(),
         chunk_id: sc.chunk.chunk_id.clone(),
         page: sc.chunk.page,

@@ -55,7 +55,7 @@ struct Scored {
 fn score_report(dir: &std::path::Path, file: &str, year: i32, as_of: (i32, u32)) -> Scored {
     let bytes = std::fs::read(dir.join("reports-text").join(file)).expect("read report");
     let text = String::from_utf8_lossy(&bytes);
-    let cleaned = clean_pages(&pages_of(&text));
+    let cleaned = clean_pages(pages_of(&text));
     let sha = sha256_hex(&bytes);
     let chunks: Vec<ScoringChunk> = chunk_pages(&sha, &cleaned, ChunkParams::default())
         .into_iter()

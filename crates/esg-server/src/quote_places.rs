@@ -13,12 +13,14 @@ use esg_store::Store;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Entries kept before the cache is emptied and refilled (~3 MiB at the
+/// Entries kept before the cache is emptied and refilled (~2 MiB at the
 /// bound).
 const MAX_ENTRIES: usize = 16_384;
 
-/// `(doc_id, page, quote sha256, matched text)`.
-type Key = (String, u32, String, String);
+/// The quote's evidence id: it names the document, chunk, criterion and
+/// span, so the quote and its page (and the match kept in the quote, one
+/// per id).
+type Key = String;
 
 /// Placements of quotes, kept across requests.
 #[derive(Debug, Default)]
@@ -34,13 +36,7 @@ impl QuotePlaces {
         let mut layouts: HashMap<(String, u32), Result<Option<esg_core::PageLayout>, ()>> =
             HashMap::new();
         card.place_quotes(|e: &Evidence| {
-            let key = (
-                e.doc_id.clone(),
-                e.page,
-                e.sha256.clone(),
-                e.matched.clone(),
-            );
-            if let Some(p) = self.lock().get(&key) {
+            if let Some(p) = self.lock().get(&e.evidence_id) {
                 return p.clone();
             }
             let page = layouts
@@ -62,7 +58,7 @@ impl QuotePlaces {
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
-            map.insert(key, p.clone());
+            map.insert(e.evidence_id.clone(), p.clone());
             p
         });
     }

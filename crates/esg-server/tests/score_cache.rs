@@ -140,7 +140,7 @@ async fn a_new_document_is_seen_by_the_next_request() {
     // and still the next request sees it.
     let other = SqliteStore::open_in_dir(&s.data_dir).unwrap();
     let text = format!("{SAMPLE}\nThird report: the board's ESG committee meets quarterly.\n");
-    let pages = esg_core::clean_pages(&[esg_core::RawPage {
+    let pages = esg_core::clean_pages(vec![esg_core::RawPage {
         number: 1,
         text: text.clone(),
         is_virtual: false,

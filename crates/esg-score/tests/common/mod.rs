@@ -19,7 +19,7 @@ pub fn doc(doc_id: &str, year: i32, pages: &[&str]) -> Vec<ScoringChunk> {
         })
         .collect();
     let source = sha256_hex(format!("{doc_id}:{}", pages.join("\u{c}")));
-    chunk_pages(&source, &clean_pages(&raw), ChunkParams::default())
+    chunk_pages(&source, &clean_pages(raw), ChunkParams::default())
         .into_iter()
         .map(|chunk| ScoringChunk {
             doc_id: doc_id.to_string(),
@@ -42,7 +42,7 @@ pub fn page_text(pages: &[&str], n: u32) -> String {
             layout: None,
         })
         .collect();
-    clean_pages(&raw)
+    clean_pages(raw)
         .into_iter()
         .find(|p| p.number == n)
         .map(|p| p.text)
