@@ -19,14 +19,18 @@ call `page.get_text()` on every page, best of N, timed inside one Python
 process (its start and `import pymupdf` take ~0.75 s, which would swamp the
 small files), so PyMuPDF gets no process or storage cost while esg's time
 has both; `esg/mu` is esg's pages/s over PyMuPDF's (goal >= 1.0).
-`--esg PATH` times that binary instead of building one.
+`--esg PATH` times that binary instead of building one. `esg cpu` is the
+CPU time of esg's best run (all threads, the worker included), as `esg`
+reads a PDF's pages with one thread per core; `--one-thread` also times
+`ESG_EXTRACT_THREADS=1` (columns `esg1 p/s`, `esg1/mu`) and checks that the
+stored text is the same both ways.
 
-Usage: python3 bench/ingest_vs_pdftotext.py [--runs N] [--pymupdf PYTHON]
+Usage: python3 bench/ingest_vs_pdftotext.py [--runs N] [--pymupdf PYTHON] [--one-thread]
 Needs: pdftotext (Debian poppler-utils), the corpus (ESG_CORPUS_DIR or
 ../shared/corpus), a release build (made here with cargo, in CARGO_TARGET_DIR
 when set).
 """
-import argparse, collections, csv, os, re, shutil, sqlite3, subprocess, sys, tempfile, time
+import argparse, collections, csv, os, re, resource, shutil, sqlite3, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = re.compile(r"[a-z0-9]+")
@@ -36,18 +40,25 @@ def tokens(text):
     return collections.Counter(TOKEN.findall(text.lower()))
 
 
-def best_time(cmd, runs, before=None):
+def best_time(cmd, runs, before=None, env=None, cpu=False):
+    """Best wall time of `runs` runs; with cpu=True, (wall, CPU seconds of
+    that run, user + system, summed over the process and the children it
+    waited for: esg's extraction worker and its threads)."""
     best = None
     for _ in range(runs):
         if before:
             before()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         dt = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode != 0:
             sys.exit(f"failed: {' '.join(cmd)}: {r.stderr.decode()[:500]}")
-        best = dt if best is None else min(best, dt)
-    return best
+        c = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        if best is None or dt < best[0]:
+            best = (dt, c)
+    return best if cpu else best[0]
 
 
 PYMUPDF_TEXT = """
@@ -97,6 +108,11 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--esg", metavar="PATH", help="the esg binary to time (default: build a release one)")
     ap.add_argument("--pymupdf", metavar="PYTHON", help="a Python interpreter that has PyMuPDF: adds a PyMuPDF column")
+    ap.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="also time esg with ESG_EXTRACT_THREADS=1 (one thread reads a PDF's pages), and check that it stores the same text",
+    )
     args = ap.parse_args()
     corpus = os.environ.get("ESG_CORPUS_DIR", os.path.join(ROOT, "..", "shared", "corpus"))
     if not os.path.isfile(os.path.join(corpus, "manifest.csv")):
@@ -117,10 +133,13 @@ def main():
         v = subprocess.run([mu, "-c", "import pymupdf; print(pymupdf.__version__)"], capture_output=True, text=True, check=True).stdout.strip()
         print(f"PyMuPDF {v} ({mu})")
     mu_head = f" {'mu s':>7} {'mu p/s':>7} {'esg/mu':>6}" if mu else ""
-    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7}{mu_head} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
+    one_head = f" {'esg1 p/s':>8} {'esg1/mu':>7}" if args.one_thread else ""
+    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'esg cpu':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7}{mu_head}{one_head} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
+    print(f"esg cpu: CPU seconds (user + system, all threads and the worker) of esg's best run; esg1: ESG_EXTRACT_THREADS=1; {os.cpu_count()} cores")
     print(head)
     print("-" * len(head))
-    tot_p = tot_e = tot_m = 0.0
+    tot_p = tot_e = tot_m = tot_c = tot_1 = 0.0
+    differ = []
     tot_pages = 0
     recalls = []
     for r in rows:
@@ -132,9 +151,16 @@ def main():
         def fresh():
             shutil.rmtree(data, ignore_errors=True)
 
-        t_esg = best_time([esg, "--data-dir", data, "ingest", "--company", r["company"], "--year", r["year"], path], args.runs, fresh)
+        ingest = [esg, "--data-dir", data, "ingest", "--company", r["company"], "--year", r["year"], path]
+        t_one = None
+        if args.one_thread:
+            t_one = best_time(ingest, args.runs, fresh, env={**os.environ, "ESG_EXTRACT_THREADS": "1"})
+            one_pages = stored_pages(data)
+        t_esg, c_esg = best_time(ingest, args.runs, fresh, cpu=True)
         t_mu = pymupdf_time(mu, path, args.runs) if mu else None
         ours = stored_pages(data)
+        if args.one_thread and ours != one_pages:
+            differ.append(name)
         raw = open(out_txt, encoding="utf-8", errors="replace").read()
         theirs_raw = raw.split("\f")
         if theirs_raw and not theirs_raw[-1].strip():
@@ -152,14 +178,23 @@ def main():
         pages = int(r["pages"])
         tot_p += t_ptt
         tot_e += t_esg
+        tot_c += c_esg
         tot_pages += pages
         mu_cols = f" {t_mu:>7.3f} {pages / t_mu:>7.0f} {t_mu / t_esg:>6.2f}" if mu else ""
-        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f}{mu_cols} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
+        one_cols = f" {pages / t_one:>8.0f} {(t_mu / t_one if mu else float('nan')):>7.2f}" if args.one_thread else ""
+        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {c_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f}{mu_cols}{one_cols} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
         if mu:
             tot_m += t_mu
+        if args.one_thread:
+            tot_1 += t_one
     print("-" * len(head))
     mu_tot = f" {tot_m:>7.3f} {tot_pages / tot_m:>7.0f} {tot_m / tot_e:>6.2f}" if mu else ""
-    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}{mu_tot}")
+    one_tot = f" {tot_pages / tot_1:>8.0f} {(tot_m / tot_1 if mu else float('nan')):>7.2f}" if args.one_thread else ""
+    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_c:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}{mu_tot}{one_tot}")
+    if args.one_thread:
+        print(f"stored text with one thread and with several: {'the same for every document' if not differ else 'DIFFERENT for ' + ', '.join(differ)}")
+    if mu:
+        print(f"CPU time per page: esg {1000 * tot_c / tot_pages:.2f} ms, PyMuPDF (wall, one thread) {1000 * tot_m / tot_pages:.2f} ms")
     worst = min(recalls)
     print(f"lowest token recall: {worst[0]:.3f} ({worst[1]}); goal >= 0.97 on every report; total time goal esg/pdftotext <= 1.5")
     shutil.rmtree(work, ignore_errors=True)

@@ -95,6 +95,9 @@ pub struct IngestArgs {
     /// Memory (address-space) limit for extracting one document, in MiB.
     #[arg(long, env = "ESG_EXTRACT_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=65536))]
     pub max_memory_mb: u64,
+    /// Threads that read one PDF's pages [default: 0, one per core].
+    #[arg(long, env = "ESG_EXTRACT_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub extract_threads: u64,
     /// Largest accepted file, in MiB.
     #[arg(long, env = "ESG_MAX_FILE_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_file_mb: u64,
@@ -382,6 +385,9 @@ pub struct ServeArgs {
     /// Memory (address-space) limit for extracting one uploaded document, in MiB.
     #[arg(long, env = "ESG_EXTRACT_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=65536))]
     pub max_memory_mb: u64,
+    /// Threads that read one uploaded PDF's pages [default: 0, one per core].
+    #[arg(long, env = "ESG_EXTRACT_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub extract_threads: u64,
     /// API key file; uploads (and every write) need `Authorization: Bearer <key>` from it
     /// [default: <data-dir>/api-keys.json; manage it with `esg keys`].
     #[arg(long, env = "ESG_API_KEYS_FILE", value_name = "FILE")]

@@ -78,6 +78,7 @@ pub fn run(
     let mut sandbox = Sandbox::new(exe, ["__extract-worker"]);
     sandbox.timeout = Duration::from_secs(args.timeout_secs);
     sandbox.memory_limit = args.max_memory_mb << 20;
+    sandbox.threads = args.extract_threads as usize;
     let max_bytes = args.max_file_mb << 20;
 
     let _ = files.remove_stale_temps(STALE_SOURCE_TEMPS);

@@ -26,6 +26,7 @@ pub fn run(
             args: vec!["__extract-worker".into()],
             timeout: Duration::from_secs(args.timeout_secs),
             memory_limit: args.max_memory_mb << 20,
+            threads: args.extract_threads as usize,
         },
     );
     config.store = location.clone();

@@ -36,9 +36,11 @@
 use crate::error::{ErrorCode, IngestError};
 use crate::layout::{Run, assemble};
 use esg_core::RawPage;
+use esg_core::layout::PageLayout;
 use oxidize_pdf::parser::{ParseError, ParseOptions, PdfDocument, PdfReader};
 use oxidize_pdf::text::{ExtractionOptions, TextExtractor, TextRecoveryAction};
 use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Upper bound on text kept from one page (a hostile content stream can
 /// repeat text without end).
@@ -122,23 +124,40 @@ fn open_error(e: ParseError) -> IngestError {
     }
 }
 
-/// Extracts the text layer of a PDF, page by page.
+/// Extracts the text layer of a PDF, page by page, with one thread per
+/// core (see [`extract_pdf_with`]).
 ///
 /// Errors: damaged beyond recovery, password required, unsupported
 /// encryption, or no text layer at all (every page empty).
 pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, IngestError> {
-    let input = EofGuard {
-        inner: Cursor::new(bytes),
-        eof_reads: 0,
-    };
-    let reader = PdfReader::new_with_options(input, ParseOptions::lenient()).map_err(open_error)?;
-    if reader.is_encrypted() && !reader.is_unlocked() {
-        return Err(IngestError::new(
-            ErrorCode::PdfPasswordRequired,
-            "the PDF is encrypted and the empty password does not open it; supply an unprotected copy",
-        ));
-    }
-    let doc = PdfDocument::new(reader);
+    extract_pdf_with(bytes, 0)
+}
+
+/// Fewest pages per extra thread: a short document is read by one thread
+/// (each thread parses the document's cross-reference table and loads the
+/// objects it needs for itself).
+pub const MIN_PAGES_PER_THREAD: u32 = 4;
+
+/// Threads [`extract_pdf_with`] uses for `threads` = 0: one per core the
+/// process may run on.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// [`extract_pdf`] with at most `threads` threads (0: one per core).
+///
+/// Pages are handed out one at a time to the threads, each with its own
+/// parser over the same bytes (oxidize-pdf's document is not shared between
+/// threads), and put back in page order; the text, layouts and warnings do
+/// not depend on the number of threads. A thread that cannot be started
+/// (the worker's address-space limit, say) leaves its pages to the others.
+///
+/// Why: reading a page's positioned runs is most of an ingest's time
+/// (oxidize-pdf's `preserve_layout` path), and pages are independent. On
+/// the 2-core machine, `bench/ingest_vs_pdftotext.sh` (see its output in
+/// issue 12's closing note) measures one thread against two side by side.
+pub fn extract_pdf_with(bytes: &[u8], threads: usize) -> Result<PdfText, IngestError> {
+    let doc = open(bytes)?;
     let count = doc.page_count().map_err(open_error)?;
     if count == 0 {
         return Err(IngestError::new(
@@ -146,115 +165,83 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, IngestError> {
             "the PDF has no pages",
         ));
     }
-    // Positioned runs in drawing order (no sorting, no column detection,
-    // no hyphen fusion: `crate::layout` builds lines and blocks, and the
-    // clean-up joins hyphenated words).
-    let options = ExtractionOptions {
-        include_artifacts: true,
-        max_extracted_bytes: Some(MAX_PAGE_TEXT_BYTES),
-        preserve_layout: true,
-        sort_by_position: false,
-        detect_columns: false,
-        merge_hyphenated: false,
-        ..Default::default()
-    };
+    let threads = match threads {
+        0 => default_threads(),
+        n => n,
+    }
+    .min((count / MIN_PAGES_PER_THREAD).max(1) as usize);
+    let next = AtomicU32::new(0);
+    let stop = AtomicBool::new(false);
+    let work =
+        |doc: &PdfDocument<EofGuard<'_>>| -> Result<Vec<(u32, PageText)>, (u32, IngestError)> {
+            let mut second = SecondReader::new(bytes);
+            let mut done = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                match page_text(doc, &mut second, i) {
+                    Ok(p) => done.push((i, p)),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err((i, e));
+                    }
+                }
+            }
+            Ok(done)
+        };
+    let results = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .map_while(|t| {
+                std::thread::Builder::new()
+                    .name(format!("pdf-pages-{t}"))
+                    .spawn_scoped(s, || match open(bytes) {
+                        Ok(doc) => work(&doc),
+                        // The document opened once already; a helper that
+                        // cannot open it leaves its pages to the others.
+                        Err(_) => Ok(Vec::new()),
+                    })
+                    .ok()
+            })
+            .collect();
+        let mut results = vec![work(&doc)];
+        for h in helpers {
+            // A panic in a parser reaches the caller as it would have
+            // without threads (`extract_in_process` turns it into an error).
+            results.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        results
+    });
+    let mut pages: Vec<(u32, PageText)> = Vec::with_capacity(count as usize);
+    let mut fatal: Option<(u32, IngestError)> = None;
+    for r in results {
+        match r {
+            Ok(done) => pages.extend(done),
+            Err((i, e)) => {
+                if fatal.as_ref().is_none_or(|(j, _)| i < *j) {
+                    fatal = Some((i, e));
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = fatal {
+        return Err(e);
+    }
+    pages.sort_unstable_by_key(|(i, _)| *i);
+    debug_assert_eq!(pages.len(), count as usize);
     let mut out = PdfText::default();
     let mut failed = 0u32;
-    let mut second = SecondReader::new(bytes);
-    for i in 0..count {
-        let n = i + 1;
-        let mut extractor = TextExtractor::with_options(options.clone());
-        let warned = out.warnings.len();
-        let mut layout = None;
-        let mut text = match extractor.extract_from_page_with_recovery(&doc, i, MAX_STREAM_BYTES) {
-            Ok(r) => {
-                for d in &r.diagnostics {
-                    out.warnings.push(match &d.action {
-                        TextRecoveryAction::Recovered(f) => format!(
-                            "page {n}: a damaged content stream was decoded up to the damage ({:?}: {})",
-                            f.kind, f.error
-                        ),
-                        TextRecoveryAction::Omitted { error } => {
-                            format!("page {n}: an undecodable content stream was skipped ({error})")
-                        }
-                        other => format!("page {n}: content stream recovery: {other:?}"),
-                    });
-                }
-                if r.text.fragments.is_empty() {
-                    Some(r.text.text)
-                } else {
-                    let runs: Vec<Run> = r
-                        .text
-                        .fragments
-                        .into_iter()
-                        .map(|f| Run {
-                            text: f.text,
-                            x: f.x,
-                            y: f.y,
-                            width: f.width,
-                            size: f.font_size,
-                        })
-                        .collect();
-                    let rotate = doc.get_page(i).map_or(0, |p| p.rotation);
-                    let (mut t, l) = assemble(&runs, rotate);
-                    // The runs are bounded; the line breaks between them
-                    // are not counted in that bound.
-                    if t.len() > MAX_PAGE_TEXT_BYTES {
-                        truncate_at_char(&mut t, MAX_PAGE_TEXT_BYTES);
-                    }
-                    layout = Some(l);
-                    Some(t)
-                }
-            }
-            Err(e @ (ParseError::PdfLocked | ParseError::WrongPassword)) => {
-                return Err(open_error(e));
-            }
-            Err(e) => {
-                out.warnings
-                    .push(format!("page {n}: text could not be extracted: {e}"));
-                None
-            }
-        };
-        if !text.as_deref().is_some_and(has_words) {
-            match second.page_text(n) {
-                Some(t) if has_words(&t) => {
-                    out.warnings.push(format!(
-                        "page {n}: the primary parser got no text; read with the second reader (lopdf)"
-                    ));
-                    text = Some(t);
-                    layout = None;
-                }
-                // Text operators seen by lopdf, or content the primary
-                // could not decode (it may have held text).
-                _ if out.warnings.len() > warned || second.draws_text(n) => {
-                    out.warnings.push(format!(
-                        "page {n}: stored empty: no reader got text from it"
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if page_has_appearances(&doc, i)
-            && let Some(extra) = second.appearance_text(n)
-            && has_words(&extra)
-        {
-            let t = text.get_or_insert_with(String::new);
-            if !t.is_empty() && !t.ends_with('\n') {
-                t.push('\n');
-            }
-            t.push_str(&extra);
-            if t.len() > MAX_PAGE_TEXT_BYTES {
-                truncate_at_char(t, MAX_PAGE_TEXT_BYTES);
-            }
-        }
-        if text.is_none() {
+    for (i, p) in pages {
+        if p.text.is_none() {
             failed += 1;
         }
+        out.warnings.extend(p.warnings);
         out.pages.push(RawPage {
-            number: n,
-            text: text.unwrap_or_default(),
+            number: i + 1,
+            text: p.text.unwrap_or_default(),
             is_virtual: false,
-            layout,
+            layout: p.layout,
         });
     }
     let chars: usize = out
@@ -281,6 +268,142 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, IngestError> {
         });
     }
     Ok(out)
+}
+
+/// Opens the document (lenient parsing, the empty password tried).
+fn open(bytes: &[u8]) -> Result<PdfDocument<EofGuard<'_>>, IngestError> {
+    let input = EofGuard {
+        inner: Cursor::new(bytes),
+        eof_reads: 0,
+    };
+    let reader = PdfReader::new_with_options(input, ParseOptions::lenient()).map_err(open_error)?;
+    if reader.is_encrypted() && !reader.is_unlocked() {
+        return Err(IngestError::new(
+            ErrorCode::PdfPasswordRequired,
+            "the PDF is encrypted and the empty password does not open it; supply an unprotected copy",
+        ));
+    }
+    Ok(PdfDocument::new(reader))
+}
+
+/// What one page gave: its text (`None` when no reader could read it), its
+/// layout, and its warnings.
+struct PageText {
+    text: Option<String>,
+    layout: Option<PageLayout>,
+    warnings: Vec<String>,
+}
+
+/// Reads 0-based page `i`: positioned runs assembled into lines and blocks,
+/// the second reader when the primary gets nothing, then the text of the
+/// page's annotation appearances. Errors only when the document needs a
+/// password after all (every other failure is a warning).
+fn page_text(
+    doc: &PdfDocument<EofGuard<'_>>,
+    second: &mut SecondReader<'_>,
+    i: u32,
+) -> Result<PageText, IngestError> {
+    // Positioned runs in drawing order (no sorting, no column detection,
+    // no hyphen fusion: `crate::layout` builds lines and blocks, and the
+    // clean-up joins hyphenated words).
+    let options = ExtractionOptions {
+        include_artifacts: true,
+        max_extracted_bytes: Some(MAX_PAGE_TEXT_BYTES),
+        preserve_layout: true,
+        sort_by_position: false,
+        detect_columns: false,
+        merge_hyphenated: false,
+        ..Default::default()
+    };
+    let n = i + 1;
+    let mut warnings = Vec::new();
+    let mut extractor = TextExtractor::with_options(options);
+    let mut layout = None;
+    let mut text = match extractor.extract_from_page_with_recovery(doc, i, MAX_STREAM_BYTES) {
+        Ok(r) => {
+            for d in &r.diagnostics {
+                warnings.push(match &d.action {
+                    TextRecoveryAction::Recovered(f) => format!(
+                        "page {n}: a damaged content stream was decoded up to the damage ({:?}: {})",
+                        f.kind, f.error
+                    ),
+                    TextRecoveryAction::Omitted { error } => {
+                        format!("page {n}: an undecodable content stream was skipped ({error})")
+                    }
+                    other => format!("page {n}: content stream recovery: {other:?}"),
+                });
+            }
+            if r.text.fragments.is_empty() {
+                Some(r.text.text)
+            } else {
+                let runs: Vec<Run> = r
+                    .text
+                    .fragments
+                    .into_iter()
+                    .map(|f| Run {
+                        text: f.text,
+                        x: f.x,
+                        y: f.y,
+                        width: f.width,
+                        size: f.font_size,
+                    })
+                    .collect();
+                let rotate = doc.get_page(i).map_or(0, |p| p.rotation);
+                let (mut t, l) = assemble(&runs, rotate);
+                // The runs are bounded; the line breaks between them
+                // are not counted in that bound.
+                if t.len() > MAX_PAGE_TEXT_BYTES {
+                    truncate_at_char(&mut t, MAX_PAGE_TEXT_BYTES);
+                }
+                layout = Some(l);
+                Some(t)
+            }
+        }
+        Err(e @ (ParseError::PdfLocked | ParseError::WrongPassword)) => {
+            return Err(open_error(e));
+        }
+        Err(e) => {
+            warnings.push(format!("page {n}: text could not be extracted: {e}"));
+            None
+        }
+    };
+    if !text.as_deref().is_some_and(has_words) {
+        match second.page_text(n) {
+            Some(t) if has_words(&t) => {
+                warnings.push(format!(
+                    "page {n}: the primary parser got no text; read with the second reader (lopdf)"
+                ));
+                text = Some(t);
+                layout = None;
+            }
+            // Text operators seen by lopdf, or content the primary
+            // could not decode (it may have held text).
+            _ if !warnings.is_empty() || second.draws_text(n) => {
+                warnings.push(format!(
+                    "page {n}: stored empty: no reader got text from it"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if page_has_appearances(doc, i)
+        && let Some(extra) = second.appearance_text(n)
+        && has_words(&extra)
+    {
+        let t = text.get_or_insert_with(String::new);
+        if !t.is_empty() && !t.ends_with('\n') {
+            t.push('\n');
+        }
+        t.push_str(&extra);
+        if t.len() > MAX_PAGE_TEXT_BYTES {
+            truncate_at_char(t, MAX_PAGE_TEXT_BYTES);
+        }
+    }
+    Ok(PageText {
+        text,
+        layout,
+        warnings,
+    })
 }
 
 fn has_words(text: &str) -> bool {

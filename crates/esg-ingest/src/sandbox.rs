@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What extraction produced for one document, before clean-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,11 +33,17 @@ pub struct Extracted {
 /// [`ErrorCode::ExtractionFailed`]. There is no time or memory bound here:
 /// use a [`Sandbox`] for untrusted input.
 pub fn extract_in_process(bytes: &[u8]) -> Result<Extracted, IngestError> {
+    extract_in_process_with(bytes, 0)
+}
+
+/// [`extract_in_process`] reading a PDF's pages with at most `threads`
+/// threads (0: one per core; see [`crate::pdf::extract_pdf_with`]).
+pub fn extract_in_process_with(bytes: &[u8], threads: usize) -> Result<Extracted, IngestError> {
     let media_type = crate::detect(bytes)?;
     let run = || -> Result<Extracted, IngestError> {
         let (pages, warnings) = match media_type {
             MediaType::Pdf => {
-                let t = crate::pdf::extract_pdf(bytes)?;
+                let t = crate::pdf::extract_pdf_with(bytes, threads)?;
                 (t.pages, t.warnings)
             }
             MediaType::Html => (crate::html::extract_html(bytes)?, Vec::new()),
@@ -68,6 +74,10 @@ pub fn extract_in_process(bytes: &[u8]) -> Result<Extracted, IngestError> {
     }
 }
 
+/// Environment variable by which [`Sandbox::extract`] tells the worker how
+/// many threads may read a PDF's pages (unset or 0: one per core).
+pub const THREADS_ENV: &str = "ESG_EXTRACT_THREADS";
+
 /// The child's side: read stdin, extract, print the JSON result, return the exit code.
 pub fn worker_main() -> i32 {
     // Panics are caught and reported as JSON; keep stderr quiet about them.
@@ -77,7 +87,11 @@ pub fn worker_main() -> i32 {
         eprintln!("cannot read input: {e}");
         return 3;
     }
-    let result: Result<Extracted, IngestError> = extract_in_process(&bytes);
+    let threads = std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let result: Result<Extracted, IngestError> = extract_in_process_with(&bytes, threads);
     let mut out = std::io::stdout().lock();
     match serde_json::to_writer(&mut out, &result) {
         Ok(()) => {
@@ -102,6 +116,9 @@ pub struct Sandbox {
     pub timeout: Duration,
     /// Address-space limit of the child, in bytes.
     pub memory_limit: u64,
+    /// Threads the worker may use to read a PDF's pages (0: one per core).
+    /// The CPU-time limit is per process, so it is raised with them.
+    pub threads: usize,
 }
 
 /// Default wall-clock limit per document.
@@ -120,15 +137,23 @@ impl Sandbox {
             args: args.into_iter().map(Into::into).collect(),
             timeout: DEFAULT_TIMEOUT,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            threads: 0,
         }
     }
 
     /// Extracts `bytes` in a child process within the limits.
     pub fn extract(&self, bytes: &[u8]) -> Result<Extracted, IngestError> {
         let mem = self.memory_limit;
-        let cpu = self.timeout.as_secs() + 2;
+        let threads = match self.threads {
+            0 => crate::pdf::default_threads(),
+            n => n,
+        };
+        // CPU time is summed over the worker's threads; the wall-clock
+        // timeout stays the bound on how long a document may take.
+        let cpu = (self.timeout.as_secs() + 2) * threads.max(1) as u64;
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
+            .env(THREADS_ENV, threads.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -184,7 +209,6 @@ impl Sandbox {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
-        let started = Instant::now();
         let (outcome, out, err) = std::thread::scope(|s| {
             s.spawn(move || {
                 // A worker that dies early closes the pipe: ignore EPIPE.
@@ -201,23 +225,29 @@ impl Sandbox {
                 let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 v
             });
+            // Wait for the worker in a thread of its own, so its end is seen
+            // at once (polling with sleeps added up to 20 ms to every
+            // document); the timeout kills its process group by id.
+            let pid = child.id() as libc::pid_t;
+            let (tx, rx) = std::sync::mpsc::channel();
+            s.spawn(move || {
+                let _ = tx.send(child.wait());
+            });
             let mut timed_out = false;
-            let mut pause = Duration::from_millis(1);
-            let status = loop {
-                match child.try_wait() {
-                    Ok(Some(st)) => break Ok(st),
-                    Ok(None) if started.elapsed() >= self.timeout => {
-                        timed_out = true;
-                        // SAFETY: plain syscall; the group id is the child's pid (process_group(0)).
-                        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-                        let _ = child.kill();
-                        break child.wait();
-                    }
-                    Ok(None) => {
-                        std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_millis(20));
-                    }
-                    Err(e) => break Err(e),
+            let status = match rx.recv_timeout(self.timeout) {
+                Ok(st) => st,
+                Err(_) => {
+                    timed_out = true;
+                    // SAFETY: plain syscall; the group id is the child's pid
+                    // (process_group(0)). The child is reaped only by the
+                    // waiting thread, an instant before it reports, so the
+                    // id is not yet anyone else's.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                    rx.recv().unwrap_or_else(|_| {
+                        Err(std::io::Error::other(
+                            "the thread waiting for the worker died",
+                        ))
+                    })
                 }
             };
             (

@@ -4,7 +4,7 @@
 
 mod common;
 
-use esg_ingest::pdf::extract_pdf;
+use esg_ingest::pdf::{extract_pdf, extract_pdf_with};
 use flate2::{Compression, write::ZlibEncoder};
 use std::io::Write;
 
@@ -183,4 +183,40 @@ fn intact_pages_have_no_warnings() {
     let t = extract_pdf(&pdf(&pages)).expect("extracts");
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     assert!(t.pages[2].text.contains("word3x4"));
+}
+
+#[test]
+fn pages_read_by_several_threads_come_back_in_order_and_the_same() {
+    // Enough pages for four threads (at least MIN_PAGES_PER_THREAD each),
+    // with damaged pages among them, so that warnings must be put back in
+    // page order too.
+    let mut pages: Vec<(Vec<String>, Stream)> = (1..=23)
+        .map(|p| (lines(p, 6 + p % 5), Stream::Flate))
+        .collect();
+    pages[3].1 = Stream::Garbage;
+    pages[11].1 = Stream::NoAdler;
+    pages[19] = (lines(20, 40), Stream::Truncated(50));
+    let doc = pdf(&pages);
+    let one = extract_pdf_with(&doc, 1).expect("one thread");
+    assert_eq!(one.pages.len(), 23);
+    assert!(
+        one.pages[22].text.contains("word23x0"),
+        "{}",
+        one.pages[22].text
+    );
+    let pages_warned: Vec<&str> = one
+        .warnings
+        .iter()
+        .map(|w| w.split(':').next().unwrap_or(""))
+        .collect();
+    assert!(pages_warned.contains(&"page 4"), "{:?}", one.warnings);
+    assert!(pages_warned.contains(&"page 12"), "{:?}", one.warnings);
+    assert!(pages_warned.contains(&"page 20"), "{:?}", one.warnings);
+    for threads in [2, 4, 0] {
+        let many = extract_pdf_with(&doc, threads).expect("several threads");
+        assert_eq!(many, one, "{threads} threads");
+    }
+    for (i, p) in one.pages.iter().enumerate() {
+        assert_eq!(p.number as usize, i + 1);
+    }
 }

@@ -26,6 +26,8 @@ pub enum Extraction {
         timeout: Duration,
         /// Address-space limit per document, in bytes.
         memory_limit: u64,
+        /// Threads that read one PDF's pages (0: one per core).
+        threads: usize,
     },
     /// In this process, without time or memory bounds. For tests and trusted
     /// input only.
@@ -40,6 +42,7 @@ impl Extraction {
             args: vec!["__extract-worker".into()],
             timeout: esg_ingest::sandbox::DEFAULT_TIMEOUT,
             memory_limit: esg_ingest::sandbox::DEFAULT_MEMORY_LIMIT,
+            threads: 0,
         }
     }
 }

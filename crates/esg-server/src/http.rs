@@ -688,10 +688,12 @@ async fn upload(
                 args,
                 timeout,
                 memory_limit,
+                threads,
             } => {
                 let mut sb = esg_ingest::Sandbox::new(program.clone(), args.clone());
                 sb.timeout = *timeout;
                 sb.memory_limit = *memory_limit;
+                sb.threads = *threads;
                 sb.extract(b)
             }
             Extraction::InProcess => esg_ingest::extract_in_process(b),
