@@ -11,8 +11,8 @@
 //! The quote floor is today's measurement, not issue 12's goal of 98 %:
 //! with layout blocks each quote is narrowed to the block of its match
 //! (`esg_core::layout::PageLayout::place`); most remaining misses are
-//! poppler's own reading (Sligro's two columns interleaved, a drop-cap
-//! word split in two, a running header quoted). Raise it as that work lands.
+//! poppler's own reading (Sligro's two columns read line by line across
+//! both, table cells read row by row). Raise it as that work lands.
 //! No lost page is the goal itself: CarMax p2, a contents page drawn as
 //! push-button widget appearances, was the last one, and is now read from
 //! those appearances.
@@ -26,9 +26,10 @@ use std::path::Path;
 use std::process::Command;
 use support::*;
 
-/// Quotes found on their cited page by both pdftotext and pdfium, % (94.1
-/// with quotes placed in layout blocks, 78.7 before; goal 98).
-const FLOOR_BOTH: f64 = 93.0;
+/// Quotes found on their cited page by both pdftotext and pdfium, % (94.6
+/// with quotes placed in layout blocks and running headers whose section
+/// name changes recognised, 78.7 before layout blocks; goal 98).
+const FLOOR_BOTH: f64 = 94.0;
 /// Lowest per-document token recall against pdftotext's cleaned text (0.985 at c959721; goal 0.98).
 const MIN_RECALL: f64 = 0.98;
 

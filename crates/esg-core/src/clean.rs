@@ -14,6 +14,7 @@
 //! Stored text is the output of these rules, so a quote taken from it is
 //! verbatim from what is stored.
 
+use crate::layout::{BlockKind, PageLayout};
 use crate::model::RawPage;
 use std::collections::HashMap;
 use unicode_normalization::UnicodeNormalization;
@@ -38,19 +39,59 @@ const MAX_EDGE_WORDS: usize = 14;
 
 /// Cleans every page of one document. Page numbers are kept as given; each
 /// page's layout moves to its cleaned page.
+/// The layout's blocks made only of lines the clean-up removed as running
+/// headers, footers or page numbers become [`BlockKind::Running`].
 pub fn clean_pages(pages: Vec<RawPage>) -> Vec<CleanedPage> {
     let lines: Vec<Vec<String>> = pages.iter().map(|p| normalize_lines(&p.text)).collect();
-    let lines = strip_running_lines(lines);
+    let (lines, dropped) = strip_running_lines(lines);
     pages
         .into_iter()
-        .zip(lines)
-        .map(|(p, l)| CleanedPage {
-            number: p.number,
-            text: join_paragraphs(&l),
-            is_virtual: p.is_virtual,
-            layout: p.layout,
+        .zip(lines.into_iter().zip(dropped))
+        .map(|(p, (l, d))| {
+            let mut layout = p.layout;
+            if let Some(layout) = &mut layout
+                && !d.is_empty()
+            {
+                mark_running(layout, d);
+            }
+            CleanedPage {
+                number: p.number,
+                text: join_paragraphs(&l),
+                is_virtual: p.is_virtual,
+                layout,
+            }
         })
         .collect()
+}
+
+/// Marks the blocks of `layout` every line of which is one of `dropped`
+/// (the page's lines removed as running, each used once) as
+/// [`BlockKind::Running`].
+fn mark_running(layout: &mut PageLayout, mut dropped: Vec<String>) {
+    for block in &mut layout.blocks {
+        let texts: Vec<String> = block
+            .lines
+            .iter()
+            .map(|l| normalize_lines(&l.text).join(" "))
+            .collect();
+        let mut left = dropped.clone();
+        let all = texts
+            .iter()
+            .all(|t| match left.iter().position(|d| d == t) {
+                Some(i) => {
+                    left.swap_remove(i);
+                    true
+                }
+                None => false,
+            });
+        if all && !texts.is_empty() {
+            block.kind = BlockKind::Running;
+            dropped = left;
+            if dropped.is_empty() {
+                break;
+            }
+        }
+    }
 }
 
 /// Applies the Unicode and white-space rules; returns trimmed lines, with an
@@ -125,30 +166,75 @@ fn edge_key(line: &str) -> String {
         .collect()
 }
 
-fn edge_indices(lines: &[String]) -> Vec<usize> {
+/// The candidate lines of a page for running headers and footers, and
+/// whether each is one of the [`OUTER_LINES`] at either end.
+fn edge_indices(lines: &[String]) -> Vec<(usize, bool)> {
     let content: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].is_empty()).collect();
-    let content: Vec<usize> = content
+    let n = content.len();
+    let mut idx: Vec<(usize, bool)> = content
         .iter()
-        .take(EDGE_LINES)
-        .chain(content.iter().rev().take(EDGE_LINES))
-        .copied()
-        .filter(|&i| lines[i].split(' ').count() <= MAX_EDGE_WORDS)
+        .enumerate()
+        .filter(|&(k, _)| k < EDGE_LINES || k + EDGE_LINES >= n)
+        .filter(|&(_, &i)| lines[i].split(' ').count() <= MAX_EDGE_WORDS)
+        .map(|(k, &i)| (i, k < OUTER_LINES || k + OUTER_LINES >= n))
         .collect();
-    let mut idx = content;
     idx.sort_unstable();
     idx.dedup();
     idx
 }
 
+/// Separators between the fixed part of a running header and the part that
+/// changes with the section (`Sustainability Report 2021 | Ready for
+/// people`, `Annual Report // Climate`).
+const SECTION_SEPARATORS: [&str; 6] = [" | ", " // ", " – ", " — ", " · ", " • "];
+
+/// How many content lines at each end of a page may be a running header
+/// recognised by its fixed part alone (see [`edge_keys`]).
+const OUTER_LINES: usize = 2;
+
+/// The keys under which an edge line recurs: its whole [`edge_key`], and,
+/// for one of the [`OUTER_LINES`] at either end of the page (`outer`) that
+/// has a [`SECTION_SEPARATORS`] separator, the part before the first one
+/// and the part after the last one (each of at least two words), so that a
+/// header whose section name changes from page to page still recurs by its
+/// fixed part.
+fn edge_keys(line: &str, outer: bool) -> Vec<String> {
+    let mut keys = vec![edge_key(line)];
+    if !outer {
+        return keys;
+    }
+    let cut = SECTION_SEPARATORS
+        .iter()
+        .filter_map(|s| line.find(s).map(|i| (i, s.len())))
+        .min();
+    let last = SECTION_SEPARATORS
+        .iter()
+        .filter_map(|s| line.rfind(s).map(|i| (i, s.len())))
+        .max();
+    let fixed = |part: &str| part.split_whitespace().count() >= 2;
+    if let Some((i, _)) = cut
+        && fixed(&line[..i])
+    {
+        keys.push(format!("{}\u{1}", edge_key(&line[..i])));
+    }
+    if let Some((i, n)) = last
+        && fixed(&line[i + n..])
+    {
+        keys.push(format!("\u{1}{}", edge_key(&line[i + n..])));
+    }
+    keys
+}
+
 /// Removes page-number lines at page edges and running headers/footers:
-/// an edge line whose [`edge_key`] is at an edge of at least 3 pages and of
-/// at least a quarter of the document's pages.
-fn strip_running_lines(mut pages: Vec<Vec<String>>) -> Vec<Vec<String>> {
+/// an edge line one of whose [`edge_keys`] is at an edge of at least 3
+/// pages and of at least a quarter of the document's pages. Returns the
+/// pages and, per page, the lines removed.
+fn strip_running_lines(mut pages: Vec<Vec<String>>) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for lines in &pages {
         let mut seen: Vec<String> = edge_indices(lines)
             .into_iter()
-            .map(|i| edge_key(&lines[i]))
+            .flat_map(|(i, outer)| edge_keys(&lines[i], outer))
             .collect();
         seen.sort();
         seen.dedup();
@@ -157,20 +243,26 @@ fn strip_running_lines(mut pages: Vec<Vec<String>>) -> Vec<Vec<String>> {
         }
     }
     let threshold = 3.max(pages.len().div_ceil(4));
+    let mut dropped = Vec::with_capacity(pages.len());
     for lines in &mut pages {
         let drop: Vec<usize> = edge_indices(lines)
             .into_iter()
-            .filter(|&i| {
+            .filter(|&(i, outer)| {
                 let l = &lines[i];
                 is_page_number_line(l)
-                    || counts.get(&edge_key(l)).copied().unwrap_or(0) >= threshold
+                    || edge_keys(l, outer)
+                        .iter()
+                        .any(|k| counts.get(k).copied().unwrap_or(0) >= threshold)
             })
+            .map(|(i, _)| i)
             .collect();
+        let mut gone = Vec::with_capacity(drop.len());
         for i in drop.into_iter().rev() {
-            lines.remove(i);
+            gone.push(lines.remove(i));
         }
+        dropped.push(gone);
     }
-    pages
+    (pages, dropped)
 }
 
 /// `true` for a line that starts a list item: a bullet (`•`, `▪`, `–`, …,
@@ -350,6 +442,36 @@ mod tests {
                 p.text,
                 format!("Body text {} talks about water.", "x".repeat(i + 1))
             );
+        }
+    }
+
+    #[test]
+    fn a_running_header_whose_section_changes_is_removed() {
+        // Swisscom's 2021 report: "Sustainability Report 2021 | <section>"
+        // at the top of every page, each section a few pages long.
+        let sections = ["Strategy", "Ready for people", "Climate and energy"];
+        let body = |n: usize| {
+            let z = "z".repeat(n);
+            format!("Body {z} talks.\nTable {z} | water use.\nMore {z} text.\nThe end {z}.")
+        };
+        let pages: Vec<RawPage> = (1..=9)
+            .map(|n| {
+                let section = sections[(n as usize - 1) / 3];
+                page(
+                    n,
+                    &format!(
+                        "Sustainability Report 2021 | {section}\n{}",
+                        body(n as usize)
+                    ),
+                )
+            })
+            .collect();
+        let out = clean_pages(pages);
+        for (i, p) in out.iter().enumerate() {
+            // The table line's fixed part recurs too, but it is not at an
+            // outer edge of its page: kept.
+            assert_eq!(p.text, join_paragraphs(&normalize_lines(&body(i + 1))));
+            assert!(p.text.contains("| water use."), "{}", p.text);
         }
     }
 

@@ -111,6 +111,11 @@ pub enum BlockKind {
     /// beside another on a shared baseline: a table cell, a label or a
     /// value.
     TableCell,
+    /// A running header or footer, or a page number: lines the clean-up
+    /// removed from the stored text because they recur at the edge of many
+    /// pages (`esg_core::clean`). Never evidence: quotes are not placed in
+    /// them.
+    Running,
 }
 
 /// A block: lines read one after another.
@@ -118,7 +123,7 @@ pub enum BlockKind {
 pub struct Block {
     /// Union of the lines' boxes.
     pub bbox: BBox,
-    /// Paragraph, heading, list item or table cell.
+    /// Paragraph, heading, list item, table cell, or running header or footer.
     #[serde(default)]
     pub kind: BlockKind,
     /// Lines, top to bottom as drawn.
@@ -143,6 +148,9 @@ impl PageLayout {
         let mut hay = Vec::new();
         let mut owner = Vec::new();
         for (b, block) in self.blocks.iter().enumerate() {
+            if block.kind == BlockKind::Running {
+                continue;
+            }
             for (l, line) in block.lines.iter().enumerate() {
                 for c in fold_chars(&line.text) {
                     hay.push(c);

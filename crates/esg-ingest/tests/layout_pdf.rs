@@ -7,7 +7,7 @@
 mod common;
 
 use common::{stream, write_pdf};
-use esg_core::layout::{BBox, PageLayout};
+use esg_core::layout::{BBox, BlockKind, PageLayout};
 use esg_ingest::pdf::extract_pdf;
 
 const SIZE: f32 = 10.0;
@@ -123,9 +123,7 @@ fn two_columns_are_two_blocks_and_a_sentence_has_its_box() {
         assert_near(l.blocks[0].lines[i].bbox, drawn(*x, *y, t));
     }
     assert!(
-        l.blocks
-            .iter()
-            .all(|b| b.kind == esg_core::layout::BlockKind::Paragraph),
+        l.blocks.iter().all(|b| b.kind == BlockKind::Paragraph),
         "columns of prose are paragraphs, not cells"
     );
     let b = l
@@ -166,9 +164,7 @@ fn wrapped_table_cells_never_share_a_block() {
         assert_eq!(owners.len(), 1, "block {b:?} joins cells {owners:?}");
     }
     assert!(
-        l.blocks
-            .iter()
-            .all(|b| b.kind == esg_core::layout::BlockKind::TableCell),
+        l.blocks.iter().all(|b| b.kind == BlockKind::TableCell),
         "every block of the table is a cell"
     );
     let b = l.quote_bbox("Purchased electricity").expect("on the page");
@@ -177,31 +173,51 @@ fn wrapped_table_cells_never_share_a_block() {
 
 #[test]
 fn a_running_header_is_its_own_block_and_is_not_stored_text() {
-    let page = |body: &str| {
+    let page = |body: &str, number: &str| {
         draw(&[
             (72.0, 760.0, "ACME Sustainability Report 2023"),
             (72.0, 700.0, body),
+            (300.0, 40.0, number),
         ])
     };
     let bodies = [
-        "We report on climate.",
+        "We report on climate in the ACME Sustainability Report 2023.",
         "We report on water.",
         "We report on people.",
     ];
-    let contents: Vec<String> = bodies.iter().map(|b| page(b)).collect();
+    let contents: Vec<String> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| page(b, &(i + 1).to_string()))
+        .collect();
     let pages: Vec<(&str, &str)> = contents.iter().map(|c| (c.as_str(), "")).collect();
     let out = extract_pdf(&doc(&pages)).expect("read");
-    for (p, body) in out.pages.iter().zip(bodies) {
+    for (i, (p, body)) in out.pages.iter().zip(bodies).enumerate() {
         let l = p.layout.as_ref().expect("layout");
+        let number = (i + 1).to_string();
         assert_eq!(
             block_texts(l),
-            vec!["ACME Sustainability Report 2023", body]
+            vec!["ACME Sustainability Report 2023", body, number.as_str()]
         );
     }
     let cleaned = esg_core::clean_pages(out.pages);
     for (c, body) in cleaned.iter().zip(bodies) {
         assert_eq!(c.text, body, "the running header is not page text");
+        let l = c.layout.as_ref().expect("layout");
+        let kinds: Vec<BlockKind> = l.blocks.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![BlockKind::Running, BlockKind::Paragraph, BlockKind::Running],
+            "the header and the page number are marked running"
+        );
     }
+    // A quote of body text that repeats the header is placed in the body,
+    // never in the header.
+    let l = cleaned[0].layout.as_ref().expect("layout");
+    let b = l
+        .quote_bbox("ACME Sustainability Report 2023")
+        .expect("placed");
+    assert!(b.y1 < 720.0, "placed in the header: {b:?}");
 }
 
 #[test]
