@@ -89,15 +89,9 @@ pub struct IngestArgs {
     /// Print one JSON object per input file instead of text.
     #[arg(long, env = "ESG_JSON")]
     pub json: bool,
-    /// Wall-clock limit for extracting one document, in seconds.
-    #[arg(long, env = "ESG_EXTRACT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout_secs: u64,
-    /// Memory (address-space) limit for extracting one document, in MiB.
-    #[arg(long, env = "ESG_EXTRACT_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=65536))]
-    pub max_memory_mb: u64,
-    /// Threads that read one PDF's pages [default: 0, one per core].
-    #[arg(long, env = "ESG_EXTRACT_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
-    pub extract_threads: u64,
+    /// Bounds of the sandboxed extraction worker.
+    #[command(flatten)]
+    pub extract: ExtractArgs,
     /// Largest accepted file, in MiB.
     #[arg(long, env = "ESG_MAX_FILE_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_file_mb: u64,
@@ -479,6 +473,50 @@ pub enum StoreCommand {
     /// Copy every document (pages, chunks, criterion matches, vectors) from one store into a PostgreSQL store;
     /// resumable, verified at the end. Source files stay in the files directory.
     Copy(StoreCopyArgs),
+    /// Give PDF documents stored before page layouts were kept their layouts (and their quotes boxes):
+    /// each is extracted again from its kept source file; text, chunks and scores do not change.
+    /// Restart running servers afterwards (they keep quote placements in memory).
+    FillLayouts(FillLayoutsArgs),
+}
+
+/// Bounds of the sandboxed extraction worker, for `esg ingest` and
+/// `esg store fill-layouts` (`esg serve` has its own, worded for uploads).
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Wall-clock limit for extracting one document, in seconds.
+    #[arg(long, env = "ESG_EXTRACT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+    /// Memory (address-space) limit for extracting one document, in MiB.
+    #[arg(long, env = "ESG_EXTRACT_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=65536))]
+    pub max_memory_mb: u64,
+    /// Threads that read one PDF's pages [default: 0, one per core].
+    #[arg(long, env = "ESG_EXTRACT_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub extract_threads: u64,
+}
+
+impl ExtractArgs {
+    /// The sandbox that runs this `esg` binary's hidden `__extract-worker`
+    /// within these bounds.
+    pub fn sandbox(&self) -> anyhow::Result<esg_ingest::Sandbox> {
+        let exe = std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot locate the esg executable: {e}"))?;
+        let mut sandbox = esg_ingest::Sandbox::new(exe, ["__extract-worker"]);
+        sandbox.timeout = std::time::Duration::from_secs(self.timeout_secs);
+        sandbox.memory_limit = self.max_memory_mb << 20;
+        sandbox.threads = self.extract_threads as usize;
+        Ok(sandbox)
+    }
+}
+
+/// `esg store fill-layouts`.
+#[derive(Debug, Args)]
+pub struct FillLayoutsArgs {
+    /// Print one JSON object per document instead of text.
+    #[arg(long, env = "ESG_JSON")]
+    pub json: bool,
+    /// Bounds of the sandboxed extraction worker.
+    #[command(flatten)]
+    pub extract: ExtractArgs,
 }
 
 /// `esg store copy`.

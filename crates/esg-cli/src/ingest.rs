@@ -73,12 +73,7 @@ pub fn run(
     if esg_core::company_key(&args.company).is_empty() {
         anyhow::bail!("--company must contain at least one letter or digit");
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("cannot locate the esg executable: {e}"))?;
-    let mut sandbox = Sandbox::new(exe, ["__extract-worker"]);
-    sandbox.timeout = Duration::from_secs(args.timeout_secs);
-    sandbox.memory_limit = args.max_memory_mb << 20;
-    sandbox.threads = args.extract_threads as usize;
+    let sandbox = args.extract.sandbox()?;
     let max_bytes = args.max_file_mb << 20;
 
     let _ = files.remove_stale_temps(STALE_SOURCE_TEMPS);

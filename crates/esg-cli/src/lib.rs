@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod embed;
+pub mod fill_layouts;
 pub mod healthcheck;
 pub mod ingest;
 pub mod keys;
@@ -109,6 +110,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Store(args) => match &args.command {
             cli::StoreCommand::Copy(copy) => store_copy::run(copy, &opts),
+            cli::StoreCommand::FillLayouts(fill) => fill_layouts::run(
+                &*open()?,
+                &esg_store::FileStore::new(files_dir.clone()),
+                fill,
+            ),
         },
         Command::Healthcheck(args) => healthcheck::run(&args),
         Command::ExtractWorker => unreachable!("handled in run"),

@@ -167,6 +167,27 @@ pub(crate) fn parse_layout(
     .transpose()
 }
 
+/// The JSON of layouts given to [`Store::fill_page_layouts`], checked as
+/// [`validate`] checks a new document's.
+pub(crate) fn fill_layout_json(
+    doc_id: &str,
+    layouts: &[(u32, PageLayout)],
+) -> Result<Vec<(u32, String)>, StoreError> {
+    layouts
+        .iter()
+        .map(|(page, l)| {
+            if !layout_is_finite(l) {
+                return Err(StoreError::Invalid(format!(
+                    "layout of {doc_id} page {page} has a box with a coordinate that is not finite"
+                )));
+            }
+            serde_json::to_string(l)
+                .map(|j| (*page, j))
+                .map_err(|e| StoreError::Invalid(format!("layout of {doc_id} page {page}: {e}")))
+        })
+        .collect()
+}
+
 /// `true` when every box of the layout has finite coordinates (JSON has no
 /// NaN or infinity: such a box would not read back).
 fn layout_is_finite(layout: &PageLayout) -> bool {
@@ -427,6 +448,25 @@ pub trait Store: VectorStore + Send + Sync {
     /// sources, and pages stored before layouts were kept). A stored layout
     /// that does not parse is [`StoreError::Corrupt`].
     fn page_layout(&self, doc_id: &str, page: u32) -> Result<Option<PageLayout>, StoreError>;
+
+    /// The `doc_id`s of PDF documents none of whose pages has a layout,
+    /// sorted: documents stored before layouts were kept (SQLite migration
+    /// 5, PostgreSQL migration 8), whose quotes get no box until
+    /// [`Store::fill_page_layouts`] gives them one (`esg store
+    /// fill-layouts`).
+    fn documents_without_layouts(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Stores `layouts` (page number, layout) for the pages of document
+    /// `doc_id` that have no layout yet, in one transaction, and returns
+    /// how many pages got one. A page that has a layout, or is not stored,
+    /// is left as it is; text, chunks and ids never change. An unknown
+    /// document is [`StoreError::Invalid`], as is a layout with a
+    /// coordinate that is not finite.
+    fn fill_page_layouts(
+        &self,
+        doc_id: &str,
+        layouts: &[(u32, PageLayout)],
+    ) -> Result<usize, StoreError>;
 
     /// Totals over the whole store.
     fn counts(&self) -> Result<StoreCounts, StoreError>;

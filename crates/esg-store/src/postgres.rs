@@ -867,6 +867,55 @@ impl Store for PgStore {
         })
     }
 
+    fn documents_without_layouts(&self) -> Result<Vec<String>, StoreError> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT d.doc_id FROM documents d WHERE d.media_type = 'application/pdf' \
+                     AND NOT EXISTS (SELECT 1 FROM pages p WHERE p.document = d.id AND p.layout IS NOT NULL) \
+                     ORDER BY d.doc_id",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn fill_page_layouts(
+        &self,
+        doc_id: &str,
+        layouts: &[(u32, PageLayout)],
+    ) -> Result<usize, StoreError> {
+        let json = crate::fill_layout_json(doc_id, layouts)?;
+        let numbers: Vec<i64> = json.iter().map(|(p, _)| i64::from(*p)).collect();
+        let texts: Vec<&str> = json.iter().map(|(_, j)| j.as_str()).collect();
+        self.with_client(async |c| {
+            let tx = c.transaction().await.map_err(pg_error)?;
+            let document: Option<i64> = tx
+                .query_opt("SELECT id FROM documents WHERE doc_id = $1", &[&doc_id])
+                .await
+                .map_err(pg_error)?
+                .map(|r| r.get(0));
+            let Some(document) = document else {
+                return Err(StoreError::Invalid(format!(
+                    "no document {doc_id} to give layouts to"
+                )));
+            };
+            let filled = tx
+                .execute(
+                    "UPDATE pages p SET layout = u.layout \
+                     FROM unnest($2::BIGINT[], $3::TEXT[]) AS u(page, layout) \
+                     WHERE p.document = $1 AND p.page = u.page AND p.layout IS NULL",
+                    &[&document, &numbers, &texts],
+                )
+                .await
+                .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)?;
+            Ok(filled as usize)
+        })
+    }
+
     fn put_rule_matches(
         &self,
         rubric_sha256: &str,

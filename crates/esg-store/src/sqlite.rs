@@ -542,6 +542,52 @@ impl Store for SqliteStore {
         parse_layout(json.flatten().as_deref(), doc_id, page)
     }
 
+    fn documents_without_layouts(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.doc_id FROM documents d WHERE d.media_type = 'application/pdf' \
+             AND NOT EXISTS (SELECT 1 FROM pages p WHERE p.document = d.id AND p.layout IS NOT NULL) \
+             ORDER BY d.doc_id",
+        )?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(ids)
+    }
+
+    fn fill_page_layouts(
+        &self,
+        doc_id: &str,
+        layouts: &[(u32, PageLayout)],
+    ) -> Result<usize, StoreError> {
+        let json = crate::fill_layout_json(doc_id, layouts)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let document: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM documents WHERE doc_id = ?1",
+                [doc_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(document) = document else {
+            return Err(StoreError::Invalid(format!(
+                "no document {doc_id} to give layouts to"
+            )));
+        };
+        let mut filled = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE pages SET layout = ?3 WHERE document = ?1 AND page = ?2 AND layout IS NULL",
+            )?;
+            for (page, j) in &json {
+                filled += stmt.execute(params![document, page, j])?;
+            }
+        }
+        tx.commit()?;
+        Ok(filled)
+    }
+
     fn rule_matches(
         &self,
         rubric_sha256: &str,

@@ -58,6 +58,7 @@ contract_tests!(
     ping_and_backend_name,
     page_layouts_round_trip_exactly,
     a_stored_layout_that_does_not_parse_is_corrupt,
+    layouts_are_filled_only_where_none_is_stored,
 );
 
 fn ping_and_backend_name(fx: &Fx) {
@@ -130,6 +131,95 @@ fn page_layouts_round_trip_exactly(fx: &Fx) {
     assert!(!store.put_document(&again).unwrap().is_new());
     assert_eq!(store.page_layout(&doc.doc_id, 1).unwrap(), Some(layout));
     assert_eq!(store.page_layout(&doc.doc_id, 2).unwrap(), None);
+    fx.assert_sound();
+}
+
+fn layouts_are_filled_only_where_none_is_stored(fx: &Fx) {
+    let store = fx.open();
+    // Stored before layouts were kept: a PDF with none, a text file with
+    // none (never a candidate), and a PDF with one page laid out.
+    let bare = make_doc("bare", "Bare plc", 2024, 2);
+    let mut text = make_doc("plain", "Plain plc", 2024, 2);
+    text.media_type = MediaType::Text;
+    let mut half = make_doc("half", "Half plc", 2024, 2);
+    half.pages[0].layout = Some(two_block_layout());
+    for d in [&bare, &text, &half] {
+        store.put_document(d).unwrap();
+    }
+    let before = counts(&*store);
+    assert_eq!(
+        store.documents_without_layouts().unwrap(),
+        vec![bare.doc_id.clone()]
+    );
+
+    let layout = two_block_layout();
+    let mut other = two_block_layout();
+    other.blocks.truncate(1);
+    // Page 3 is not stored: ignored.
+    let filled = store
+        .fill_page_layouts(
+            &bare.doc_id,
+            &[
+                (1, layout.clone()),
+                (2, layout.clone()),
+                (3, layout.clone()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(filled, 2);
+    let store = fx.open();
+    assert_eq!(
+        store.page_layout(&bare.doc_id, 2).unwrap().as_ref(),
+        Some(&layout)
+    );
+    assert!(store.documents_without_layouts().unwrap().is_empty());
+    // Filling again changes nothing: a stored layout is never replaced.
+    assert_eq!(
+        store
+            .fill_page_layouts(&bare.doc_id, &[(1, other.clone())])
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.page_layout(&bare.doc_id, 1).unwrap(),
+        Some(layout.clone())
+    );
+    // Only the page without one gets one.
+    assert_eq!(
+        store
+            .fill_page_layouts(&half.doc_id, &[(1, other.clone()), (2, other.clone())])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.page_layout(&half.doc_id, 1).unwrap(),
+        Some(layout.clone())
+    );
+    assert_eq!(
+        store.page_layout(&half.doc_id, 2).unwrap(),
+        Some(other.clone())
+    );
+
+    // An unknown document, or a box that could not be read back, is
+    // refused and writes nothing.
+    match store.fill_page_layouts(&"0".repeat(64), &[(1, layout.clone())]) {
+        Err(StoreError::Invalid(m)) => assert!(m.contains("no document"), "{m}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let mut nan = two_block_layout();
+    nan.blocks[0].lines[0].bbox.x0 = f32::NAN;
+    match store.fill_page_layouts(&text.doc_id, &[(2, layout.clone()), (1, nan)]) {
+        Err(StoreError::Invalid(m)) => assert!(m.contains("not finite"), "{m}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(store.page_layout(&text.doc_id, 2).unwrap(), None);
+
+    // Text, chunks and ids are as they were.
+    assert_eq!(counts(&*store), before);
+    assert_eq!(
+        store.page_text(&bare.doc_id, 1).unwrap().as_deref(),
+        Some(bare.pages[0].text.as_str())
+    );
     fx.assert_sound();
 }
 
