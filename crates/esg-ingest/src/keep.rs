@@ -5,7 +5,7 @@
 //! server's `POST /documents` both go through it.
 
 use crate::error::{ErrorCode, IngestError};
-use crate::prepare::{Provenance, ingest_bytes};
+use crate::prepare::{Provenance, ingest_hashed};
 use crate::sandbox::Extracted;
 use esg_core::{ChunkParams, sha256_hex};
 use esg_store::files::PutOutcome;
@@ -46,9 +46,10 @@ pub fn ingest_keeping_source(
 ) -> Result<IngestOutcome, IngestError> {
     let doc_id = sha256_hex(bytes);
     let mut written = false;
-    let outcome = ingest_bytes(
+    let outcome = ingest_hashed(
         store,
         bytes,
+        doc_id.clone(),
         who,
         |b| {
             let extracted = extract(b)?;

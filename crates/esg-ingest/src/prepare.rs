@@ -67,7 +67,19 @@ pub fn prepare_bytes(
     extract: impl FnOnce(&[u8]) -> Result<Extracted, IngestError>,
     params: ChunkParams,
 ) -> Result<PreparedDocument, IngestError> {
-    let doc_id = sha256_hex(bytes);
+    prepare_hashed(bytes, sha256_hex(bytes), extract, params)
+}
+
+/// [`prepare_bytes`] for bytes whose SHA-256 (`doc_id`) the caller has
+/// computed already: hashing a report takes ~1 ms per MB, and an ingest
+/// used to hash the same bytes four times.
+fn prepare_hashed(
+    bytes: &[u8],
+    doc_id: String,
+    extract: impl FnOnce(&[u8]) -> Result<Extracted, IngestError>,
+    params: ChunkParams,
+) -> Result<PreparedDocument, IngestError> {
+    debug_assert_eq!(doc_id, sha256_hex(bytes));
     let Extracted {
         media_type,
         pages,
@@ -132,6 +144,19 @@ pub fn ingest_bytes(
     extract: impl FnOnce(&[u8]) -> Result<Extracted, IngestError>,
     params: ChunkParams,
 ) -> Result<esg_store::IngestOutcome, IngestError> {
+    ingest_hashed(store, bytes, sha256_hex(bytes), who, extract, params)
+}
+
+/// [`ingest_bytes`] for bytes whose SHA-256 (`doc_id`) the caller has
+/// computed already.
+pub(crate) fn ingest_hashed(
+    store: &dyn esg_store::Store,
+    bytes: &[u8],
+    doc_id: String,
+    who: Provenance<'_>,
+    extract: impl FnOnce(&[u8]) -> Result<Extracted, IngestError>,
+    params: ChunkParams,
+) -> Result<esg_store::IngestOutcome, IngestError> {
     let storage = |e: esg_store::StoreError| {
         let code = match e {
             esg_store::StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
@@ -139,11 +164,10 @@ pub fn ingest_bytes(
         };
         IngestError::new(code, e.to_string())
     };
-    let doc_id = sha256_hex(bytes);
     if let Some(existing) = store.document(&doc_id).map_err(storage)? {
         return Ok(esg_store::IngestOutcome::AlreadyIngested(existing));
     }
-    let prepared = prepare_bytes(bytes, extract, params)?;
+    let prepared = prepare_hashed(bytes, doc_id, extract, params)?;
     let doc = esg_store::NewDocument {
         doc_id: prepared.doc_id,
         company: who.company.to_string(),
