@@ -67,3 +67,21 @@ fn a_missing_worker_program_is_reported() {
     assert_eq!(err.code, ErrorCode::ExtractionFailed);
     assert!(err.message.contains("cannot start"), "{}", err.message);
 }
+
+#[test]
+fn the_worker_is_told_its_threads_and_gets_cpu_time_for_each() {
+    // The worker reports what it was given as an error message: the
+    // thread count in ESG_EXTRACT_THREADS and its CPU-time limit.
+    let report = r#"cat >/dev/null; printf '{"Err":{"code":"no_text","message":"threads=%s cpu=%s"}}' "$ESG_EXTRACT_THREADS" "$(ulimit -t)""#;
+    let mut s = sh(report);
+    s.timeout = Duration::from_secs(10);
+    s.threads = 3;
+    let err = s.extract(b"x").unwrap_err();
+    assert_eq!(err.code, ErrorCode::NoText);
+    assert_eq!(err.message, "threads=3 cpu=36", "(10 s + 2 s) x 3 threads");
+    // 0: one per core, as the worker will count them.
+    s.threads = 0;
+    let n = esg_ingest::pdf::default_threads();
+    let err = s.extract(b"x").unwrap_err();
+    assert_eq!(err.message, format!("threads={n} cpu={}", 12 * n));
+}
