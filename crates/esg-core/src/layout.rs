@@ -213,16 +213,18 @@ impl PageLayout {
     }
 
     /// Places a quote taken from this page's stored text: the byte range of
-    /// `quote` that lies in one block (the block of `quote[focus]`, the text
-    /// that matched), widened to whole words, and the box of that part.
+    /// `quote` that lies in the block of `quote[focus]` (the text that
+    /// matched), widened to whole words, and the box of that part.
     ///
     /// The stored text joins blocks as the clean-up decides (a sentence may
     /// run from a table cell into the next, or from a column into the
     /// next), so a quote cut from it at sentence bounds can join blocks that
-    /// a reader sees apart; this narrows it to the block of the match. The
-    /// whole quote comes back when it lies in one block already, or when its
-    /// match itself spans blocks (it cannot be narrowed without losing it).
-    /// `None` when the quote is not on the page's lines.
+    /// a reader sees apart; this narrows it to the block of the match. When
+    /// the match itself runs over several blocks (a table cell drawn as one
+    /// block per line), the quote keeps the blocks of the match and loses
+    /// the others before and after them. The whole quote comes back when it
+    /// lies in those blocks already. `None` when the quote is not on the
+    /// page's lines.
     pub fn place(
         &self,
         quote: &str,
@@ -248,16 +250,19 @@ impl PageLayout {
         let (Some(&first), Some(&last)) = (focused.first(), focused.last()) else {
             return whole(&owners);
         };
-        let block = owners[first].0;
-        if focused.iter().any(|&k| owners[k].0 != block) || owners.iter().all(|o| o.0 == block) {
+        let mut blocks: Vec<u32> = focused.iter().map(|&k| owners[k].0).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let of_match = |k: usize| blocks.binary_search(&owners[k].0).is_ok();
+        if (0..owners.len()).all(of_match) {
             return whole(&owners);
         }
         let mut a = first;
-        while a > 0 && owners[a - 1].0 == block {
+        while a > 0 && of_match(a - 1) {
             a -= 1;
         }
         let mut b = last;
-        while b + 1 < owners.len() && owners[b + 1].0 == block {
+        while b + 1 < owners.len() && of_match(b + 1) {
             b += 1;
         }
         // Whole words: back to the white space before, on to the white
@@ -423,6 +428,54 @@ mod tests {
                 "{kept:?} is not inside one block of {blocks:?}"
             );
             prop_assert!(b.is_finite());
+        }
+
+        /// A match over several blocks keeps exactly the blocks it runs over:
+        /// the words of the other blocks, before and after, are cut.
+        #[test]
+        fn a_match_over_blocks_keeps_those_blocks(
+            blocks in proptest::collection::vec(proptest::collection::vec("[a-z]{2,7}", 1..5), 2..6),
+            from in 0usize..30,
+            len in 0usize..30,
+        ) {
+            // Words made unique, so each is found where it was drawn.
+            let mut n = 0;
+            let blocks: Vec<Vec<String>> = blocks
+                .into_iter()
+                .map(|ws| ws.into_iter().map(|w| { n += 1; format!("{w}{n}") }).collect())
+                .collect();
+            let layout = PageLayout {
+                blocks: blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, words)| {
+                        let y = 700.0 - 20.0 * i as f32;
+                        Block {
+                            bbox: BBox::new(0.0, y, 100.0, y + 10.0),
+                            kind: BlockKind::TableCell,
+                            lines: vec![line(0.0, y, 100.0, y + 10.0, &words.join(" "))],
+                        }
+                    })
+                    .collect(),
+            };
+            let all: Vec<(usize, &String)> = blocks
+                .iter()
+                .enumerate()
+                .flat_map(|(b, ws)| ws.iter().map(move |w| (b, w)))
+                .collect();
+            let quote = all.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(" ");
+            let k1 = from % all.len();
+            let k2 = (k1 + len).min(all.len() - 1);
+            let at = |k: usize| -> usize { all[..k].iter().map(|(_, w)| w.len() + 1).sum() };
+            let focus = at(k1)..at(k2) + all[k2].1.len();
+            let (r, _) = layout.place(&quote, focus.clone()).expect("the quote is on the page");
+            prop_assert!(r.start <= focus.start && focus.end <= r.end);
+            let want = blocks[all[k1].0..=all[k2].0]
+                .iter()
+                .map(|ws| ws.join(" "))
+                .collect::<Vec<_>>()
+                .join(" ");
+            prop_assert_eq!(&quote[r], want.as_str());
         }
 
         /// Any run of a line's words is found, and its box lies inside the

@@ -37,4 +37,18 @@ fn main() {
     let out = esg_ingest::pdf::extract_pdf(&bytes).expect("extract");
     let p = &out.pages[page as usize - 1];
     println!("{}", p.text);
+    if args.get(3).is_some_and(|a| a == "--blocks")
+        && let Some(layout) = &p.layout
+    {
+        for (i, b) in layout.blocks.iter().enumerate() {
+            let bb = b.bbox;
+            println!(
+                "-- block {i} {:?} [{:.1} {:.1} {:.1} {:.1}]",
+                b.kind, bb.x0, bb.y0, bb.x1, bb.y1
+            );
+            for l in &b.lines {
+                println!("   {}", l.text);
+            }
+        }
+    }
 }
