@@ -1,7 +1,7 @@
 //! Prints one PDF page as `esg ingest` extracts it (text with its blocks)
 //! and, with `--runs`, the positioned runs it was built from, to tune
 //! `esg_ingest::layout`:
-//! `cargo run -p esg-ingest --example page_runs -- FILE PAGE [--runs]`.
+//! `cargo run -p esg-ingest --example page_runs -- FILE PAGE [--runs | --blocks]`.
 use oxidize_pdf::parser::{ParseOptions, PdfDocument, PdfReader};
 use oxidize_pdf::text::{ExtractionOptions, TextExtractor};
 
