@@ -1,7 +1,8 @@
 //! The `esg` binary on a PostgreSQL store (`--database-url`): real corpus
 //! reports ingested and scored on PostgreSQL give the scorecard they give on
 //! SQLite, and `esg store copy` moves a SQLite store into PostgreSQL,
-//! resumably, and verifies it (a tampered copy is caught). Skips without
+//! resumably, and verifies it (a tampered copy is caught), and `esg store
+//! fill-layouts` restores page layouts on PostgreSQL. Skips without
 //! PostgreSQL or the corpus, fails under `CI=true`.
 
 mod support;
@@ -269,6 +270,72 @@ fn store_copy_moves_a_sqlite_store_resumably_and_verifies_it() {
     assert!(!out.status.success());
     assert!(
         text(&out).contains("--to must be a postgres://"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `esg store fill-layouts` on PostgreSQL: corpus reports whose layouts are
+/// gone (as if stored before PostgreSQL migration 8) get back exactly the
+/// layouts ingest stored, and their quotes the same boxes.
+#[test]
+fn fill_layouts_on_postgres_restores_the_layouts_ingest_stored() {
+    let Some(corpus) = corpus() else { return };
+    let Some(db) = esg_testpg::fresh_db() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tmp.path().join("pg-files");
+    ingest_reports(&corpus, &files, Some(&db.url));
+    let layouts = || {
+        esg_testpg::query_rows(
+            &db.url,
+            "SELECT d.doc_id, p.page::TEXT, p.layout FROM pages p \
+             JOIN documents d ON d.id = p.document ORDER BY 1, 2",
+        )
+        .unwrap()
+    };
+    let stored = layouts();
+    assert!(
+        stored.iter().all(|r| r[2].is_some()),
+        "ingest stores layouts"
+    );
+    let company = REPORTS[0].1;
+    let boxed = score(&files, Some(&db.url), company);
+
+    esg_testpg::execute(&db.url, "UPDATE pages SET layout = NULL").unwrap();
+    let bare = score(&files, Some(&db.url), company);
+    let quotes = |card: &Value| -> Vec<Value> {
+        card["themes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["evidence"].as_array().unwrap().clone())
+            .collect()
+    };
+    assert!(quotes(&bare).iter().all(|e| e.get("bbox").is_none()));
+
+    let out = esg_on(&files, Some(&db.url), &["store", "fill-layouts", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), REPORTS.len(), "{}", text(&out));
+    assert!(
+        reports.iter().all(|r| r["status"] == "filled"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(layouts(), stored, "the same layouts, byte for byte");
+    let refilled = score(&files, Some(&db.url), company);
+    assert!(!quotes(&refilled).is_empty());
+    assert_eq!(
+        quotes(&refilled),
+        quotes(&boxed),
+        "the same quotes and boxes"
+    );
+    // Nothing is left to do.
+    let out = esg_on(&files, Some(&db.url), &["store", "fill-layouts", "--json"]);
+    assert!(
+        out.status.success() && json_lines(&out).is_empty(),
         "{}",
         text(&out)
     );
