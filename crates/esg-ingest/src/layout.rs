@@ -51,7 +51,7 @@ pub const CELL_GAP_EM: f64 = 1.0;
 /// larger size) is the next line of the same block.
 pub const LEADING_EM: f64 = 1.75;
 /// Blocks of at most this many lines that share a baseline with a block
-/// beside them are table cells ([`BlockKind::TableCell`]), split into lines (see [`split_side_by_side`]); longer
+/// beside them are table cells ([`BlockKind::TableCell`]), split into lines (see `split_side_by_side`); longer
 /// ones are columns of prose, which poppler reads column by column, and a
 /// quote from them is better whole than cut to a line. Measured with
 /// `bench/evidence_check.sh` (quotes found by both readers), side by side
