@@ -167,6 +167,12 @@ pub(crate) fn parse_layout(
     .transpose()
 }
 
+/// [`Store::documents_without_layouts`], the same SQL on both backends.
+pub(crate) const DOCUMENTS_WITHOUT_LAYOUTS: &str = "SELECT d.doc_id FROM documents d \
+     WHERE d.media_type = 'application/pdf' AND NOT EXISTS \
+     (SELECT 1 FROM pages p WHERE p.document = d.id AND p.layout IS NOT NULL) \
+     ORDER BY d.doc_id";
+
 /// The JSON of layouts given to [`Store::fill_page_layouts`], checked as
 /// [`validate`] checks a new document's.
 pub(crate) fn fill_layout_json(

@@ -352,6 +352,25 @@ impl PgStore {
     /// on a connection that turns out to be closed (the server restarted
     /// since it was pooled) is retried once on a fresh connection; every
     /// caller's work is one transaction, so a retry repeats all or nothing.
+    /// The text column `sql` selects for page `page` of `doc_id` (bound as
+    /// `$1`, `$2`); `None` when the page is not stored or the value is NULL.
+    fn page_column(
+        &self,
+        sql: &str,
+        doc_id: &str,
+        page: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let page = i64::from(page);
+        self.with_client(async |c| {
+            let stmt = c.prepare_cached(sql).await.map_err(pg_error)?;
+            let row = c
+                .query_opt(&stmt, &[&doc_id, &page])
+                .await
+                .map_err(pg_error)?;
+            Ok(row.and_then(|r| r.get(0)))
+        })
+    }
+
     fn with_client<T>(
         &self,
         f: impl AsyncFn(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
@@ -777,39 +796,21 @@ impl Store for PgStore {
     }
 
     fn page_text(&self, doc_id: &str, page: u32) -> Result<Option<String>, StoreError> {
-        let page = i64::from(page);
-        self.with_client(async |c| {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT p.text FROM pages p JOIN documents d ON d.id = p.document \
-                     WHERE d.doc_id = $1 AND p.page = $2",
-                )
-                .await
-                .map_err(pg_error)?;
-            let row = c
-                .query_opt(&stmt, &[&doc_id, &page])
-                .await
-                .map_err(pg_error)?;
-            Ok(row.map(|r| r.get(0)))
-        })
+        self.page_column(
+            "SELECT p.text FROM pages p JOIN documents d ON d.id = p.document \
+             WHERE d.doc_id = $1 AND p.page = $2",
+            doc_id,
+            page,
+        )
     }
 
     fn page_layout(&self, doc_id: &str, page: u32) -> Result<Option<PageLayout>, StoreError> {
-        let number = i64::from(page);
-        let json: Option<String> = self.with_client(async |c| {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT p.layout FROM pages p JOIN documents d ON d.id = p.document \
-                     WHERE d.doc_id = $1 AND p.page = $2",
-                )
-                .await
-                .map_err(pg_error)?;
-            let row = c
-                .query_opt(&stmt, &[&doc_id, &number])
-                .await
-                .map_err(pg_error)?;
-            Ok(row.and_then(|r| r.get(0)))
-        })?;
+        let json = self.page_column(
+            "SELECT p.layout FROM pages p JOIN documents d ON d.id = p.document \
+             WHERE d.doc_id = $1 AND p.page = $2",
+            doc_id,
+            page,
+        )?;
         parse_layout(json.as_deref(), doc_id, page)
     }
 
@@ -870,12 +871,7 @@ impl Store for PgStore {
     fn documents_without_layouts(&self) -> Result<Vec<String>, StoreError> {
         self.with_client(async |c| {
             let rows = c
-                .query(
-                    "SELECT d.doc_id FROM documents d WHERE d.media_type = 'application/pdf' \
-                     AND NOT EXISTS (SELECT 1 FROM pages p WHERE p.document = d.id AND p.layout IS NOT NULL) \
-                     ORDER BY d.doc_id",
-                    &[],
-                )
+                .query(crate::DOCUMENTS_WITHOUT_LAYOUTS, &[])
                 .await
                 .map_err(pg_error)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -53,6 +53,22 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The text column `sql` selects for page `page` of `doc_id` (bound as
+    /// `?1`, `?2`); `None` when the page is not stored or the value is NULL.
+    fn page_column(
+        &self,
+        sql: &str,
+        doc_id: &str,
+        page: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let value: Option<Option<String>> = stmt
+            .query_row(params![doc_id, page], |r| r.get(0))
+            .optional()?;
+        Ok(value.flatten())
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to [`crate::SCHEMA_VERSION`].
     ///
@@ -520,35 +536,27 @@ impl Store for SqliteStore {
     }
 
     fn page_text(&self, doc_id: &str, page: u32) -> Result<Option<String>, StoreError> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
+        self.page_column(
             "SELECT p.text FROM pages p JOIN documents d ON d.id = p.document \
              WHERE d.doc_id = ?1 AND p.page = ?2",
-        )?;
-        Ok(stmt
-            .query_row(params![doc_id, page], |r| r.get(0))
-            .optional()?)
+            doc_id,
+            page,
+        )
     }
 
     fn page_layout(&self, doc_id: &str, page: u32) -> Result<Option<PageLayout>, StoreError> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
+        let json = self.page_column(
             "SELECT p.layout FROM pages p JOIN documents d ON d.id = p.document \
              WHERE d.doc_id = ?1 AND p.page = ?2",
+            doc_id,
+            page,
         )?;
-        let json: Option<Option<String>> = stmt
-            .query_row(params![doc_id, page], |r| r.get(0))
-            .optional()?;
-        parse_layout(json.flatten().as_deref(), doc_id, page)
+        parse_layout(json.as_deref(), doc_id, page)
     }
 
     fn documents_without_layouts(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT d.doc_id FROM documents d WHERE d.media_type = 'application/pdf' \
-             AND NOT EXISTS (SELECT 1 FROM pages p WHERE p.document = d.id AND p.layout IS NOT NULL) \
-             ORDER BY d.doc_id",
-        )?;
+        let mut stmt = conn.prepare_cached(crate::DOCUMENTS_WITHOUT_LAYOUTS)?;
         let ids = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
