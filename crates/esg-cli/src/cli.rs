@@ -373,15 +373,9 @@ pub struct ServeArgs {
     /// Longest wait for the next bytes of an upload body, in seconds (408 beyond it).
     #[arg(long, env = "ESG_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub upload_idle_timeout_secs: u64,
-    /// Wall-clock limit for extracting one uploaded document, in seconds.
-    #[arg(long, env = "ESG_EXTRACT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout_secs: u64,
-    /// Memory (address-space) limit for extracting one uploaded document, in MiB.
-    #[arg(long, env = "ESG_EXTRACT_MEMORY_MB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=65536))]
-    pub max_memory_mb: u64,
-    /// Threads that read one uploaded PDF's pages [default: 0, one per core].
-    #[arg(long, env = "ESG_EXTRACT_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
-    pub extract_threads: u64,
+    /// Bounds of the sandboxed extraction worker, per uploaded document.
+    #[command(flatten)]
+    pub extract: ExtractArgs,
     /// API key file; uploads (and every write) need `Authorization: Bearer <key>` from it
     /// [default: <data-dir>/api-keys.json; manage it with `esg keys`].
     #[arg(long, env = "ESG_API_KEYS_FILE", value_name = "FILE")]
@@ -479,8 +473,8 @@ pub enum StoreCommand {
     FillLayouts(FillLayoutsArgs),
 }
 
-/// Bounds of the sandboxed extraction worker, for `esg ingest` and
-/// `esg store fill-layouts` (`esg serve` has its own, worded for uploads).
+/// Bounds of the sandboxed extraction worker, for `esg ingest`, `esg
+/// serve` (per uploaded document) and `esg store fill-layouts`.
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
     /// Wall-clock limit for extracting one document, in seconds.

@@ -24,9 +24,9 @@ pub fn run(
         Extraction::Sandbox {
             program: exe,
             args: vec!["__extract-worker".into()],
-            timeout: Duration::from_secs(args.timeout_secs),
-            memory_limit: args.max_memory_mb << 20,
-            threads: args.extract_threads as usize,
+            timeout: Duration::from_secs(args.extract.timeout_secs),
+            memory_limit: args.extract.max_memory_mb << 20,
+            threads: args.extract.extract_threads as usize,
         },
     );
     config.store = location.clone();
