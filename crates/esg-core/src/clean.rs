@@ -69,6 +69,11 @@ pub fn clean_pages(pages: Vec<RawPage>) -> Vec<CleanedPage> {
 /// [`BlockKind::Running`].
 fn mark_running(layout: &mut PageLayout, mut dropped: Vec<String>) {
     for block in &mut layout.blocks {
+        // Cheap first: a block longer than what is left to find is body
+        // text (most blocks), so its lines are not normalised again.
+        if block.lines.len() > dropped.len() {
+            continue;
+        }
         let texts: Vec<String> = block
             .lines
             .iter()

@@ -384,6 +384,40 @@ mod tests {
         b.into()
     }
 
+    /// One single-line block of `kind` per entry of `blocks`, each 20 pt
+    /// below the last; every word with its block; and all the words joined
+    /// by spaces, as the quote.
+    fn stacked(
+        blocks: &[Vec<String>],
+        kind: BlockKind,
+    ) -> (PageLayout, Vec<(usize, &String)>, String) {
+        let layout = PageLayout {
+            blocks: blocks
+                .iter()
+                .enumerate()
+                .map(|(i, words)| {
+                    let y = 700.0 - 20.0 * i as f32;
+                    Block {
+                        bbox: BBox::new(0.0, y, 100.0, y + 10.0),
+                        kind,
+                        lines: vec![line(0.0, y, 100.0, y + 10.0, &words.join(" "))],
+                    }
+                })
+                .collect(),
+        };
+        let all: Vec<(usize, &String)> = blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(b, ws)| ws.iter().map(move |w| (b, w)))
+            .collect();
+        let quote = all
+            .iter()
+            .map(|(_, w)| w.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (layout, all, quote)
+    }
+
     proptest! {
         /// A quote over several blocks is narrowed to words of the block of
         /// its match: the kept part holds the match, is whole words, and
@@ -393,26 +427,7 @@ mod tests {
             blocks in proptest::collection::vec(proptest::collection::vec("[a-z]{2,7}", 1..5), 1..5),
             pick in 0usize..20,
         ) {
-            let layout = PageLayout {
-                blocks: blocks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, words)| {
-                        let y = 700.0 - 20.0 * i as f32;
-                        Block {
-                            bbox: BBox::new(0.0, y, 100.0, y + 10.0),
-                            kind: BlockKind::Paragraph,
-                            lines: vec![line(0.0, y, 100.0, y + 10.0, &words.join(" "))],
-                        }
-                    })
-                    .collect(),
-            };
-            let all: Vec<(usize, &String)> = blocks
-                .iter()
-                .enumerate()
-                .flat_map(|(b, ws)| ws.iter().map(move |w| (b, w)))
-                .collect();
-            let quote = all.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(" ");
+            let (layout, all, quote) = stacked(&blocks, BlockKind::Paragraph);
             let k = pick % all.len();
             let start: usize = all[..k].iter().map(|(_, w)| w.len() + 1).sum();
             let focus = start..start + all[k].1.len();
@@ -444,26 +459,7 @@ mod tests {
                 .into_iter()
                 .map(|ws| ws.into_iter().map(|w| { n += 1; format!("{w}{n}") }).collect())
                 .collect();
-            let layout = PageLayout {
-                blocks: blocks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, words)| {
-                        let y = 700.0 - 20.0 * i as f32;
-                        Block {
-                            bbox: BBox::new(0.0, y, 100.0, y + 10.0),
-                            kind: BlockKind::TableCell,
-                            lines: vec![line(0.0, y, 100.0, y + 10.0, &words.join(" "))],
-                        }
-                    })
-                    .collect(),
-            };
-            let all: Vec<(usize, &String)> = blocks
-                .iter()
-                .enumerate()
-                .flat_map(|(b, ws)| ws.iter().map(move |w| (b, w)))
-                .collect();
-            let quote = all.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(" ");
+            let (layout, all, quote) = stacked(&blocks, BlockKind::TableCell);
             let k1 = from % all.len();
             let k2 = (k1 + len).min(all.len() - 1);
             let at = |k: usize| -> usize { all[..k].iter().map(|(_, w)| w.len() + 1).sum() };
