@@ -1,4 +1,9 @@
 //! Command-line arguments. Every flag has an `ESG_*` environment fallback.
+//!
+//! The arguments' doc comments are also their `--help` text, where
+//! `[default: <data-dir>/…]` is what a user should read; rustdoc would take
+//! `<data-dir>` for an HTML tag and the brackets for a link.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

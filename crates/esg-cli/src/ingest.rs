@@ -63,7 +63,7 @@ const STALE_SOURCE_TEMPS: Duration = Duration::from_secs(3600);
 /// (written before its row is committed; see [`ingest_keeping_source`]),
 /// then the embedding vectors of the stored documents' chunks are computed
 /// (after the commits, so storing never waits for the model; see
-/// [`embed_after_ingest`]).
+/// `embed_after_ingest`).
 pub fn run(
     store: &dyn Store,
     files: &FileStore,

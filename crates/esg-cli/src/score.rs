@@ -7,7 +7,7 @@
 //! them all costs ~180 ms, more than the rest of the command), and the
 //! matches this run computed are stored for the next (best effort: a busy
 //! or read-only store only costs the next run the time). The result is
-//! exactly [`esg_score::score`]'s, printed as a readable scorecard or as
+//! exactly [`esg_score::score`](fn@esg_score::score)'s, printed as a readable scorecard or as
 //! JSON. The same store, rubric, request and as-of month give
 //! byte-identical output.
 

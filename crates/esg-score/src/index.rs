@@ -8,13 +8,13 @@
 //! chunks and the rubric. A [`CompanyIndex`] holds it:
 //!
 //! * the year's chunks, de-duplicated by `chunk_id` and sorted (the pool
-//!   [`crate::retrieve`] builds), the documents they come from, and their
+//!   [`crate::retrieve`](fn@crate::retrieve) builds), the documents they come from, and their
 //!   BM25 index (statistics and postings), built once;
 //! * each theme's top-k for a given `k`, memoised (at most one entry per
 //!   theme and `k`, so at most 7 × 100), and the BM25 results that
 //!   corroboration looks through beyond the top-k;
 //! * for each (chunk, theme), the hits of every rule of the theme on the
-//!   chunk and the quote each gives ([`ThemeMatches`]), matched rule by
+//!   chunk and the quote each gives (`ThemeMatches`), matched rule by
 //!   rule the first time scoring asks (sentences split once; a rule whose
 //!   quota of quotes is filled by higher-ranked chunks is never run on the
 //!   lower ones), or
@@ -34,7 +34,7 @@
 //! cache by the set of document ids, see `esg-server`'s `score_cache`).
 //!
 //! [`CompanyIndex::score`] gives exactly the [`Scorecard`] of
-//! [`crate::score`] over the same chunks (checked by this crate's tests and
+//! [`crate::score`](fn@crate::score) over the same chunks (checked by this crate's tests and
 //! over the whole corpus by `esg-cli`'s).
 
 use crate::error::ScoreError;
@@ -195,11 +195,11 @@ impl CompanyIndex {
             .collect()
     }
 
-    /// The retrieval phase of [`CompanyIndex::score`], as [`crate::retrieve`]
+    /// The retrieval phase of [`CompanyIndex::score`], as [`crate::retrieve`](fn@crate::retrieve)
     /// for the same chunks, from the memoised index and top-k.
     ///
     /// # Errors
-    /// As [`crate::score`]; [`ScoreError::NoChunks`] when `params.year` is
+    /// As [`crate::score`](fn@crate::score); [`ScoreError::NoChunks`] when `params.year` is
     /// not the indexed year, and [`ScoreError::InvalidParam`] (field
     /// `rubric`) when `rubric` is not the one the index was built for.
     pub fn retrieve<'a>(
@@ -317,7 +317,7 @@ impl CompanyIndex {
     }
 
     /// Scores the indexed company-year: the same [`Scorecard`] as
-    /// [`crate::score`] over the same chunks, rubric and parameters.
+    /// [`crate::score`](fn@crate::score) over the same chunks, rubric and parameters.
     ///
     /// # Errors
     /// As [`CompanyIndex::retrieve`].

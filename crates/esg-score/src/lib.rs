@@ -5,13 +5,13 @@
 //! * [`rubric`] — the rubric as data (`rubric/v3.0.json`), validated with
 //!   field-path errors, compiled into matchers.
 //! * [`matcher`] — word-boundary patterns, proximity rules, negation guards.
-//! * [`retrieve`] — BM25 over chunks keyed by `chunk_id`.
+//! * [`retrieve`](mod@retrieve) — BM25 over chunks keyed by `chunk_id`.
 //! * [`index`] — the work that depends only on a company-year's chunks and
 //!   the rubric (BM25 index, top-k, criterion matches), done once and
 //!   reused by every request: [`CompanyIndex`].
 //! * [`quote`] — verbatim quotes of at most N words around a match.
 //! * [`mod@score`] — per-theme stage, confidence and evidence, the [`Scorecard`];
-//!   [`score`] is [`retrieve`] (BM25 top-k per theme) then [`Retrieval::score`],
+//!   [`score`](fn@score) is [`retrieve`](fn@retrieve) (BM25 top-k per theme) then [`Retrieval::score`],
 //!   so callers can time the two phases apart.
 //! * [`eval`] — precision/recall of the criteria on TCFD-labelled sentences.
 //!

@@ -12,12 +12,12 @@
 //! * [`screen`] — `/ui/`: one row per company (latest or chosen year),
 //!   sortable and filterable, the view in the URL, the same view as CSV or
 //!   JSON (`/ui/companies.csv`, `/ui/companies.json`);
-//! * [`scorecard`] — `/ui/companies/{key}`: grade, stage chart, per theme
+//! * `scorecard` — `/ui/companies/{key}`: grade, stage chart, per theme
 //!   the ladder, confidence, quotes with links into the stored PDF,
 //!   frameworks, caps, next-stage gaps, staleness; years over time;
-//! * [`compare`] — `/ui/compare?c=a&c=b`: 2–4 companies side by side;
-//! * [`search`] — `/ui/search`: runs `/search` and lists passages;
-//! * [`upload`] — `/ui/upload`: a form that posts to `/documents` with the
+//! * `compare` — `/ui/compare?c=a&c=b`: 2–4 companies side by side;
+//! * `search` — `/ui/search`: runs `/search` and lists passages;
+//! * `upload` — `/ui/upload`: a form that posts to `/documents` with the
 //!   key the user pastes (the only page that needs JavaScript).
 //!
 //! The screen needs one scorecard per company; [`rows`] keeps a small
