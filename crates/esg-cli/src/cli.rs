@@ -247,7 +247,7 @@ pub struct ScoreArgs {
     /// Rubric file (JSON) to score with [default: the built-in rubric v3.0].
     #[arg(long, env = "ESG_RUBRIC", value_name = "FILE")]
     pub rubric: Option<PathBuf>,
-    /// Chunks retrieved per theme (1–100) [default: the rubric's default_k, 10 in v3.0].
+    /// Retrieval breadth per theme (1–100): k chunks, or more when the company's chunks average under 120 words (tables cut into cells), to cover as much text [default: the rubric's default_k, 10 in v3.0].
     #[arg(long, env = "ESG_K", value_parser = parse_k)]
     pub k: Option<usize>,
     /// Scoring month, YYYY-MM: evidence older than the rubric's freshness limit at this

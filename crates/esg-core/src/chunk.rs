@@ -10,6 +10,16 @@
 //! chunk. A sentence longer than [`ChunkParams::max_words`] (tables, lists
 //! with no punctuation) is cut into word windows.
 //!
+//! **Block boundaries.** On a PDF page the clean-up separates two table
+//! cells with a blank line ([`BLOCK_BREAK`]; see `esg_core::clean` and
+//! `esg_ingest::layout`). A chunk always ends at such a break, and the next
+//! chunk starts after it with no overlap, so a chunk never joins two table
+//! cells. Paragraph blocks stay joinable: a sentence that runs from the foot
+//! of one column to the head of the next is one sentence. Running headers,
+//! footers and page numbers are not in the stored text at all. Chunks of a
+//! table are short, so a theme retrieves more of them
+//! (`esg_score::breadth_k`).
+//!
 //! The defaults (120/60/240 words, 30 words of overlap) come from
 //! `bench/chunking.sh` on the corpus PDFs' stored text and from scoring:
 //! they keep 94.5% of adjacent sentence pairs in one chunk for a 1.17× word
@@ -18,22 +28,14 @@
 //! Bayer 2021's validated SBTi targets no longer reached TSP 4 (TSP 3), so the
 //! smaller size stays.
 //!
-//! **Chunks do not follow layout blocks (yet).** Issue 12 asks that no chunk
-//! join two table cells. Chunks here follow the clean-up's paragraphs, which
-//! may run over cells; a quote is kept inside one block afterwards
-//! (`esg_core::layout::PageLayout::place`). Ending chunks at every cell
-//! edge was built and measured on the branch `chunk-blocks` (a blank line
-//! between such blocks in the stored text; the chunker stops there). On the
-//! 15 corpus PDFs, in one session: 4,620 chunks of 83 words on average
-//! become 23,293 of 14; quotes found by both pdftotext and pdfium rise from
-//! 94.9 % to 95.6 %, but the face-validity set falls from 97/102 to 89/102
-//! (91/102 with breaks only between two cells). The cut is not the cause:
-//! the same chunks with the rubric's `default_k` at 30 give 94/102, at 60
-//! give 96/102, as top-k chunks of 14 words cover a sixth of the text that
-//! top-k chunks of 83 words did. A word budget per query instead of k
-//! chunks (80 words per chunk of k) gave 88/102. Merging needs retrieval
-//! units that keep a table's cells apart without shrinking what a query
-//! sees.
+//! **What the block breaks cost and give** (15 corpus PDFs, one session,
+//! `esg-cli/tests/validity.rs` and `bench/evidence_check.sh`): paragraph
+//! chunks, 4,620 chunks of 83 words on average, validity 97/102, 607
+//! quotes, 94.9 % found by both pdftotext and pdfium. Breaks between two
+//! cells: 19,825 chunks of 17.7 words; with `k` chunks per theme, 91/102;
+//! with `k` passages of 120 words (`esg_score::breadth_k`) 97/102, 748
+//! quotes, 95.7 % found by both. Also breaking between a cell and prose
+//! and before headings gave 89/102 (at `k` chunks) and no more quotes found.
 
 use crate::clean::CleanedPage;
 use crate::hash::sha256_hex;
@@ -63,6 +65,10 @@ impl Default for ChunkParams {
     }
 }
 
+/// The separator of two blocks that no chunk joins: a blank line in a
+/// page's cleaned text (see the module documentation).
+pub const BLOCK_BREAK: &str = "\n\n";
+
 /// A sentence (or word window) of a page: byte span and word count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unit {
@@ -74,6 +80,9 @@ pub struct Unit {
     pub words: usize,
     /// `true` when a paragraph break follows the unit.
     pub para_end: bool,
+    /// `true` when a [`BLOCK_BREAK`] (or the end of the page) follows the
+    /// unit: no chunk goes on past it.
+    pub block_end: bool,
 }
 
 const ABBREVIATIONS: &[&str] = &[
@@ -96,6 +105,8 @@ fn is_abbreviation(before: &str) -> bool {
 }
 
 /// Splits `text` (one paragraph per line) into sentences with byte spans.
+/// A sentence never runs over a line end; the last sentence before a blank
+/// line ([`BLOCK_BREAK`]) or the end of the text is a `block_end`.
 pub fn sentences(text: &str) -> Vec<Unit> {
     let mut units = Vec::new();
     let mut start: Option<usize> = None;
@@ -106,6 +117,11 @@ pub fn sentences(text: &str) -> Vec<Unit> {
         if c == '\n' {
             if let Some(s) = start.take() {
                 push_unit(&mut units, text, s, pos, true);
+            }
+            if text[pos + 1..].starts_with('\n')
+                && let Some(u) = units.last_mut()
+            {
+                u.block_end = true;
             }
             i += 1;
             continue;
@@ -142,6 +158,9 @@ pub fn sentences(text: &str) -> Vec<Unit> {
     if let Some(s) = start {
         push_unit(&mut units, text, s, text.len(), true);
     }
+    if let Some(u) = units.last_mut() {
+        u.block_end = true;
+    }
     units
 }
 
@@ -154,6 +173,7 @@ fn push_unit(units: &mut Vec<Unit>, text: &str, start: usize, end: usize, para_e
             end,
             words,
             para_end,
+            block_end: false,
         });
     }
 }
@@ -188,6 +208,7 @@ fn cap_units(text: &str, units: Vec<Unit>, max: usize) -> Vec<Unit> {
                 end,
                 words: stop - k,
                 para_end: stop == word_starts.len() && u.para_end,
+                block_end: stop == word_starts.len() && u.block_end,
             });
             k = stop;
         }
@@ -232,8 +253,9 @@ pub fn chunk_spans(text: &str, params: ChunkParams) -> Vec<(usize, usize)> {
         let mut last = first;
         loop {
             words += units[last].words;
-            let done =
-                words >= params.target_words || (units[last].para_end && words >= params.min_words);
+            let done = words >= params.target_words
+                || (units[last].para_end && words >= params.min_words)
+                || units[last].block_end;
             if done || last + 1 == units.len() || words + units[last + 1].words > params.max_words {
                 break;
             }
@@ -243,8 +265,13 @@ pub fn chunk_spans(text: &str, params: ChunkParams) -> Vec<(usize, usize)> {
         if last + 1 == units.len() {
             break;
         }
-        // Overlap: trailing whole sentences of this chunk, within the budget.
+        // Overlap: trailing whole sentences of this chunk, within the
+        // budget; none across a block break.
         let mut next = last + 1;
+        if units[last].block_end {
+            first = next;
+            continue;
+        }
         let mut overlap = 0;
         while next - 1 > first && overlap + units[next - 1].words <= params.overlap_words {
             overlap += units[next - 1].words;
@@ -330,11 +357,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn chunks_end_at_block_breaks_and_do_not_overlap_across_them() {
+        let text = "Scope 1 emissions\n\n12,345 tCO2e\n\nOur board oversees climate risk. \
+                    It meets each quarter.\nThe audit committee reviews the data.";
+        let params = ChunkParams {
+            target_words: 100,
+            min_words: 100,
+            max_words: 200,
+            overlap_words: 30,
+        };
+        let got: Vec<&str> = chunk_spans(text, params)
+            .into_iter()
+            .map(|(s, e)| &text[s..e])
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "Scope 1 emissions",
+                "12,345 tCO2e",
+                "Our board oversees climate risk. It meets each quarter.\nThe audit committee reviews the data."
+            ]
+        );
+        // Without the breaks, the same text is one chunk.
+        let joined = text.replace(BLOCK_BREAK, "\n");
+        assert_eq!(chunk_spans(&joined, params).len(), 1);
+        let units = sentences(text);
+        assert!(units[0].block_end && units[1].block_end && !units[2].block_end);
+        assert!(units.last().is_some_and(|u| u.block_end));
+    }
+
     proptest! {
         #[test]
-        fn chunking_invariants(paras in proptest::collection::vec("[A-Za-z0-9 ,.!?é’]{0,400}", 0..8),
+        fn chunking_invariants(paras in proptest::collection::vec(("[A-Za-z0-9 ,.!?é’]{0,400}", any::<bool>()), 0..8),
                                target in 5usize..80, overlap in 0usize..30) {
-            let text = paras.join("\n");
+            // Paragraphs, some of them blocks apart (a blank line).
+            let mut text = String::new();
+            for (i, (p, apart)) in paras.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(if *apart { BLOCK_BREAK } else { "\n" });
+                }
+                text.push_str(p);
+            }
             let params = ChunkParams { target_words: target, min_words: target / 2, max_words: target * 2, overlap_words: overlap };
             let page = CleanedPage { number: 1, text: text.clone(), is_virtual: false, layout: None };
             let a = chunk_pages("d", std::slice::from_ref(&page), params);
@@ -347,6 +411,7 @@ mod tests {
                 prop_assert_eq!(&s, &c.text);
                 prop_assert!(c.words as usize <= target * 2);
                 prop_assert!(!c.text.trim().is_empty());
+                prop_assert!(!c.text.contains(BLOCK_BREAK), "a chunk joins two blocks: {:?}", c.text);
                 prop_assert_eq!(&c.sha256, &sha256_hex(&c.text));
                 if let Some(p) = prev_start { prop_assert!(c.char_start > p); }
                 prev_start = Some(c.char_start);

@@ -10,6 +10,13 @@
 //!    or bottom of many pages) and bare page numbers removed.
 //! 4. Lines joined into paragraphs, one paragraph per output line; a word
 //!    hyphenated across a line end is joined (`sustain-` + `ability`).
+//! 5. On a page with a layout (PDF), a blank line in the extracted text marks
+//!    the edge of a block no chunk may join (between two table cells, see
+//!    `esg_ingest::layout`; before text read from annotations, which is not
+//!    in the layout), and stays a blank line
+//!    ([`crate::chunk::BLOCK_BREAK`]) in the stored text. Elsewhere (HTML,
+//!    plain text, PDF pages read by the second reader) blank lines are plain
+//!    paragraph breaks, as before.
 //!
 //! Stored text is the output of these rules, so a quote taken from it is
 //! verbatim from what is stored.
@@ -19,12 +26,14 @@ use crate::model::RawPage;
 use std::collections::HashMap;
 use unicode_normalization::UnicodeNormalization;
 
-/// A page after clean-up: paragraphs separated by `\n`.
+/// A page after clean-up: paragraphs separated by `\n`, blocks no chunk
+/// joins by a blank line (PDF pages with a layout only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanedPage {
     /// 1-based page number in the source document.
     pub number: u32,
-    /// Cleaned text; one paragraph per line.
+    /// Cleaned text; one paragraph per line, with a blank line between
+    /// blocks that no chunk joins (see [`crate::chunk::BLOCK_BREAK`]).
     pub text: String,
     /// See [`RawPage::is_virtual`].
     pub is_virtual: bool,
@@ -56,7 +65,7 @@ pub fn clean_pages(pages: Vec<RawPage>) -> Vec<CleanedPage> {
             }
             CleanedPage {
                 number: p.number,
-                text: join_paragraphs(&l),
+                text: join_paragraphs(&l, layout.is_some()),
                 is_virtual: p.is_virtual,
                 layout,
             }
@@ -308,10 +317,11 @@ fn ends_sentence(line: &str) -> bool {
     l.ends_with(['.', '!', '?', ':', ';'])
 }
 
-/// Joins lines into paragraphs. A blank line always breaks; otherwise a line
+/// Joins lines into paragraphs. A blank line always breaks, and with
+/// `blocks` (the page has a layout) stays a blank line; otherwise a line
 /// starts a new paragraph when it is a list item, or when the previous line
 /// is short and either ends a sentence or looks like a heading.
-fn join_paragraphs(lines: &[String]) -> String {
+fn join_paragraphs(lines: &[String], blocks: bool) -> String {
     let mut lens: Vec<usize> = lines
         .iter()
         .filter(|l| !l.is_empty())
@@ -322,16 +332,23 @@ fn join_paragraphs(lines: &[String]) -> String {
 
     let mut out = String::new();
     let mut prev: Option<&str> = None;
+    let mut block_break = false;
     for line in lines {
         if line.is_empty() {
             prev = None;
+            block_break = blocks;
             continue;
         }
         match prev {
             None => {
                 if !out.is_empty() {
-                    out.push('\n');
+                    out.push_str(if block_break {
+                        crate::chunk::BLOCK_BREAK
+                    } else {
+                        "\n"
+                    });
                 }
+                block_break = false;
                 out.push_str(line);
             }
             Some(p) => {
@@ -408,6 +425,22 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_line_stays_a_block_break_only_on_pages_with_a_layout() {
+        let raw = "Our board oversees climate risk and\nmeets each quarter.\n\nScope 1 emissions\n\n\n12,345 tCO2e";
+        let mut with_layout = page(1, raw);
+        with_layout.layout = Some(PageLayout::default());
+        let out = clean_pages(vec![with_layout, page(2, raw)]);
+        assert_eq!(
+            out[0].text,
+            "Our board oversees climate risk and meets each quarter.\n\nScope 1 emissions\n\n12,345 tCO2e"
+        );
+        assert_eq!(
+            out[1].text,
+            "Our board oversees climate risk and meets each quarter.\nScope 1 emissions\n12,345 tCO2e"
+        );
+    }
+
+    #[test]
     fn dehyphenates_across_lines_only_before_lowercase() {
         let out = clean_pages(vec![page(
             1,
@@ -475,7 +508,10 @@ mod tests {
         for (i, p) in out.iter().enumerate() {
             // The table line's fixed part recurs too, but it is not at an
             // outer edge of its page: kept.
-            assert_eq!(p.text, join_paragraphs(&normalize_lines(&body(i + 1))));
+            assert_eq!(
+                p.text,
+                join_paragraphs(&normalize_lines(&body(i + 1)), false)
+            );
             assert!(p.text.contains("| water use."), "{}", p.text);
         }
     }

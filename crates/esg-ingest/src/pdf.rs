@@ -400,6 +400,11 @@ fn page_text(
         if !t.is_empty() && !t.ends_with('\n') {
             t.push('\n');
         }
+        // Text from annotations is not in the layout: a block of its own
+        // that no chunk joins to the page's blocks.
+        if !t.is_empty() && layout.is_some() {
+            t.push('\n');
+        }
         t.push_str(&extra);
         if t.len() > MAX_PAGE_TEXT_BYTES {
             truncate_at_char(t, MAX_PAGE_TEXT_BYTES);

@@ -256,3 +256,60 @@ fn a_cropped_page_keeps_user_space_boxes() {
     let b = l.quote_bbox("Limited assurance by KPMG.").expect("found");
     assert_near(b, drawn(72.0, 700.0, "Limited assurance by KPMG."));
 }
+
+#[test]
+fn chunks_never_join_two_table_cells() {
+    // Prose, a table drawn cell by cell on shared baselines, then more
+    // prose. The chunks are made as large as possible, so only block
+    // breaks can end them.
+    let prose = [
+        (72.0, 700.0, "We cut our emissions by a third"),
+        (72.0, 688.0, "since the base year and report"),
+        (72.0, 676.0, "them against our targets below."),
+    ];
+    let rows = [
+        ["Scope 1 emissions", "12,345 tCO2e", "11,020 tCO2e"],
+        ["Scope 2 emissions", "8,100 tCO2e", "7,950 tCO2e"],
+    ];
+    let mut lines: Vec<(f32, f32, &str)> = prose.to_vec();
+    for (r, row) in rows.iter().enumerate() {
+        let y = 640.0 - 14.0 * r as f32;
+        for (c, cell) in row.iter().enumerate() {
+            lines.push((72.0 + 180.0 * c as f32, y, cell));
+        }
+    }
+    lines.push((72.0, 560.0, "The board approves every target"));
+    lines.push((72.0, 548.0, "and reviews progress each year."));
+    let pdf = doc(&[(&draw(&lines), "")]);
+    let out = extract_pdf(&pdf).expect("read");
+    let cleaned = esg_core::clean_pages(out.pages);
+    let kinds: Vec<BlockKind> = cleaned[0]
+        .layout
+        .as_ref()
+        .expect("layout")
+        .blocks
+        .iter()
+        .map(|b| b.kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == BlockKind::TableCell).count(),
+        6
+    );
+    assert!(cleaned[0].text.contains(esg_core::chunk::BLOCK_BREAK));
+    let params = esg_core::ChunkParams {
+        target_words: 1000,
+        min_words: 1000,
+        max_words: 2000,
+        overlap_words: 50,
+    };
+    let chunks = esg_core::chunk_pages("doc", &cleaned, params);
+    let cells: Vec<&str> = rows.iter().flatten().copied().collect();
+    for c in &chunks {
+        let held = cells.iter().filter(|cell| c.text.contains(**cell)).count();
+        assert!(held <= 1, "a chunk joins {held} cells: {:?}", c.text);
+    }
+    assert!(chunks.len() >= cells.len(), "{chunks:?}");
+    // Every word of the page is in a chunk, once (no overlap across cells).
+    let words: usize = chunks.iter().map(|c| c.words as usize).sum();
+    assert_eq!(words, cleaned[0].text.split_whitespace().count());
+}

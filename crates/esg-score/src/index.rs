@@ -239,20 +239,15 @@ impl CompanyIndex {
             return Err(ScoreError::NoChunks { year: params.year });
         }
         let ids = |i: usize| self.pool[i].chunk.chunk_id.as_str();
+        let k = crate::score::breadth_k(params.k, self.pool.iter().map(|c| c.chunk.words));
         let hits = themes
             .iter()
             .map(|&(ti, t)| {
-                let lexical = self.lexical_top_k(ti, t, params.k);
+                let lexical = self.lexical_top_k(ti, t, k);
                 Ok(match &semantic {
                     None => lexical,
                     Some(s) => Arc::new(RankedHits::locate(
-                        hybrid_theme(
-                            s,
-                            t,
-                            lexical.hits.clone(),
-                            (0..self.pool.len()).map(ids),
-                            params.k,
-                        )?,
+                        hybrid_theme(s, t, lexical.hits.clone(), (0..self.pool.len()).map(ids), k)?,
                         ids,
                         self.pool.len(),
                     )),

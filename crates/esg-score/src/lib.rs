@@ -56,9 +56,9 @@ pub use rubric::{
 };
 pub use score::{
     CORROBORATION_DEPTH, CapApplied, ConfidenceDetail, Corroborated, Corroboration, DEFAULT_K,
-    DocumentUsed, Evidence, FoundBy, FoundBySummary, FrameworkSignal, Gap, Overall, Parity,
-    Placement, Retrieval, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span, ThemeResult,
-    retrieve, retrieve_theme, retrieve_with, score, score_with,
+    DocumentUsed, Evidence, FoundBy, FoundBySummary, FrameworkSignal, Gap, Overall, PASSAGE_WORDS,
+    Parity, Placement, Retrieval, RetrievedChunk, ScoreParams, Scorecard, ScoringChunk, Span,
+    ThemeResult, breadth_k, retrieve, retrieve_theme, retrieve_with, score, score_with,
 };
 pub use semantic::{
     ChunkVectors, DEFAULT_ALPHA, Fusion, RetrievalInfo, SemanticInput, fuse, theme_query_text,

@@ -95,7 +95,8 @@ impl ScoringChunk {
 /// What to score and as of when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreParams {
-    /// Chunks retrieved per theme (1..=100).
+    /// Retrieval breadth per theme (1..=100): `k` chunks, or more when the
+    /// company's chunks are short ([`breadth_k`]).
     pub k: usize,
     /// Reporting year scored; only chunks of this year are used.
     pub year: i32,
@@ -929,13 +930,14 @@ pub fn retrieve_with<'a>(
             .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
     );
     let ids = |i: usize| pool[i].chunk.chunk_id.as_str();
+    let k = breadth_k(params.k, pool.iter().map(|c| c.chunk.words));
     let hits = themes
         .iter()
         .map(|(_, t)| {
-            let lexical = retrieve_theme(t, &index, params.k);
+            let lexical = retrieve_theme(t, &index, k);
             let hits = match &semantic {
                 None => lexical,
-                Some(s) => hybrid_theme(s, t, lexical, (0..pool.len()).map(ids), params.k)?,
+                Some(s) => hybrid_theme(s, t, lexical, (0..pool.len()).map(ids), k)?,
             };
             Ok(std::sync::Arc::new(RankedHits::locate(
                 hits,
@@ -1160,6 +1162,30 @@ fn round_to(x: f64, decimals: i32) -> f64 {
 
 /// Reciprocal-rank-fusion constant.
 const RRF_K: f64 = 60.0;
+
+/// Words of text one of the k retrieved passages stands for: a chunk of
+/// full size ([`esg_core::ChunkParams`]'s `target_words`).
+pub const PASSAGE_WORDS: f64 = 120.0;
+
+/// The number of chunks a theme retrieves for `k`: `k` when the company's
+/// chunks average at least [`PASSAGE_WORDS`] words, otherwise as many as
+/// cover `k` such passages (at most [`MAX_K`]), so that a report whose
+/// tables are cut into one chunk per cell is searched as broadly as one of
+/// prose. Measured on the validity set (`esg-cli/tests/validity.rs`) with
+/// chunks that end at table cells: `k` chunks 91/102 hold; `k` passages of
+/// 80 words 96/102; of 120 words 97/102, as with paragraph chunks and `k`
+/// chunks before.
+pub fn breadth_k(k: usize, words: impl Iterator<Item = u32>) -> usize {
+    let (n, total) = words.fold((0u64, 0u64), |(n, t), w| (n + 1, t + u64::from(w)));
+    if n == 0 || total == 0 {
+        return k;
+    }
+    let mean = total as f64 / n as f64;
+    if mean >= PASSAGE_WORDS {
+        return k;
+    }
+    ((k as f64 * PASSAGE_WORDS / mean).ceil() as usize).clamp(k, MAX_K.max(k))
+}
 
 /// The theme's top-k chunks: the theme query and every stage query are run
 /// through BM25 (top k each) and fused by reciprocal rank
@@ -2119,4 +2145,32 @@ fn corroborate(
         out.push(record);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breadth_k_widens_only_for_short_chunks() {
+        // Chunks of full size, or longer: k itself.
+        assert_eq!(breadth_k(10, [120, 120, 200].into_iter()), 10);
+        // No chunks: k.
+        assert_eq!(breadth_k(10, std::iter::empty()), 10);
+        // Half-size chunks on average: twice as many.
+        assert_eq!(breadth_k(10, [60, 60].into_iter()), 20);
+        // A table cut into cells of 12 words: ten times as many, at most MAX_K.
+        assert_eq!(breadth_k(5, [12; 40].into_iter()), 50);
+        assert_eq!(breadth_k(20, [12; 40].into_iter()), MAX_K);
+        // Never fewer than asked, even past MAX_K's cap.
+        assert_eq!(breadth_k(MAX_K, [1; 3].into_iter()), MAX_K);
+    }
+
+    #[test]
+    fn the_passage_is_a_chunk_of_full_size() {
+        assert_eq!(
+            PASSAGE_WORDS,
+            esg_core::ChunkParams::default().target_words as f64
+        );
+    }
 }

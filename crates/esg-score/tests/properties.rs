@@ -69,7 +69,7 @@ proptest! {
             prop_assert!(t.stage <= 4);
             // The top-k, then at most one chunk per stage searched for corroboration.
             let by_retrieval = t.retrieved.iter().filter(|r| r.found_by == esg_score::FoundBy::Retrieval).count();
-            prop_assert!(by_retrieval <= k);
+            prop_assert!(by_retrieval <= esg_score::breadth_k(k, chunks.iter().map(|c| c.chunk.words)));
             prop_assert!(t.retrieved.len() - by_retrieval <= t.corroboration.len());
             prop_assert!(t.retrieved[..by_retrieval].iter().all(|r| r.found_by == esg_score::FoundBy::Retrieval));
             prop_assert!(t.corroboration.iter().all(|c| c.searched <= 4 * esg_score::CORROBORATION_DEPTH));

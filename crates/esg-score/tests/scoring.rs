@@ -388,8 +388,11 @@ fn retrieval_then_scoring_is_exactly_score() {
     let codes: Vec<&str> = phases.theme_hits().map(|(c, _)| c).collect();
     let rubric_codes: Vec<&str> = r.themes.iter().map(|t| t.code.as_str()).collect();
     assert_eq!(codes, rubric_codes);
+    // Chunks this short are retrieved by breadth (esg_score::breadth_k).
+    let k = esg_score::breadth_k(p.k, year.iter().map(|c| c.chunk.words));
+    assert!(k > p.k);
     for ((_, hits), t) in phases.theme_hits().zip(&r.themes) {
-        assert_eq!(hits, retrieve_theme(t, &index, p.k).as_slice());
+        assert_eq!(hits, retrieve_theme(t, &index, k).as_slice());
     }
     let split = serde_json::to_string(&phases.score()).unwrap();
     assert_eq!(
@@ -578,7 +581,21 @@ const CORROBORATION_REPORT: &[&str] = &[
 #[test]
 fn a_single_stage_quote_is_corroborated_beyond_the_top_k() {
     use esg_score::{CompanyIndex, FoundBy};
-    let chunks = doc("corr", 2023, CORROBORATION_REPORT);
+    // Each page padded to one chunk of full size with words no query or
+    // pattern knows (no full stop in them), so that k = 1 retrieves one
+    // chunk (esg_score::breadth_k widens k for short chunks).
+    let filler = vec!["lorem ipsum dolor sit amet"; 22].join(" ");
+    let pages: Vec<String> = CORROBORATION_REPORT
+        .iter()
+        .map(|p| format!("{p} {filler}"))
+        .collect();
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let chunks = doc("corr", 2023, &pages);
+    assert_eq!(chunks.len(), pages.len());
+    assert_eq!(
+        esg_score::breadth_k(1, chunks.iter().map(|c| c.chunk.words)),
+        1
+    );
     let r = Rubric::builtin();
     let mut p = ScoreParams::new(2023, 2024, 6);
     p.k = 1;

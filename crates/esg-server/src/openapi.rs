@@ -60,6 +60,9 @@ fn year_schema() -> Value {
     json!({ "type": "integer", "minimum": 2000, "maximum": 2100 })
 }
 
+/// What `k` means (`esg_score::breadth_k`).
+const K_DESCRIPTION: &str = "Retrieval breadth per theme: k chunks, or more when the company's chunks average under 120 words (tables are cut into one chunk per cell), to cover as much text (at most 100)";
+
 fn k_schema() -> Value {
     json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 })
 }
@@ -280,7 +283,7 @@ fn document_paths() -> Value {
                 "summary": "Score one company-year on the rubric",
                 "parameters": [
                     semantic_q(),
-                    q("k", false, k_schema(), "Chunks retrieved per theme"),
+                    q("k", false, k_schema(), K_DESCRIPTION),
                     alpha_q(),
                     fusion_q(),
                     q("view", false, json!({ "type": "string", "enum": ["full", "summary"], "default": "full" }), "summary: the card without the retrieved lists (each theme's retrieved, parity's retrieved_chunk_ids and evidence_chunk_ids); the answer then carries view: summary. Responses of 1 KiB or more are compressed (gzip, br or zstd) when Accept-Encoding asks")
@@ -298,7 +301,7 @@ fn document_paths() -> Value {
             } },
             "/trace": { "get": {
                 "summary": "Audit trail of a scoring: documents, quotes, parity",
-                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file"), q("k", false, k_schema(), "Chunks retrieved per theme"), semantic_q(), alpha_q(), fusion_q()],
+                "parameters": [company_q(), q("year", false, year_schema(), "Default: latest year on file"), q("k", false, k_schema(), K_DESCRIPTION), semantic_q(), alpha_q(), fusion_q()],
                 "responses": common_errors(json!({ "200": ok("The audit trail", "Trace"), "404": err("Unknown company or year"), "422": err("Invalid parameters"), "503": embedder_unavailable() }))
             } }
         },
