@@ -348,10 +348,6 @@ impl PgStore {
         self.lease.as_ref().map(|l| l.current().is_some())
     }
 
-    /// Runs `f` with a pooled connection on the store's runtime. A failure
-    /// on a connection that turns out to be closed (the server restarted
-    /// since it was pooled) is retried once on a fresh connection; every
-    /// caller's work is one transaction, so a retry repeats all or nothing.
     /// The text column `sql` selects for page `page` of `doc_id` (bound as
     /// `$1`, `$2`); `None` when the page is not stored or the value is NULL.
     fn page_column(
@@ -371,6 +367,10 @@ impl PgStore {
         })
     }
 
+    /// Runs `f` with a pooled connection on the store's runtime. A failure
+    /// on a connection that turns out to be closed (the server restarted
+    /// since it was pooled) is retried once on a fresh connection; every
+    /// caller's work is one transaction, so a retry repeats all or nothing.
     fn with_client<T>(
         &self,
         f: impl AsyncFn(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
