@@ -77,6 +77,9 @@ pub struct CompanyIndex {
     pool: Vec<ScoringChunk>,
     documents: Vec<DocumentUsed>,
     bm25: Bm25Index,
+    /// Mean words of the pool's chunks, for [`crate::breadth_k`] (the pool
+    /// never changes, so it is worked out once).
+    mean_words: Option<f64>,
     themes: usize,
     /// `pool.len() × themes` cells, row-major by chunk.
     matches: Vec<OnceLock<Arc<ThemeMatches>>>,
@@ -109,6 +112,7 @@ impl CompanyIndex {
                 .map(|c| (c.chunk.chunk_id.as_str(), c.chunk.text.as_str())),
         );
         let documents = documents_of(pool.iter());
+        let mean_words = crate::score::mean_words(pool.iter().map(|c| c.chunk.words));
         let themes = rubric.themes.len();
         let matches = (0..pool.len() * themes).map(|_| OnceLock::new()).collect();
         // Text twice (chunk and postings are about its size), ids, cells.
@@ -133,6 +137,7 @@ impl CompanyIndex {
             pool,
             documents,
             bm25,
+            mean_words,
             themes,
             matches,
             top_k: Mutex::new(HashMap::new()),
@@ -239,7 +244,7 @@ impl CompanyIndex {
             return Err(ScoreError::NoChunks { year: params.year });
         }
         let ids = |i: usize| self.pool[i].chunk.chunk_id.as_str();
-        let k = crate::score::breadth_k(params.k, self.pool.iter().map(|c| c.chunk.words));
+        let k = crate::score::breadth_for_mean(params.k, self.mean_words);
         let hits = themes
             .iter()
             .map(|&(ti, t)| {

@@ -1176,15 +1176,24 @@ pub const PASSAGE_WORDS: f64 = 120.0;
 /// 80 words 96/102; of 120 words 97/102, as with paragraph chunks and `k`
 /// chunks before.
 pub fn breadth_k(k: usize, words: impl Iterator<Item = u32>) -> usize {
+    breadth_for_mean(k, mean_words(words))
+}
+
+/// The mean of `words`; `None` when there are none or all are 0.
+pub(crate) fn mean_words(words: impl Iterator<Item = u32>) -> Option<f64> {
     let (n, total) = words.fold((0u64, 0u64), |(n, t), w| (n + 1, t + u64::from(w)));
-    if n == 0 || total == 0 {
-        return k;
+    (n > 0 && total > 0).then(|| total as f64 / n as f64)
+}
+
+/// [`breadth_k`] for chunks of `mean` words on average ([`mean_words`]),
+/// for callers that keep the mean of a fixed set of chunks.
+pub(crate) fn breadth_for_mean(k: usize, mean: Option<f64>) -> usize {
+    match mean {
+        Some(mean) if mean < PASSAGE_WORDS => {
+            ((k as f64 * PASSAGE_WORDS / mean).ceil() as usize).clamp(k, MAX_K.max(k))
+        }
+        _ => k,
     }
-    let mean = total as f64 / n as f64;
-    if mean >= PASSAGE_WORDS {
-        return k;
-    }
-    ((k as f64 * PASSAGE_WORDS / mean).ceil() as usize).clamp(k, MAX_K.max(k))
 }
 
 /// The theme's top-k chunks: the theme query and every stage query are run
