@@ -11,7 +11,9 @@ many viewers show) and pdfium (Chrome's PDF viewer, through `pypdfium2`):
    cited page. Both sides are token-normalised (NFKC, lowercase, runs of
    letters and digits; a word hyphenated at a line end is joined, and the
    unjoined reading is tried as well, so `well-\\nbeing` matches both
-   "wellbeing" and "well being"); a quote is found when its token sequence is
+   "wellbeing" and "well being"; a compound in the quote, `Climate-Related`,
+   is tried joined as well, since pdftotext drops the hyphen of a compound
+   it finds cut at a line end); a quote is found when its token sequence is
    a contiguous run of the page's. Reported: found by pdftotext, by pdfium,
    by both, by neither.
 
@@ -56,6 +58,18 @@ def page_variants(text):
     joined = EOL_HYPHEN.sub(r"\1", t)
     joined = PDFIUM_SOFT.sub("", joined)
     return [WORD.findall(joined), WORD.findall(PDFIUM_SOFT.sub("-", t))]
+
+
+# A hyphen between letters in a quote: where the PDF broke a compound across
+# lines (`Climate-` + `Related`), pdftotext joins the two words and drops
+# the hyphen ("ClimateRelated"), so the quote is also tried that way.
+QUOTE_HYPHEN = re.compile(r"([^\W\d_])[-\u2010]\s*(?=[^\W\d_])")
+
+
+def quote_variants(quote):
+    """Token lists of a quote: as it is, and with its compounds joined."""
+    t = norm(quote)
+    return [WORD.findall(t), WORD.findall(QUOTE_HYPHEN.sub(r"\1", t))]
 
 
 def contains(hay, needle):
@@ -196,14 +210,14 @@ def main():
     misses = []
     for (doc_id, page, quote), e in sorted(quotes.items()):
         d = docs[doc_id]
-        q = tokens(quote)
+        qs = quote_variants(quote)
         hit = {}
         for eng in ("ptt", "pdfium"):
             key = (doc_id, page, eng)
             if key not in variants:
                 text = d[eng][page - 1] if 0 < page <= len(d[eng]) else ""
                 variants[key] = page_variants(text)
-            hit[eng] = any(contains(v, q) for v in variants[key])
+            hit[eng] = any(contains(v, q) for v in variants[key] for q in qs)
         c = per_doc[doc_id]
         c["quotes"] += 1
         c["ptt"] += hit["ptt"]

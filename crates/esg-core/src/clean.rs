@@ -9,7 +9,8 @@
 //! 3. Running headers and footers (a line that recurs, digits aside, at the top
 //!    or bottom of many pages) and bare page numbers removed.
 //! 4. Lines joined into paragraphs, one paragraph per output line; a word
-//!    hyphenated across a line end is joined (`sustain-` + `ability`).
+//!    hyphenated across a line end is joined (`sustain-` + `ability`), and a
+//!    compound cut at its hyphen keeps it (`Climate-` + `Related`).
 //! 5. On a page with a layout (PDF), a blank line in the extracted text marks
 //!    the edge of a block no chunk may join (between two table cells, see
 //!    `esg_ingest::layout`; before text read from annotations, which is not
@@ -17,6 +18,10 @@
 //!    ([`crate::chunk::BLOCK_BREAK`]) in the stored text. Elsewhere (HTML,
 //!    plain text, PDF pages read by the second reader) blank lines are plain
 //!    paragraph breaks, as before.
+//! 6. A line the extractor marked with [`HARD_BREAK`] starts a new
+//!    paragraph: a reader that orders the page by position (poppler) may
+//!    read other text between it and the line before, so no sentence, match
+//!    or quote may join them. Chunks still do (it is not a block edge).
 //!
 //! Stored text is the output of these rules, so a quote taken from it is
 //! verbatim from what is stored.
@@ -51,12 +56,15 @@ const MAX_EDGE_WORDS: usize = 14;
 /// The layout's blocks made only of lines the clean-up removed as running
 /// headers, footers or page numbers become [`BlockKind::Running`].
 pub fn clean_pages(pages: Vec<RawPage>) -> Vec<CleanedPage> {
-    let lines: Vec<Vec<String>> = pages.iter().map(|p| normalize_lines(&p.text)).collect();
-    let (lines, dropped) = strip_running_lines(lines);
+    let (lines, mut hard): (Vec<Vec<String>>, Vec<Vec<bool>>) = pages
+        .iter()
+        .map(|p| normalize_marked(&p.text).into_iter().unzip())
+        .unzip();
+    let (lines, dropped) = strip_running_lines(lines, &mut hard);
     pages
         .into_iter()
-        .zip(lines.into_iter().zip(dropped))
-        .map(|(p, (l, d))| {
+        .zip(lines.into_iter().zip(dropped).zip(hard))
+        .map(|(p, ((l, d), h))| {
             let mut layout = p.layout;
             if let Some(layout) = &mut layout
                 && !d.is_empty()
@@ -65,7 +73,7 @@ pub fn clean_pages(pages: Vec<RawPage>) -> Vec<CleanedPage> {
             }
             CleanedPage {
                 number: p.number,
-                text: join_paragraphs(&l, layout.is_some()),
+                text: join_paragraphs(&l, &h, layout.is_some()),
                 is_virtual: p.is_virtual,
                 layout,
             }
@@ -108,18 +116,35 @@ fn mark_running(layout: &mut PageLayout, mut dropped: Vec<String>) {
     }
 }
 
+/// Put by the extractor at the start of a line whose break from the line
+/// before must stay a paragraph break in the stored text (never joined into
+/// one sentence): a reader that orders a page's text by position may read
+/// other text between the two lines (see
+/// [`PageLayout::break_may_part`](crate::PageLayout::break_may_part)). A
+/// Unicode noncharacter, so never text; the clean-up removes it wherever
+/// it is.
+pub const HARD_BREAK: char = '\u{fdd0}';
+
 /// Applies the Unicode and white-space rules; returns trimmed lines, with an
 /// empty string for each blank line (a block separator).
 pub fn normalize_lines(text: &str) -> Vec<String> {
+    normalize_marked(text).into_iter().map(|(l, _)| l).collect()
+}
+
+/// [`normalize_lines`], with whether each line started with [`HARD_BREAK`].
+fn normalize_marked(text: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let mut line = String::new();
+    let mut hard = false;
     let mut space = false;
     for c in text.nfkc() {
         match c {
             '\n' | '\u{2028}' | '\u{2029}' | '\u{0c}' | '\u{0b}' => {
-                out.push(std::mem::take(&mut line));
+                let h = std::mem::take(&mut hard);
+                out.push((std::mem::take(&mut line), h && !out.is_empty()));
                 space = false;
             }
+            HARD_BREAK => hard |= line.is_empty(),
             '\u{00ad}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' => {}
             '\r' => {}
             c if c.is_whitespace() || c.is_control() => space = !line.is_empty(),
@@ -127,16 +152,16 @@ pub fn normalize_lines(text: &str) -> Vec<String> {
             c => push(&mut line, &mut space, c),
         }
     }
-    out.push(line);
+    out.push((line, hard && !out.is_empty()));
     // Collapse runs of blank lines and drop leading/trailing blanks.
-    let mut collapsed: Vec<String> = Vec::with_capacity(out.len());
-    for l in out {
-        if l.is_empty() && collapsed.last().is_none_or(|p: &String| p.is_empty()) {
+    let mut collapsed: Vec<(String, bool)> = Vec::with_capacity(out.len());
+    for (l, h) in out {
+        if l.is_empty() && collapsed.last().is_none_or(|p| p.0.is_empty()) {
             continue;
         }
-        collapsed.push(l);
+        collapsed.push((l, h));
     }
-    while collapsed.last().is_some_and(|l| l.is_empty()) {
+    while collapsed.last().is_some_and(|l| l.0.is_empty()) {
         collapsed.pop();
     }
     collapsed
@@ -242,8 +267,12 @@ fn edge_keys(line: &str, outer: bool) -> Vec<String> {
 /// Removes page-number lines at page edges and running headers/footers:
 /// an edge line one of whose [`edge_keys`] is at an edge of at least 3
 /// pages and of at least a quarter of the document's pages. Returns the
-/// pages and, per page, the lines removed.
-fn strip_running_lines(mut pages: Vec<Vec<String>>) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+/// pages and, per page, the lines removed; `hard` (a flag per line, see
+/// [`HARD_BREAK`]) loses the same lines.
+fn strip_running_lines(
+    mut pages: Vec<Vec<String>>,
+    hard: &mut [Vec<bool>],
+) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for lines in &pages {
         let mut seen: Vec<String> = edge_indices(lines)
@@ -258,7 +287,7 @@ fn strip_running_lines(mut pages: Vec<Vec<String>>) -> (Vec<Vec<String>>, Vec<Ve
     }
     let threshold = 3.max(pages.len().div_ceil(4));
     let mut dropped = Vec::with_capacity(pages.len());
-    for lines in &mut pages {
+    for (lines, hard) in pages.iter_mut().zip(hard.iter_mut()) {
         let drop: Vec<usize> = edge_indices(lines)
             .into_iter()
             .filter(|&(i, outer)| {
@@ -273,6 +302,9 @@ fn strip_running_lines(mut pages: Vec<Vec<String>>) -> (Vec<Vec<String>>, Vec<Ve
         let mut gone = Vec::with_capacity(drop.len());
         for i in drop.into_iter().rev() {
             gone.push(lines.remove(i));
+            if i < hard.len() {
+                hard.remove(i);
+            }
         }
         dropped.push(gone);
     }
@@ -320,8 +352,9 @@ fn ends_sentence(line: &str) -> bool {
 /// Joins lines into paragraphs. A blank line always breaks, and with
 /// `blocks` (the page has a layout) stays a blank line; otherwise a line
 /// starts a new paragraph when it is a list item, or when the previous line
-/// is short and either ends a sentence or looks like a heading.
-fn join_paragraphs(lines: &[String], blocks: bool) -> String {
+/// is short and either ends a sentence or looks like a heading, or when its
+/// flag in `hard` is set (the extractor's [`HARD_BREAK`]).
+fn join_paragraphs(lines: &[String], hard: &[bool], blocks: bool) -> String {
     let mut lens: Vec<usize> = lines
         .iter()
         .filter(|l| !l.is_empty())
@@ -333,7 +366,7 @@ fn join_paragraphs(lines: &[String], blocks: bool) -> String {
     let mut out = String::new();
     let mut prev: Option<&str> = None;
     let mut block_break = false;
-    for line in lines {
+    for (i, line) in lines.iter().enumerate() {
         if line.is_empty() {
             prev = None;
             block_break = blocks;
@@ -358,11 +391,19 @@ fn join_paragraphs(lines: &[String], blocks: bool) -> String {
                     && !p.ends_with([',', '-', '&'])
                     && !ends_with_connector(p)
                     && line.chars().next().is_some_and(char::is_uppercase);
-                if starts_list_item(line) || (short && ends_sentence(p)) || heading {
+                if hard.get(i).copied().unwrap_or(false)
+                    || starts_list_item(line)
+                    || (short && ends_sentence(p))
+                    || heading
+                {
                     out.push('\n');
                     out.push_str(line);
                 } else if is_hyphen_break(p, line) {
                     out.pop();
+                    out.push_str(line);
+                } else if ends_in_letter_hyphen(p) {
+                    // A compound cut at its hyphen (`Climate-` + `Related`):
+                    // the hyphen stays, the line end goes.
                     out.push_str(line);
                 } else {
                     out.push(' ');
@@ -397,10 +438,13 @@ fn ends_with_connector(line: &str) -> bool {
 
 /// `true` when `prev` ends in `letter-` and `next` starts with a lowercase letter.
 fn is_hyphen_break(prev: &str, next: &str) -> bool {
-    let mut tail = prev.chars().rev();
-    tail.next() == Some('-')
-        && tail.next().is_some_and(char::is_alphabetic)
-        && next.chars().next().is_some_and(char::is_lowercase)
+    ends_in_letter_hyphen(prev) && next.chars().next().is_some_and(char::is_lowercase)
+}
+
+/// `true` when `line` ends in `letter-`.
+fn ends_in_letter_hyphen(line: &str) -> bool {
+    let mut tail = line.chars().rev();
+    tail.next() == Some('-') && tail.next().is_some_and(char::is_alphabetic)
 }
 
 #[cfg(test)]
@@ -441,6 +485,22 @@ mod tests {
     }
 
     #[test]
+    fn a_hard_break_keeps_two_lines_apart_and_leaves_no_mark() {
+        let h = HARD_BREAK;
+        let text =
+            format!("We cut our emissions by\n{h}a third since{h} 2019 and\nwill cut them again.");
+        let out = clean_pages(vec![page(1, &text)]);
+        assert_eq!(
+            out[0].text,
+            "We cut our emissions by\na third since 2019 and will cut them again."
+        );
+        // A mark on the first line, or on a line after a blank line, is no
+        // break at all.
+        let out = clean_pages(vec![page(1, &format!("{h}Targets are set"))]);
+        assert_eq!(out[0].text, "Targets are set");
+    }
+
+    #[test]
     fn dehyphenates_across_lines_only_before_lowercase() {
         let out = clean_pages(vec![page(
             1,
@@ -448,7 +508,7 @@ mod tests {
         )]);
         assert_eq!(
             out[0].text,
-            "We improved sustainability across the group and the wider community, in the North- East region."
+            "We improved sustainability across the group and the wider community, in the North-East region."
         );
     }
 
@@ -510,7 +570,7 @@ mod tests {
             // outer edge of its page: kept.
             assert_eq!(
                 p.text,
-                join_paragraphs(&normalize_lines(&body(i + 1)), false)
+                join_paragraphs(&normalize_lines(&body(i + 1)), &[], false)
             );
             assert!(p.text.contains("| water use."), "{}", p.text);
         }

@@ -222,9 +222,13 @@ impl PageLayout {
     /// a reader sees apart; this narrows it to the block of the match. When
     /// the match itself runs over several blocks (a table cell drawn as one
     /// block per line), the quote keeps the blocks of the match and loses
-    /// the others before and after them. The whole quote comes back when it
-    /// lies in those blocks already. `None` when the quote is not on the
-    /// page's lines.
+    /// the others before and after them. The part kept is then narrowed
+    /// again to the lines around the match that a reader ordering text by
+    /// position keeps together ([`PageLayout::break_may_part`]), to the
+    /// sentence of the match where that part holds a sentence bound (stores
+    /// ingested before such breaks were kept in the stored text need it).
+    /// The whole quote comes back when it lies in those blocks and lines
+    /// already. `None` when the quote is not on the page's lines.
     pub fn place(
         &self,
         quote: &str,
@@ -254,9 +258,6 @@ impl PageLayout {
         blocks.sort_unstable();
         blocks.dedup();
         let of_match = |k: usize| blocks.binary_search(&owners[k].0).is_ok();
-        if (0..owners.len()).all(of_match) {
-            return whole(&owners);
-        }
         let mut a = first;
         while a > 0 && of_match(a - 1) {
             a -= 1;
@@ -264,6 +265,13 @@ impl PageLayout {
         let mut b = last;
         while b + 1 < owners.len() && of_match(b + 1) {
             b += 1;
+        }
+        // Then to the lines a position-ordering reader keeps together.
+        let (ra, rb) = self.reader_run(&owners, a..=b, first..=last);
+        let by_reader = (ra, rb) != (a, b);
+        let (a, b) = (ra, rb);
+        if (a, b) == (0, owners.len() - 1) {
+            return whole(&owners);
         }
         // Whole words: back to the white space before, on to the white
         // space after (closing punctuation stays with its word).
@@ -281,8 +289,171 @@ impl PageLayout {
             }
             end += c.len_utf8();
         }
+        if by_reader {
+            // Cut at the line breaks a reader may not keep: the part kept
+            // starts and ends with the sentence of the match where the
+            // part holds a sentence bound.
+            let m = src[first].start.max(start)..src[last].end.min(end);
+            let (s, e) = sentence_of(quote, start..end, m);
+            start = s;
+            end = e;
+        }
         let bbox = self.union_of(owners[a..=b].iter().copied())?;
         Some((start..end, bbox))
+    }
+
+    /// The line of an owner pair.
+    fn line(&self, (b, l): (u32, u32)) -> &Line {
+        &self.blocks[b as usize].lines[l as usize]
+    }
+
+    /// Narrows the character range `range` of a located quote (`owners`:
+    /// the block and line of each character) to the lines around `keep`
+    /// that a reader who orders text by position keeps together: it stops
+    /// at every line break [`PageLayout::break_may_part`] flags. The range
+    /// comes back unchanged when such a break lies inside `keep` itself.
+    fn reader_run(
+        &self,
+        owners: &[(u32, u32)],
+        range: std::ops::RangeInclusive<usize>,
+        keep: std::ops::RangeInclusive<usize>,
+    ) -> (usize, usize) {
+        let (lo, hi) = (*range.start(), *range.end());
+        let (first, last) = (*keep.start(), *keep.end());
+        let parts =
+            |k: usize| owners[k - 1] != owners[k] && self.break_may_part(owners[k - 1], owners[k]);
+        if (first + 1..=last).any(parts) {
+            return (lo, hi);
+        }
+        let mut a = first;
+        while a > lo && !parts(a) {
+            a -= 1;
+        }
+        let mut b = last;
+        while b < hi && !parts(b + 1) {
+            b += 1;
+        }
+        (a, b)
+    }
+
+    /// `true` when a reader that orders a page's text by position may put
+    /// other text between line `prev` and line `next`, read one after the
+    /// other in the stored text.
+    ///
+    /// poppler (`pdftotext`, evince, okular) builds blocks of lines whose
+    /// baselines are at most 1.5 font sizes apart
+    /// (`maxLineSpacingDelta`), in one font size (within 5 %,
+    /// `maxBlockFontSizeDelta1`), overlapping along the line. Lines it puts
+    /// in separate blocks are sorted by position with the other blocks, so
+    /// a line beside them, at a height between theirs, is read between
+    /// them: two columns or a table set with 1.65 font sizes from one
+    /// baseline to the next come out one row at a time, across all
+    /// columns. Such a break is flagged; one inside a poppler block, or with
+    /// nothing beside it, is not. Text drawn sideways (a landscape page
+    /// stored rotated) is measured in its own frame; two lines that are not
+    /// one above the other, or not drawn the same way, are never flagged.
+    ///
+    /// `prev` and `next` are (block, line) indices into [`PageLayout::blocks`].
+    pub fn break_may_part(&self, prev: (u32, u32), next: (u32, u32)) -> bool {
+        self.break_may_part_beside(prev, next, |_| true)
+    }
+
+    /// [`PageLayout::break_may_part`], counting only the lines of blocks
+    /// `beside` accepts as text that may be read between the two.
+    pub fn break_may_part_beside(
+        &self,
+        prev: (u32, u32),
+        next: (u32, u32),
+        beside: impl Fn(&Block) -> bool,
+    ) -> bool {
+        const MAX_LINE_SPACING: f32 = 1.5;
+        const MAX_SIZE_DELTA: f32 = 0.05;
+        let (p, n) = (self.line(prev), self.line(next));
+        let upright = is_upright(p);
+        if upright != is_upright(n) {
+            return false;
+        }
+        let (p, n) = (Frame::of(p, upright), Frame::of(n, upright));
+        let dist = (p.mid - n.mid).abs();
+        if !(p.size > 0.0 && n.size > 0.0) || dist < 0.5 * p.size.min(n.size) {
+            return false;
+        }
+        let overlap = p.a0 < n.a1 && n.a0 < p.a1;
+        if overlap
+            && dist <= MAX_LINE_SPACING * p.size
+            && (p.size - n.size).abs() <= MAX_SIZE_DELTA * p.size
+        {
+            return false;
+        }
+        let (a0, a1) = (p.a0.min(n.a0), p.a1.max(n.a1));
+        let (lo, hi) = (
+            (p.mid - 0.3 * p.size).min(n.mid - 0.3 * n.size),
+            (p.mid + 0.3 * p.size).max(n.mid + 0.3 * n.size),
+        );
+        self.blocks.iter().enumerate().any(|(bi, block)| {
+            beside(block)
+                && block.lines.iter().enumerate().any(|(li, m)| {
+                    let own = (bi as u32, li as u32);
+                    let f = Frame::of(m, upright);
+                    own != prev
+                        && own != next
+                        && (f.a1 <= a0 || f.a0 >= a1)
+                        && (lo..=hi).contains(&f.mid)
+                        && m.text.chars().any(char::is_alphanumeric)
+                })
+        })
+    }
+}
+
+/// `true` for a line wider than tall: text drawn upright (or upside down)
+/// on the page, as opposed to sideways.
+fn is_upright(l: &Line) -> bool {
+    l.bbox.x1 - l.bbox.x0 >= l.bbox.y1 - l.bbox.y0
+}
+
+/// A line's box in the frame of its text: `a0..a1` along the line, `mid`
+/// the middle across it, `size` the font size (the box spans 1.1 em
+/// across the line, see the module doc).
+struct Frame {
+    a0: f32,
+    a1: f32,
+    mid: f32,
+    size: f32,
+}
+
+impl Frame {
+    fn of(l: &Line, upright: bool) -> Frame {
+        let b = l.bbox;
+        let (a0, a1, c0, c1) = if upright {
+            (b.x0, b.x1, b.y0, b.y1)
+        } else {
+            (b.y0, b.y1, b.x0, b.x1)
+        };
+        Frame {
+            a0,
+            a1,
+            mid: (c0 + c1) / 2.0,
+            size: (c1 - c0) / 1.1,
+        }
+    }
+}
+
+/// The byte range, inside `part`, of the sentences of `quote` that `m`
+/// touches: `part` itself where no sentence bound lies inside it.
+fn sentence_of(
+    quote: &str,
+    part: std::ops::Range<usize>,
+    m: std::ops::Range<usize>,
+) -> (usize, usize) {
+    let units = crate::chunk::sentences(&quote[part.clone()]);
+    let touching: Vec<_> = units
+        .iter()
+        .map(|u| part.start + u.start..part.start + u.end)
+        .filter(|u| u.start < m.end.max(m.start + 1) && m.start < u.end)
+        .collect();
+    match (touching.first(), touching.last()) {
+        (Some(f), Some(l)) if f.start <= m.start && m.end <= l.end => (f.start, l.end),
+        _ => (part.start, part.end),
     }
 }
 
@@ -332,6 +503,65 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// Two columns of `rows` single-line rows, `leading` points apart, font
+    /// size 10 (boxes 11 pt high); sideways when `turned` (x and y swapped).
+    fn columns(leading: f32, rows: usize, right: bool, turned: bool) -> PageLayout {
+        let mut blocks = Vec::new();
+        for x in [72.0, 320.0].into_iter().take(if right { 2 } else { 1 }) {
+            let lines: Vec<Line> = (0..rows)
+                .map(|i| {
+                    let y0 = 700.0 - leading * i as f32;
+                    let (a, b, c, d) = (x, y0, x + 200.0, y0 + 11.0);
+                    if turned {
+                        line(b, a, d, c, "some words of the column")
+                    } else {
+                        line(a, b, c, d, "some words of the column")
+                    }
+                })
+                .collect();
+            blocks.push(Block {
+                bbox: lines[0].bbox.union(lines[rows - 1].bbox),
+                kind: BlockKind::Paragraph,
+                lines,
+            });
+        }
+        PageLayout { blocks }
+    }
+
+    #[test]
+    fn loose_lines_with_text_beside_them_may_be_parted() {
+        for turned in [false, true] {
+            // 17 pt = 1.7 font sizes: poppler blocks of one line each,
+            // read row by row across the columns.
+            assert!(columns(17.0, 3, true, turned).break_may_part((0, 0), (0, 1)));
+            assert!(columns(17.0, 3, true, turned).break_may_part((1, 1), (1, 2)));
+            // 12 pt: one poppler block per column.
+            assert!(!columns(12.0, 3, true, turned).break_may_part((0, 0), (0, 1)));
+            // Nothing beside: read in order whatever the blocks.
+            assert!(!columns(17.0, 3, false, turned).break_may_part((0, 0), (0, 1)));
+        }
+        // Lines of the same row are not a break between lines.
+        assert!(!columns(17.0, 3, true, false).break_may_part((0, 0), (1, 0)));
+    }
+
+    #[test]
+    fn a_quote_over_a_loose_break_is_cut_to_the_sentence_of_its_match() {
+        // A store made before ingest kept such breaks: the quote runs over
+        // two loosely set lines with a column beside them.
+        let mut p = columns(17.0, 2, true, false);
+        p.blocks[0].lines[0].text = "Energy use fell. We cut".into();
+        p.blocks[0].lines[1].text = "waste. Water use rose.".into();
+        let quote = "Energy use fell. We cut waste. Water use rose.";
+        let m = quote.find("fell").unwrap();
+        let (r, b) = p.place(quote, m..m + 4).expect("on the page");
+        assert_eq!(&quote[r], "Energy use fell.");
+        assert_eq!(b, p.blocks[0].lines[0].bbox);
+        // A match over the break keeps the whole quote.
+        let m = quote.find("cut waste").unwrap();
+        let (r, _) = p.place(quote, m..m + 9).expect("on the page");
+        assert_eq!(&quote[r], quote);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Prints one PDF page as `esg ingest` extracts it (text with its blocks)
 //! and, with `--runs`, the positioned runs it was built from, to tune
 //! `esg_ingest::layout`:
-//! `cargo run -p esg-ingest --example page_runs -- FILE PAGE [--runs | --blocks]`.
+//! `cargo run -p esg-ingest --example page_runs -- FILE PAGE [--runs | --blocks]`
+//! (`--blocks` prints each line with its box, font size and baseline).
 use oxidize_pdf::parser::{ParseOptions, PdfDocument, PdfReader};
 use oxidize_pdf::text::{ExtractionOptions, TextExtractor};
 
@@ -36,7 +37,9 @@ fn main() {
     }
     let out = esg_ingest::pdf::extract_pdf(&bytes).expect("extract");
     let p = &out.pages[page as usize - 1];
-    println!("{}", p.text);
+    if args.get(3).is_none_or(|a| a != "--blocks") {
+        println!("{}", p.text);
+    }
     if args.get(3).is_some_and(|a| a == "--blocks")
         && let Some(layout) = &p.layout
     {
@@ -47,7 +50,17 @@ fn main() {
                 b.kind, bb.x0, bb.y0, bb.x1, bb.y1
             );
             for l in &b.lines {
-                println!("   {}", l.text);
+                let lb = l.bbox;
+                let fs = (lb.y1 - lb.y0) / 1.1;
+                println!(
+                    "   [{:6.1} {:6.1} {:6.1}] fs={:4.1} base={:6.1} {}",
+                    lb.x0,
+                    lb.x1,
+                    lb.y0,
+                    fs,
+                    lb.y0 + 0.25 * fs,
+                    l.text
+                );
             }
         }
     }
