@@ -319,7 +319,7 @@ fn chunks_never_join_two_table_cells() {
 fn columns_stored(
     leading: f32,
     with_right: bool,
-) -> (Vec<String>, Vec<String>, esg_core::CleanedPage) {
+) -> (Vec<String>, Vec<String>, esg_core::CleanedPage, Vec<u8>) {
     let words = [
         "the board reviews",
         "climate risk at",
@@ -351,12 +351,12 @@ fn columns_stored(
     let pdf = doc(&[(&draw(&drawn), "")]);
     let out = extract_pdf(&pdf).expect("read");
     let mut cleaned = esg_core::clean_pages(out.pages);
-    (left, right, cleaned.remove(0))
+    (left, right, cleaned.remove(0), pdf)
 }
 
 /// A row of three table cells of two lines each, `leading` points from one
 /// baseline to the next, cleaned as `esg ingest` stores them.
-fn table_stored(leading: f32) -> (Vec<[&'static str; 2]>, esg_core::CleanedPage) {
+fn table_stored(leading: f32) -> (Vec<[&'static str; 2]>, esg_core::CleanedPage, Vec<u8>) {
     let cells = vec![
         ["Scope 1 emissions of", "the group in tonnes"],
         ["reported every year", "since the base year"],
@@ -370,7 +370,35 @@ fn table_stored(leading: f32) -> (Vec<[&'static str; 2]>, esg_core::CleanedPage)
     }
     let pdf = doc(&[(&draw(&lines), "")]);
     let out = extract_pdf(&pdf).expect("read");
-    (cells, esg_core::clean_pages(out.pages).remove(0))
+    (cells, esg_core::clean_pages(out.pages).remove(0), pdf)
+}
+
+/// poppler's reading of `pdf` (`pdftotext`, as evince and okular read it),
+/// white space collapsed; `None` without pdftotext, except under
+/// `CI=true`, where CI installs it and its absence fails.
+fn poppler_text(pdf: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.pdf");
+    std::fs::write(&path, pdf).expect("write");
+    match std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        r => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(!ci, "pdftotext is needed under CI=true: {r:?}");
+            eprintln!("SKIP poppler check: no pdftotext ({r:?})");
+            None
+        }
+    }
 }
 
 #[test]
@@ -380,16 +408,36 @@ fn loosely_set_table_cells_keep_their_line_breaks() {
     // line across all cells; a sentence over two lines of a cell is then
     // found by no search. The stored text keeps each line apart, so no
     // sentence, match or quote joins two of them.
-    let (cells, page) = table_stored(17.0);
+    let (cells, page, pdf) = table_stored(17.0);
     let paragraphs: Vec<&str> = page.text.lines().filter(|l| !l.is_empty()).collect();
     let want: Vec<&str> = cells.iter().flatten().copied().collect();
     assert_eq!(paragraphs, want, "{:?}", page.text);
     assert!(!page.text.contains(esg_core::clean::HARD_BREAK));
+    // poppler itself: every stored paragraph is in its text, and a cell's
+    // two lines are not (it read something else between them).
+    if let Some(poppler) = poppler_text(&pdf) {
+        for p in &paragraphs {
+            assert!(poppler.contains(p), "{p:?} not in poppler's {poppler:?}");
+        }
+        for c in &cells {
+            let joined = c.join(" ");
+            assert!(
+                !poppler.contains(&joined),
+                "poppler kept {joined:?} whole: {poppler:?}"
+            );
+        }
+    }
     // Set at 1.2 font sizes, each cell is one poppler block: one paragraph.
-    let (cells, page) = table_stored(12.0);
+    let (cells, page, pdf) = table_stored(12.0);
     let paragraphs: Vec<&str> = page.text.lines().filter(|l| !l.is_empty()).collect();
     let want: Vec<String> = cells.iter().map(|c| c.join(" ")).collect();
     assert_eq!(paragraphs, want, "{:?}", page.text);
+    // And poppler keeps each of those cells whole.
+    if let Some(poppler) = poppler_text(&pdf) {
+        for p in &paragraphs {
+            assert!(poppler.contains(p), "{p:?} not in poppler's {poppler:?}");
+        }
+    }
 }
 
 #[test]
@@ -399,7 +447,7 @@ fn loosely_set_prose_keeps_its_sentences_whole() {
     // read whole sentences. (A quote is still cut at a loose break at
     // placement when its match allows: `PageLayout::place`.)
     for leading in [12.0, 16.0] {
-        let (left, right, page) = columns_stored(leading, true);
+        let (left, right, page, pdf) = columns_stored(leading, true);
         let paragraphs: Vec<&str> = page.text.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(
             paragraphs,
@@ -408,8 +456,21 @@ fn loosely_set_prose_keeps_its_sentences_whole() {
             page.text
         );
         let l = page.layout.as_ref().expect("a layout");
-        assert_eq!(l.break_may_part((0, 0), (0, 1)), leading > 15.0);
+        let parted = l.break_may_part((0, 0), (0, 1));
+        assert_eq!(parted, leading > 15.0);
+        // The rule agrees with poppler: it reads the columns whole at 1.2
+        // font sizes, and row by row across both at 1.6.
+        if let Some(poppler) = poppler_text(&pdf) {
+            for column in [&left, &right] {
+                let whole = column.join(" ");
+                assert_eq!(
+                    !poppler.contains(&whole),
+                    parted,
+                    "{whole:?} in {poppler:?}"
+                );
+            }
+        }
     }
-    let (left, _, page) = columns_stored(16.0, false);
+    let (left, _, page, _) = columns_stored(16.0, false);
     assert_eq!(page.text, left.join(" "));
 }
