@@ -420,17 +420,27 @@ fn apart(prev: Option<(BlockKind, usize)>, next: (BlockKind, usize)) -> bool {
 /// from runs in drawing order; `rotate` is the page's `/Rotate`.
 /// Runs with no visible text or a non-finite position are skipped.
 pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
-    let runs: Vec<&Run> = runs
-        .iter()
-        .filter(|r| {
-            !r.text.trim().is_empty() && [r.x, r.y, r.width, r.size].iter().all(|v| v.is_finite())
-        })
-        .collect();
+    // Runs with text, each with whether a run of white space alone came
+    // right before it: a space drawn as its own run is a word break even
+    // where the pen barely moves (Eni: `The`, ` `, `following`).
+    let mut spaced = Vec::with_capacity(runs.len());
+    let mut space = false;
+    for r in runs {
+        if ![r.x, r.y, r.width, r.size].iter().all(|v| v.is_finite()) {
+            continue;
+        }
+        if r.text.trim().is_empty() {
+            space |= !r.text.is_empty();
+            continue;
+        }
+        spaced.push((r, std::mem::take(&mut space)));
+    }
+    let runs: Vec<&Run> = spaced.iter().map(|&(r, _)| r).collect();
     let dir = dominant_dir(&runs, rotate);
     let mut blocks: Vec<Vec<OpenLine>> = Vec::new();
     let mut open: Option<OpenBlock> = None;
     let mut prev: Option<&Run> = None;
-    for &r in &runs {
+    for &(r, space_before) in &spaced {
         let (x, y) = dir.to_frame(r.x, r.y);
         let f = FRun {
             x,
@@ -448,7 +458,12 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
                     s => s,
                 };
                 match s {
-                    Step::SameLine(sep) => o.push(&r.text, f, sep),
+                    Step::SameLine(sep) => {
+                        let sep = (sep || space_before)
+                            && !o.line.text.ends_with(char::is_whitespace)
+                            && !r.text.starts_with(char::is_whitespace);
+                        o.push(&r.text, f, sep)
+                    }
                     Step::NextLine => o.new_line(&r.text, f),
                     Step::NewBlock => {
                         if let Some(done) = open.replace(OpenBlock::start(&r.text, f)) {
@@ -764,5 +779,21 @@ mod tests {
             layout: Some(l),
         }]);
         assert_eq!(cleaned[0].text, "Energy use 3\nTerajoule");
+    }
+
+    #[test]
+    fn a_space_drawn_as_its_own_run_breaks_the_words() {
+        // Eni draws the space as a run of its own and moves the pen by
+        // less than a word space: `The`, ` `, `following` (1.4 pt).
+        let (t, _) = assemble(
+            &[
+                run("The", 72.0, 700.0, 13.7),
+                run(" ", 85.7, 700.0, 1.5),
+                run("following ", 87.1, 700.0, 34.1),
+                run("table", 121.2, 700.0, 19.1),
+            ],
+            0,
+        );
+        assert_eq!(t, "The following table");
     }
 }
