@@ -302,8 +302,11 @@ impl PageLayout {
         Some((start..end, bbox))
     }
 
-    /// The line of an owner pair.
-    fn line(&self, (b, l): (u32, u32)) -> &Line {
+    /// Line `l` of block `b`.
+    ///
+    /// # Panics
+    /// When either index is out of range.
+    pub fn line(&self, (b, l): (u32, u32)) -> &Line {
         &self.blocks[b as usize].lines[l as usize]
     }
 

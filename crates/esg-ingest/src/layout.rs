@@ -521,18 +521,18 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
     // from the line before it, and in place of a tab inside a line (a tab
     // stop between two columns, `Scope 1 emissions 10\tTonnes`).
     let mut text = String::new();
-    let line_text = |(b, l): (u32, u32)| layout.blocks[b as usize].lines[l as usize].text.as_str();
     for (i, &(blank, at)) in order.iter().enumerate() {
         if i > 0 {
-            let prev = order[i - 1].1;
             text.push('\n');
             if blank {
                 text.push('\n');
-            } else if hard_break(&layout, prev, at, line_text(prev), line_text(at)) {
+            } else if hard_break(&layout, order[i - 1].1, at) {
                 text.push(esg_core::clean::HARD_BREAK);
             }
         }
-        let mut cols = line_text(at)
+        let mut cols = layout
+            .line(at)
+            .text
             .split('\t')
             .map(str::trim)
             .filter(|c| !c.is_empty());
@@ -565,21 +565,20 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
 /// Measured on the 15 corpus PDFs (`bench/evidence_check.sh`, quotes found
 /// by both pdftotext and pdfium; `esg-cli/tests/validity.rs`), one session:
 /// no hard breaks, quotes only narrowed at placement (measured before
-/// compounds kept their hyphen, `Climate-Related`): 757 quotes, 96.4 %,
-/// 97/102. Every break a reader may part: 738, 98.5 %, 95/102 (Sligro's TSP
+/// compounds kept their hyphen, `Climate-Related`): 757 quotes, 96.4 %
+/// (validity not run: placement cannot change a stage). Every break a reader may part: 738, 98.5 %, 95/102 (Sligro's TSP
 /// 2→1 and DM 1→0, their evidence sentences run over loosely set lines).
 /// Only table-cell lines, any text beside: 742, 98.4 %, 96/102 (Sligro's
 /// goal box is cells). Table-cell lines with a cell beside: 746, 97.99 %,
 /// 97/102. This rule, a cell or a short block beside: 746, 98.1 %, 97/102.
-fn hard_break(layout: &PageLayout, prev: (u32, u32), next: (u32, u32), a: &str, b: &str) -> bool {
+fn hard_break(layout: &PageLayout, prev: (u32, u32), next: (u32, u32)) -> bool {
     let cell = |(blk, _): (u32, u32)| layout.blocks[blk as usize].kind == BlockKind::TableCell;
-    let mut tail = a.trim_end().chars().rev();
-    let cut_word = tail.next() == Some('-')
-        && tail.next().is_some_and(char::is_alphabetic)
-        && b.trim_start()
-            .chars()
-            .next()
-            .is_some_and(char::is_lowercase);
+    let cut_word = ends_hyphenated(&layout.line(prev).text)
+        && layout
+            .line(next)
+            .text
+            .trim_start()
+            .starts_with(char::is_lowercase);
     (cell(prev) || cell(next))
         && !cut_word
         && layout.break_may_part_beside(prev, next, |b| {
