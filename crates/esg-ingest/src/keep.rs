@@ -24,14 +24,19 @@ fn file_error(e: esg_store::FileStoreError) -> IngestError {
 /// * A document already stored is reported as such without extraction, and
 ///   its file is written when missing (documents stored before files were
 ///   kept get theirs back by ingesting the same bytes again).
-/// * A new document's file is written once extraction succeeded and before
-///   the document is cleaned, chunked and committed; a crash in between
-///   leaves only a file without a document, which the next ingest of the
-///   same bytes reuses.
-/// * When the document then turns out to have no text (nothing is stored),
-///   the file written by this call is removed again. That outcome depends
-///   only on the bytes, so no concurrent ingest of the same bytes can have
-///   committed a document relying on it.
+/// * A new document's file is written while it is extracted (on a thread of
+///   its own, so hashing and `fsync` overlap the extraction) and is on disk
+///   before the document is cleaned, chunked and committed; a crash in
+///   between leaves only a file without a document, which the next ingest
+///   of the same bytes reuses.
+/// * When the document turns out to have no text or cannot be read at all
+///   for a reason that lies in its bytes (empty, damaged, encrypted, an
+///   unsupported format, an HTML error page), the file
+///   written by this call is removed again: no concurrent ingest of the same
+///   bytes can have committed a document relying on it. After a failure
+///   that may not repeat (a timeout, the memory bound, a crashed worker, a
+///   store error) the file stays, like after a crash, for the next ingest
+///   of the same bytes.
 ///
 /// # Errors
 /// Those of [`crate::ingest_bytes`]; `storage_error` when the file cannot
@@ -52,9 +57,18 @@ pub fn ingest_keeping_source(
         doc_id.clone(),
         who,
         |b| {
-            let extracted = extract(b)?;
-            // The last step before clean-up, chunking and the commit.
-            written = files.put(&doc_id, b).map_err(file_error)? == PutOutcome::Written;
+            let (extracted, put) = std::thread::scope(|s| {
+                let put = s.spawn(|| files.put(&doc_id, b));
+                let extracted = extract(b);
+                // A panic while writing goes on as it would have without
+                // the thread (the callers catch it per document).
+                let put = put.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (extracted, put)
+            });
+            let put = put.map_err(file_error);
+            written = matches!(put, Ok(PutOutcome::Written));
+            let extracted = extracted?;
+            put?;
             Ok(extracted)
         },
         params,
@@ -67,13 +81,36 @@ pub fn ingest_keeping_source(
         Ok(o) => Ok(o),
         Err(e) => {
             if written
-                && matches!(e.code, ErrorCode::NoText | ErrorCode::PdfNoTextLayer)
+                && depends_only_on_bytes(e.code)
                 && let Ok(path) = files.path_of(&doc_id)
             {
                 let _ = std::fs::remove_file(path);
             }
             Err(e)
         }
+    }
+}
+
+/// Whether an ingest that failed with `code` fails the same way for every
+/// ingest of the same bytes, so that no other ingest can have committed a
+/// document (and relied on its file).
+fn depends_only_on_bytes(code: ErrorCode) -> bool {
+    match code {
+        ErrorCode::EmptyFile
+        | ErrorCode::UnsupportedFormat
+        | ErrorCode::PdfDamaged
+        | ErrorCode::PdfPasswordRequired
+        | ErrorCode::PdfUnsupportedEncryption
+        | ErrorCode::PdfNoTextLayer
+        | ErrorCode::HtmlErrorPage
+        | ErrorCode::NoText => true,
+        ErrorCode::UnreadablePath
+        | ErrorCode::FileTooLarge
+        | ErrorCode::ExtractionTimeout
+        | ErrorCode::ExtractionMemoryLimit
+        | ErrorCode::ExtractionFailed
+        | ErrorCode::StorageError
+        | ErrorCode::StoreUnavailable => false,
     }
 }
 
@@ -202,7 +239,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::NoText);
         assert!(!files.contains(&id).unwrap(), "written, then removed");
-        // An extraction failure never writes one.
+        // Nor does a file whose format is unsupported: that failure lies in
+        // its bytes (the file, written while it was read, is removed).
         let e = ingest_keeping_source(
             &store,
             &files,
@@ -220,6 +258,56 @@ mod tests {
             .map(|e| e.path())
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_failure_that_may_not_repeat_keeps_the_file_for_the_next_ingest() {
+        let (_dir, store, files) = setup();
+        let fail = |code| {
+            move |_: &[u8]| -> Result<Extracted, IngestError> {
+                Err(IngestError::new(code, "as the worker reported it"))
+            }
+        };
+        // Damaged: every ingest of these bytes fails the same way.
+        let damaged = b"%PDF-1.7 damaged".as_slice();
+        let e = ingest_keeping_source(
+            &store,
+            &files,
+            damaged,
+            who(),
+            fail(ErrorCode::PdfDamaged),
+            ChunkParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PdfDamaged);
+        assert!(!files.contains(&sha256_hex(damaged)).unwrap());
+        // A timeout may not repeat: a concurrent ingest of the same bytes
+        // may have found the file and committed, so it stays.
+        let slow = REPORT.as_bytes();
+        let e = ingest_keeping_source(
+            &store,
+            &files,
+            slow,
+            who(),
+            fail(ErrorCode::ExtractionTimeout),
+            ChunkParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ExtractionTimeout);
+        assert!(files.contains(&sha256_hex(slow)).unwrap());
+        assert!(store.documents(None).unwrap().is_empty());
+        // The next ingest of the same bytes reuses it and commits.
+        let o = ingest_keeping_source(
+            &store,
+            &files,
+            slow,
+            who(),
+            extract_in_process,
+            ChunkParams::default(),
+        )
+        .unwrap();
+        assert!(o.is_new());
+        assert!(files.contains(&sha256_hex(slow)).unwrap());
     }
 
     #[test]
