@@ -19,13 +19,16 @@ call `page.get_text()` on every page, best of N, timed inside one Python
 process (its start and `import pymupdf` take ~0.75 s, which would swamp the
 small files), so PyMuPDF gets no process or storage cost while esg's time
 has both; `esg/mu` is esg's pages/s over PyMuPDF's (goal >= 1.0).
-`--esg PATH` times that binary instead of building one. `esg cpu` is the
+`--esg PATH` times that binary instead of building one; `--base PATH` also
+times an older build on the same files, interleaved run by run with `esg`
+(base, esg, base, esg, ...) so drift of a shared machine hits both alike,
+and prints `base p/s` and `esg/base` (and `base/mu`). `esg cpu` is the
 CPU time of esg's best run (all threads, the worker included), as `esg`
 reads a PDF's pages with one thread per core; `--one-thread` also times
 `ESG_EXTRACT_THREADS=1` (columns `esg1 p/s`, `esg1/mu`) and checks that the
 stored text is the same both ways.
 
-Usage: python3 bench/ingest_vs_pdftotext.py [--runs N] [--pymupdf PYTHON] [--one-thread]
+Usage: python3 bench/ingest_vs_pdftotext.py [--runs N] [--pymupdf PYTHON] [--one-thread] [--esg PATH] [--base PATH]
 Needs: pdftotext (Debian poppler-utils), the corpus (ESG_CORPUS_DIR or
 ../shared/corpus), a release build (made here with cargo, in CARGO_TARGET_DIR
 when set).
@@ -59,6 +62,18 @@ def best_time(cmd, runs, before=None, env=None, cpu=False):
         if best is None or dt < best[0]:
             best = (dt, c)
     return best if cpu else best[0]
+
+
+def best_times_interleaved(cmds, runs, before=None):
+    """Best wall time and its CPU seconds for each of `cmds`, run in turn
+    (cmd 0, cmd 1, cmd 0, ...) `runs` times each."""
+    best = [None] * len(cmds)
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            t = best_time(cmd, 1, before, cpu=True)
+            if best[i] is None or t[0] < best[i][0]:
+                best[i] = t
+    return best
 
 
 PYMUPDF_TEXT = """
@@ -107,6 +122,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--esg", metavar="PATH", help="the esg binary to time (default: build a release one)")
+    ap.add_argument("--base", metavar="PATH", help="an older esg binary timed interleaved with --esg on the same files")
     ap.add_argument("--pymupdf", metavar="PYTHON", help="a Python interpreter that has PyMuPDF: adds a PyMuPDF column")
     ap.add_argument(
         "--one-thread",
@@ -124,6 +140,7 @@ def main():
     else:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "esg-cli"], cwd=ROOT, check=True)
         esg = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "esg")
+    base = os.path.abspath(args.base) if args.base else None
     rows = [r for r in csv.DictReader(open(os.path.join(corpus, "manifest.csv"))) if r["format"] == "pdf"]
     work = tempfile.mkdtemp(prefix="esg-bench-")
     data = os.path.join(work, "data")
@@ -134,11 +151,12 @@ def main():
         print(f"PyMuPDF {v} ({mu})")
     mu_head = f" {'mu s':>7} {'mu p/s':>7} {'esg/mu':>6}" if mu else ""
     one_head = f" {'esg1 p/s':>8} {'esg1/mu':>7}" if args.one_thread else ""
-    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'esg cpu':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7}{mu_head}{one_head} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
+    base_head = f" {'base p/s':>8} {'esg/base':>8}" + (f" {'base/mu':>7}" if mu else "") if base else ""
+    head = f"{'document':<48} {'pages':>5} {'pdftotext s':>11} {'esg s':>7} {'esg cpu':>7} {'ptt p/s':>8} {'esg p/s':>8} {'esg/ptt':>7}{mu_head}{one_head}{base_head} {'recall':>7} {'precis':>7} {'raw_rec':>7}"
     print(f"esg cpu: CPU seconds (user + system, all threads and the worker) of esg's best run; esg1: ESG_EXTRACT_THREADS=1; {os.cpu_count()} cores")
     print(head)
     print("-" * len(head))
-    tot_p = tot_e = tot_m = tot_c = tot_1 = 0.0
+    tot_p = tot_e = tot_m = tot_c = tot_1 = tot_b = 0.0
     differ = []
     tot_pages = 0
     recalls = []
@@ -156,7 +174,11 @@ def main():
         if args.one_thread:
             t_one = best_time(ingest, args.runs, fresh, env={**os.environ, "ESG_EXTRACT_THREADS": "1"})
             one_pages = stored_pages(data)
-        t_esg, c_esg = best_time(ingest, args.runs, fresh, cpu=True)
+        t_base = None
+        if base:
+            (t_base, _), (t_esg, c_esg) = best_times_interleaved([[base] + ingest[1:], ingest], args.runs, fresh)
+        else:
+            t_esg, c_esg = best_time(ingest, args.runs, fresh, cpu=True)
         t_mu = pymupdf_time(mu, path, args.runs) if mu else None
         ours = stored_pages(data)
         if args.one_thread and ours != one_pages:
@@ -182,15 +204,21 @@ def main():
         tot_pages += pages
         mu_cols = f" {t_mu:>7.3f} {pages / t_mu:>7.0f} {t_mu / t_esg:>6.2f}" if mu else ""
         one_cols = f" {pages / t_one:>8.0f} {(t_mu / t_one if mu else float('nan')):>7.2f}" if args.one_thread else ""
-        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {c_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f}{mu_cols}{one_cols} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
+        base_cols = f" {pages / t_base:>8.0f} {t_base / t_esg:>8.2f}" + (f" {t_mu / t_base:>7.2f}" if mu else "") if base else ""
+        print(f"{name[:48]:<48} {pages:>5} {t_ptt:>11.3f} {t_esg:>7.3f} {c_esg:>7.3f} {pages / t_ptt:>8.0f} {pages / t_esg:>8.0f} {t_esg / t_ptt:>7.2f}{mu_cols}{one_cols}{base_cols} {recall:>7.3f} {precision:>7.3f} {raw_recall:>7.3f}")
         if mu:
             tot_m += t_mu
         if args.one_thread:
             tot_1 += t_one
+        if base:
+            tot_b += t_base
     print("-" * len(head))
     mu_tot = f" {tot_m:>7.3f} {tot_pages / tot_m:>7.0f} {tot_m / tot_e:>6.2f}" if mu else ""
     one_tot = f" {tot_pages / tot_1:>8.0f} {(tot_m / tot_1 if mu else float('nan')):>7.2f}" if args.one_thread else ""
-    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_c:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}{mu_tot}{one_tot}")
+    base_tot = f" {tot_pages / tot_b:>8.0f} {tot_b / tot_e:>8.2f}" + (f" {tot_m / tot_b:>7.2f}" if mu else "") if base else ""
+    print(f"{'TOTAL':<48} {tot_pages:>5} {tot_p:>11.3f} {tot_e:>7.3f} {tot_c:>7.3f} {tot_pages / tot_p:>8.0f} {tot_pages / tot_e:>8.0f} {tot_e / tot_p:>7.2f}{mu_tot}{one_tot}{base_tot}")
+    if base:
+        print(f"base: {base}, timed interleaved with {esg}")
     if args.one_thread:
         print(f"stored text with one thread and with several: {'the same for every document' if not differ else 'DIFFERENT for ' + ', '.join(differ)}")
     if mu:
