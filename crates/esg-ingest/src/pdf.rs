@@ -9,8 +9,9 @@
 //!
 //! Pages are read by one thread per core ([`extract_pdf_with`]), each with
 //! its own parser, so memory grows with the threads: the worker's peak RSS
-//! on Bayer's 126 pages is 88 MB with one thread and 117 MB with two (GM:
-//! 96 and 166 MB). Side by side on the 781 corpus pages
+//! on Bayer's 126 pages is 48 MB with one thread and 79 MB with two (GM:
+//! 50 and 65 MB; with mimalloc v3, before f1fc30c, 86/129 and 96/121 MB).
+//! Side by side on the 781 corpus pages
 //! (`bench/ingest_vs_pdftotext.sh --runs 3 --one-thread`), `esg ingest`
 //! went from 309 to 413 pages/s, PyMuPDF's 412.
 //!
