@@ -32,7 +32,9 @@ when `import pypdfium2` works). Needs pdftotext (poppler-utils) and the corpus
 (ESG_CORPUS_DIR, default ../shared/corpus). Exit status 0, or 1 when
 --min-both is given and the share of quotes found by both is lower.
 """
-import argparse, collections, csv, json, os, re, shutil, sqlite3, subprocess, sys, tempfile, unicodedata
+import argparse, collections, json, os, re, shutil, sqlite3, subprocess, sys, tempfile, unicodedata
+
+import corpus as bench_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORD = re.compile(r"[^\W_]+")
@@ -151,11 +153,8 @@ def main():
     ap.add_argument("--show-misses", type=int, default=0, help="print up to N quotes not found by both")
     args = ap.parse_args()
 
-    corpus = os.environ.get("ESG_CORPUS_DIR", os.path.join(ROOT, "..", "shared", "corpus"))
-    if not os.path.isfile(os.path.join(corpus, "manifest.csv")):
-        sys.exit(f"corpus not found at {corpus} (set ESG_CORPUS_DIR)")
-    if not shutil.which("pdftotext"):
-        sys.exit("pdftotext not found: apt-get install -y poppler-utils")
+    corpus = bench_corpus.corpus_dir()
+    bench_corpus.require_pdftotext()
     import pypdfium2  # noqa: F401  (fail early, before ingesting)
 
     esg = args.esg
@@ -163,7 +162,7 @@ def main():
         subprocess.run(["cargo", "build", "-q", "-p", "esg-cli"], cwd=ROOT, check=True)
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
         esg = os.path.join(target, "debug", "esg")
-    rows = [r for r in csv.DictReader(open(os.path.join(corpus, "manifest.csv"))) if r["format"] == "pdf"]
+    rows = bench_corpus.pdf_rows(corpus)
     work = args.keep or tempfile.mkdtemp(prefix="esg-evidence-")
     data, ref_data = os.path.join(work, "data"), os.path.join(work, "ref")
     shutil.rmtree(data, ignore_errors=True)

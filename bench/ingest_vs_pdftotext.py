@@ -33,7 +33,9 @@ Needs: pdftotext (Debian poppler-utils), the corpus (ESG_CORPUS_DIR or
 ../shared/corpus), a release build (made here with cargo, in CARGO_TARGET_DIR
 when set).
 """
-import argparse, collections, csv, os, re, resource, shutil, sqlite3, subprocess, sys, tempfile, time
+import argparse, collections, os, re, resource, shutil, sqlite3, subprocess, sys, tempfile, time
+
+import corpus as bench_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = re.compile(r"[a-z0-9]+")
@@ -130,18 +132,15 @@ def main():
         help="also time esg with ESG_EXTRACT_THREADS=1 (one thread reads a PDF's pages), and check that it stores the same text",
     )
     args = ap.parse_args()
-    corpus = os.environ.get("ESG_CORPUS_DIR", os.path.join(ROOT, "..", "shared", "corpus"))
-    if not os.path.isfile(os.path.join(corpus, "manifest.csv")):
-        sys.exit(f"corpus not found at {corpus} (set ESG_CORPUS_DIR)")
-    if not shutil.which("pdftotext"):
-        sys.exit("pdftotext not found: apt-get install -y poppler-utils")
+    corpus = bench_corpus.corpus_dir()
+    bench_corpus.require_pdftotext()
     if args.esg:
         esg = os.path.abspath(args.esg)
     else:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "esg-cli"], cwd=ROOT, check=True)
         esg = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "esg")
     base = os.path.abspath(args.base) if args.base else None
-    rows = [r for r in csv.DictReader(open(os.path.join(corpus, "manifest.csv"))) if r["format"] == "pdf"]
+    rows = bench_corpus.pdf_rows(corpus)
     work = tempfile.mkdtemp(prefix="esg-bench-")
     data = os.path.join(work, "data")
     print(f"{len(rows)} PDFs, best of {args.runs} runs each; pdftotext {subprocess.run(['pdftotext', '-v'], capture_output=True, text=True).stderr.splitlines()[0]}")

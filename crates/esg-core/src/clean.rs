@@ -6,8 +6,9 @@
 //!    soft hyphens and zero-width characters removed, other control
 //!    characters turned into spaces, `\r\n` into `\n`.
 //! 2. White space inside a line collapsed to single spaces; lines trimmed.
-//! 3. Running headers and footers (a line that recurs, digits aside, at the top
-//!    or bottom of many pages) and bare page numbers removed.
+//! 3. Running headers and footers (a line with a letter that recurs, digits
+//!    aside, at the top or bottom of many pages) and bare page numbers
+//!    removed.
 //! 4. Lines joined into paragraphs, one paragraph per output line; a word
 //!    hyphenated across a line end is joined (`sustain-` + `ability`), and a
 //!    compound cut at its hyphen keeps it (`Climate-` + `Related`).
@@ -237,7 +238,15 @@ const OUTER_LINES: usize = 2;
 /// and the part after the last one (each of at least two words), so that a
 /// header whose section name changes from page to page still recurs by its
 /// fixed part.
+///
+/// A line without a letter has no key: a row of figures or codes that
+/// recurs at the top of a table continued over many pages (J&J's GRI
+/// index, `103-1, 103-2, 103-3`) is table text, and bare page numbers are
+/// [`is_page_number_line`]'s.
 fn edge_keys(line: &str, outer: bool) -> Vec<String> {
+    if !line.chars().any(char::is_alphabetic) {
+        return Vec::new();
+    }
     let mut keys = vec![edge_key(line)];
     if !outer {
         return keys;
@@ -539,6 +548,28 @@ mod tests {
             assert_eq!(
                 p.text,
                 format!("Body text {} talks about water.", "x".repeat(i + 1))
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_of_figures_recurring_at_the_top_of_pages_is_kept() {
+        // J&J's GRI index: every page of the table starts with the same row
+        // of disclosure numbers under a heading that changes.
+        let pages: Vec<RawPage> = (1..=6)
+            .map(|n| {
+                let z = "z".repeat(n as usize);
+                page(
+                    n,
+                    &format!("GRI 20{n} {z}\n103-1, 103-2, 103-3\nBody {z} talks."),
+                )
+            })
+            .collect();
+        for (n, p) in clean_pages(pages).iter().enumerate() {
+            let z = "z".repeat(n + 1);
+            assert_eq!(
+                p.text,
+                format!("GRI 20{} {z} 103-1, 103-2, 103-3\nBody {z} talks.", n + 1)
             );
         }
     }

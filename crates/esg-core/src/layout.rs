@@ -1,12 +1,14 @@
 //! Page layout of a PDF page: blocks of lines, each with its box.
 //!
 //! A block is a run of text a reader takes in one go ([`BlockKind`]: a
-//! paragraph, a list item, a heading, a table cell). Blocks are in the order
-//! the page's content stream draws them (the order pdfium and Chrome's
-//! viewer select text in), and a block never spans two table cells or two
-//! columns: the extractor starts a new block wherever the pen jumps across a
-//! gap wider than a word space, back up the page, or away from the block's
-//! left edge (see `esg_ingest::layout`). Running headers, footers and page
+//! paragraph, a list item, a heading, a table cell). Blocks are in reading
+//! order: columns left to right, each top to bottom, a table row by row and
+//! each cell whole, and where the page's geometry leaves the order open,
+//! the order its content stream draws them in (the order pdfium and
+//! Chrome's viewer select text in). A block never spans two table cells or
+//! two columns: the extractor starts a new block wherever the pen jumps
+//! across a gap wider than a word space, back up the page, or away from the
+//! block's left edge (see `esg_ingest::layout`). Running headers, footers and page
 //! numbers are blocks too; the clean-up recognises them across pages and
 //! drops them from the stored text, so no quote comes from them.
 //!
@@ -133,7 +135,7 @@ pub struct Block {
 /// The blocks of one page, in the order their text is stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PageLayout {
-    /// Blocks in content-stream order.
+    /// Blocks in reading order (see the module doc).
     pub blocks: Vec<Block>,
 }
 

@@ -25,8 +25,12 @@
 //! with another on a shared baseline (table cells) become one block per
 //! line, as poppler reads them.
 //!
-//! The text keeps the content stream's order (quotes cut from it are found
-//! on their page by pdfium 99 % of the time) with one line per line, and the
+//! The blocks are then put in reading order by a recursive XY cut that
+//! keeps the content stream's order wherever the geometry leaves it open
+//! (see `in_reading_order`; measured in its doc). Within a block, lines
+//! keep the stream's order, which is top to bottom by construction.
+//!
+//! The text has one line per line, in the blocks' order, and the
 //! clean-up joins lines into paragraphs as before: blocks decide where a
 //! *quote* ends (`esg_core::layout::PageLayout::place` narrows each quote to
 //! the block of its match), not how the text is split into sentences,
@@ -40,6 +44,7 @@
 //! was at 78.7 %.
 
 use esg_core::layout::{BBox, Block, BlockKind, Line, PageLayout};
+use std::borrow::Cow;
 
 /// A gap wider than this (in em of the smaller size) between two runs on
 /// one line is a word space.
@@ -305,6 +310,35 @@ fn step(o: &OpenBlock, t: &str, r: FRun) -> Step {
     }
 }
 
+/// `r` as drawn, when oxidize-pdf placed it at the start of a `TJ` array
+/// whose leading offset moves the pen past the run drawn just before it,
+/// `p`: it reports the text matrix before the offset, and the offset in
+/// the width (and, when wide, as a leading space). GlobalFoundries draws
+/// each list item's first letter on its own and the rest with such a `TJ`
+/// from the bullet: `• G` then `[-2175.5 (F i) …] TJ` at the bullet's x,
+/// which read as `G` and a new block `F is using…`, not `GF is using…`.
+/// Two runs on one baseline never cover one another (an overprint for a
+/// bolder look is shifted right, not wider), so a run that starts left of
+/// `p` and ends right of it starts where `p` ends.
+fn skip_leading_offset<'a>(p: &Run, r: &'a Run) -> Cow<'a, Run> {
+    let tol = 0.05 * p.size.max(1.0);
+    let covers = (r.y - p.y).abs() <= tol
+        && (r.size - p.size).abs() <= tol
+        && p.width > 0.0
+        && r.x < p.x - tol
+        && r.x + r.width > p.x + p.width + tol;
+    if !covers {
+        return Cow::Borrowed(r);
+    }
+    let end = p.x + p.width;
+    Cow::Owned(Run {
+        text: r.text.trim_start().to_string(),
+        x: end,
+        width: r.x + r.width - end,
+        ..r.clone()
+    })
+}
+
 /// `true` when `line` ends with a word broken by a hyphen (`sustain-`).
 fn ends_hyphenated(line: &str) -> bool {
     let t = line.trim_end();
@@ -358,6 +392,164 @@ fn split_side_by_side(blocks: Vec<Vec<OpenLine>>) -> Vec<(bool, usize, Vec<OpenL
         }
     }
     out
+}
+
+/// Two boxes whose extents along an axis overlap by at most this (points)
+/// are apart along it: a heading set close above its paragraph, lines set
+/// tighter than their boxes (1.1 em high) are.
+const CUT_OVERLAP_PT: f64 = 1.0;
+
+/// Puts the blocks out of [`split_side_by_side`] in the order a reader
+/// takes them, keeping the lines cut from one block together (a table
+/// cell is read whole, then the next).
+///
+/// A recursive XY cut on the blocks' boxes in the reading frame: a region
+/// whose blocks fall apart into columns (a vertical band of white space no
+/// block crosses) is read column by column, left to right; one that falls
+/// apart into rows (a horizontal band) row by row, top to bottom; a region
+/// that does neither (blocks overlapping, a heading over two of three
+/// columns) keeps the content stream's order. A region that can be cut
+/// both ways is cut
+/// - into rows when all its blocks are table cells: a table is read row by
+///   row, each cell whole;
+/// - else the way the content stream follows more closely: the cut whose
+///   parts it draws with the fewest jumps between them beyond one per
+///   part, then the one whose order needs the fewest blocks moved (two
+///   columns whose paragraph gaps line up stay columns when drawn column
+///   by column);
+/// - else along the wider band of white space: a footnote under two
+///   columns comes after both, not after the left one.
+///
+/// So a stream drawn in a sensible order keeps it, and what the geometry
+/// rules out is put right: the right column drawn before the left, a
+/// heading drawn after its text, a footnote drawn first. Measured on the
+/// 15 corpus PDFs (`bench/reading_order.py`, pairs of blocks in the order
+/// pdftotext reads them, whose reading order is its own): content-stream
+/// order 86.9 %, this order 93.5 %.
+fn in_reading_order(
+    blocks: Vec<(bool, usize, Vec<OpenLine>)>,
+) -> Vec<(bool, usize, Vec<OpenLine>)> {
+    // Units: runs of blocks cut from one block, with their frame box.
+    let mut units: Vec<(std::ops::Range<usize>, [f64; 4])> = Vec::new();
+    for (i, (_, origin, lines)) in blocks.iter().enumerate() {
+        let b = lines.iter().map(|l| l.b).reduce(union).unwrap_or([0.0; 4]);
+        match units.last_mut() {
+            Some((r, ub)) if blocks[r.start].1 == *origin => {
+                r.end = i + 1;
+                *ub = union(*ub, b);
+            }
+            _ => units.push((i..i + 1, b)),
+        }
+    }
+    let boxes: Vec<[f64; 4]> = units.iter().map(|u| u.1).collect();
+    let cells: Vec<bool> = units.iter().map(|u| blocks[u.0.start].0).collect();
+    let mut order = Vec::with_capacity(units.len());
+    xy_cut(&boxes, &cells, (0..units.len()).collect(), &mut order);
+    if order.windows(2).all(|w| w[0] < w[1]) {
+        return blocks;
+    }
+    let mut slots: Vec<Option<(bool, usize, Vec<OpenLine>)>> =
+        blocks.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .flat_map(|u| units[u].0.clone())
+        .filter_map(|i| slots[i].take())
+        .collect()
+}
+
+/// Appends to `out` the units `ids` (in content order) in reading order;
+/// see [`in_reading_order`].
+fn xy_cut(boxes: &[[f64; 4]], cells: &[bool], ids: Vec<usize>, out: &mut Vec<usize>) {
+    if ids.len() < 2 {
+        out.extend(ids);
+        return;
+    }
+    // Columns left to right: extents [left, right]; rows top to bottom:
+    // extents [-top, -bottom].
+    let (cols, col_gap) = cut(&ids, |u| (boxes[u][0], boxes[u][2]));
+    let (rows, row_gap) = cut(&ids, |u| (-boxes[u][3], -boxes[u][1]));
+    let parts = match (cols.len() > 1, rows.len() > 1) {
+        (false, false) => {
+            out.extend(ids);
+            return;
+        }
+        (true, false) => cols,
+        (false, true) => rows,
+        (true, true) if ids.iter().all(|&u| cells[u]) => rows,
+        (true, true) => {
+            match (extra_jumps(&cols), moved(&cols)).cmp(&(extra_jumps(&rows), moved(&rows))) {
+                std::cmp::Ordering::Less => cols,
+                std::cmp::Ordering::Greater => rows,
+                std::cmp::Ordering::Equal if col_gap > row_gap => cols,
+                std::cmp::Ordering::Equal => rows,
+            }
+        }
+    };
+    for part in parts {
+        xy_cut(boxes, cells, part, out);
+    }
+}
+
+/// Splits `ids` into the parts no white space band separates along one
+/// axis (`extent` gives a unit's start and end on it), in axis order, each
+/// part in content order; with the widest of those bands.
+fn cut(ids: &[usize], extent: impl Fn(usize) -> (f64, f64)) -> (Vec<Vec<usize>>, f64) {
+    let mut by_start = ids.to_vec();
+    by_start.sort_by(|&a, &b| extent(a).0.total_cmp(&extent(b).0));
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    let mut end = f64::NEG_INFINITY;
+    let mut widest = 0.0f64;
+    for u in by_start {
+        let (s, e) = extent(u);
+        match parts.last_mut() {
+            Some(p) if s < end - CUT_OVERLAP_PT => p.push(u),
+            last => {
+                if last.is_some() {
+                    widest = widest.max(s - end);
+                }
+                parts.push(vec![u]);
+            }
+        }
+        end = end.max(e);
+    }
+    for p in &mut parts {
+        p.sort_unstable();
+    }
+    (parts, widest)
+}
+
+/// How often the content stream moves from one of `parts` to another more
+/// than it must (once per part after the first): 0 when the stream draws
+/// each part in one go.
+fn extra_jumps(parts: &[Vec<usize>]) -> usize {
+    let mut label: Vec<(usize, usize)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.iter().map(move |&u| (u, i)))
+        .collect();
+    label.sort_unstable();
+    let jumps = label.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    jumps + 1 - parts.len()
+}
+
+/// How many units are out of content order when `parts` are read one
+/// after the other: the length of the sequence minus its longest
+/// increasing run (the units that would have to move).
+fn moved(parts: &[Vec<usize>]) -> usize {
+    // Patience sorting: tails[k] is the least last unit of an increasing
+    // subsequence of length k + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut n = 0;
+    for &u in parts.iter().flatten() {
+        n += 1;
+        let k = tails.partition_point(|&t| t < u);
+        if k == tails.len() {
+            tails.push(u);
+        } else {
+            tails[k] = u;
+        }
+    }
+    n - tails.len()
 }
 
 /// The font size of a line, from its box (0.25 + 0.85 em high).
@@ -415,15 +607,15 @@ fn apart(prev: Option<(BlockKind, usize)>, next: (BlockKind, usize)) -> bool {
     })
 }
 
-/// The page's text (one line per line, in drawing order, with a blank
-/// line where two blocks are `apart`) and its blocks,
-/// from runs in drawing order; `rotate` is the page's `/Rotate`.
+/// The page's text (one line per line, blocks in reading order, with a
+/// blank line where two blocks are `apart`) and its blocks, from runs in
+/// drawing order; `rotate` is the page's `/Rotate`.
 /// Runs with no visible text or a non-finite position are skipped.
 pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
     // Runs with text, each with whether a run of white space alone came
     // right before it: a space drawn as its own run is a word break even
     // where the pen barely moves (Eni: `The`, ` `, `following`).
-    let mut spaced = Vec::with_capacity(runs.len());
+    let mut spaced: Vec<(Cow<'_, Run>, bool)> = Vec::with_capacity(runs.len());
     let mut space = false;
     for r in runs {
         if ![r.x, r.y, r.width, r.size].iter().all(|v| v.is_finite()) {
@@ -433,14 +625,19 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
             space |= !r.text.is_empty();
             continue;
         }
+        let r = match spaced.last() {
+            Some((p, _)) => skip_leading_offset(p, r),
+            None => Cow::Borrowed(r),
+        };
         spaced.push((r, std::mem::take(&mut space)));
     }
-    let runs: Vec<&Run> = spaced.iter().map(|&(r, _)| r).collect();
+    let runs: Vec<&Run> = spaced.iter().map(|(r, _)| &**r).collect();
     let dir = dominant_dir(&runs, rotate);
     let mut blocks: Vec<Vec<OpenLine>> = Vec::new();
     let mut open: Option<OpenBlock> = None;
     let mut prev: Option<&Run> = None;
-    for &(r, space_before) in &spaced {
+    for (r, space_before) in &spaced {
+        let (r, space_before) = (&**r, *space_before);
         let (x, y) = dir.to_frame(r.x, r.y);
         let f = FRun {
             x,
@@ -479,7 +676,7 @@ pub fn assemble(runs: &[Run], rotate: i32) -> (String, PageLayout) {
         blocks.push(o.finish());
     }
     blocks.retain(|b| !b.is_empty());
-    let blocks = split_side_by_side(blocks);
+    let blocks = in_reading_order(split_side_by_side(blocks));
     let body = body_size(&blocks);
     let to_page = |b: [f64; 4]| {
         let (xa, ya) = dir.to_page(b[0], b[1]);
@@ -660,6 +857,90 @@ mod tests {
         assert_eq!(blocks(&l).len(), 2);
     }
 
+    /// Seven lines of prose (longer than `SPLIT_MAX_LINES`) at `x`, from
+    /// `top` down, each `{word} {i}`.
+    fn column(word: &str, x: f64, top: f64) -> Vec<Run> {
+        (0..7)
+            .map(|i| run(&format!("{word} {i}"), x, top - 12.0 * i as f64, 40.0))
+            .collect()
+    }
+
+    fn lines_of(t: &str) -> Vec<&str> {
+        t.lines().filter(|l| !l.is_empty()).collect()
+    }
+
+    #[test]
+    fn the_right_column_drawn_first_is_read_after_the_left() {
+        let runs = [column("right", 320.0, 700.0), column("left", 72.0, 700.0)].concat();
+        let (t, l) = assemble(&runs, 0);
+        let want: Vec<String> = [column("left", 72.0, 700.0), column("right", 320.0, 700.0)]
+            .concat()
+            .into_iter()
+            .map(|r| r.text)
+            .collect();
+        assert_eq!(lines_of(&t), want);
+        assert_eq!(l.blocks.len(), 2);
+        assert!(l.blocks[0].bbox.x0 < l.blocks[1].bbox.x0);
+    }
+
+    #[test]
+    fn a_heading_drawn_after_its_text_and_a_footnote_drawn_first_are_put_in_place() {
+        let mut head = run("Water", 72.0, 740.0, 60.0);
+        head.size = 18.0;
+        let mut note = run("1 Data for 2021.", 72.0, 60.0, 60.0);
+        note.size = 7.0;
+        let (t, l) = assemble(
+            &[
+                note,
+                run("We use less water", 72.0, 700.0, 80.0),
+                run("every year.", 72.0, 688.0, 50.0),
+                head,
+            ],
+            0,
+        );
+        assert_eq!(
+            lines_of(&t),
+            [
+                "Water",
+                "We use less water",
+                "every year.",
+                "1 Data for 2021."
+            ]
+        );
+        assert_eq!(l.blocks[0].kind, BlockKind::Heading);
+    }
+
+    #[test]
+    fn a_table_drawn_column_by_column_is_read_row_by_row() {
+        // Rows far enough apart that each cell is its own block.
+        let (t, _) = assemble(
+            &[
+                run("Scope 1", 72.0, 700.0, 35.0),
+                run("Scope 2", 72.0, 660.0, 35.0),
+                run("2020", 200.0, 700.0, 20.0),
+                run("2021", 200.0, 660.0, 20.0),
+                run("10", 300.0, 700.0, 10.0),
+                run("20", 300.0, 660.0, 10.0),
+            ],
+            0,
+        );
+        assert_eq!(t, "Scope 1\n\n2020\n\n10\n\nScope 2\n\n2021\n\n20");
+    }
+
+    #[test]
+    fn two_columns_drawn_in_order_keep_the_stream_order() {
+        // Paragraph gaps that line up across the columns (a white band
+        // across the page): the stream reads column by column, so do we.
+        let mut runs = Vec::new();
+        for (x, word) in [(72.0, "left"), (320.0, "right")] {
+            runs.extend(column(&format!("{word} a"), x, 700.0));
+            runs.extend(column(&format!("{word} b"), x, 600.0));
+        }
+        let (t, _) = assemble(&runs, 0);
+        let want: Vec<&str> = runs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(lines_of(&t), want);
+    }
+
     #[test]
     fn touching_runs_join_without_a_space() {
         let (t, _) = assemble(
@@ -778,6 +1059,30 @@ mod tests {
             layout: Some(l),
         }]);
         assert_eq!(cleaned[0].text, "Energy use 3\nTerajoule");
+    }
+
+    #[test]
+    fn a_run_reported_before_its_leading_offset_starts_after_the_run_it_skips() {
+        // GlobalFoundries: `• G` and then `[-2175.5 (F i)…] TJ` from the
+        // bullet's x, which oxidize-pdf reports at the bullet with the
+        // offset as a space and in the width.
+        let six = |t: &str, x: f64, w: f64| Run {
+            size: 6.0,
+            ..run(t, x, 64.1, w)
+        };
+        let (t, l) = assemble(
+            &[
+                six("•", 315.6, 2.1),
+                six("\t", 317.7, 1.4),
+                six("G", 323.6, 4.9),
+                six(" F is using the market", 315.6, 74.3),
+            ],
+            0,
+        );
+        assert_eq!(t, "• GF is using the market");
+        assert_eq!(l.blocks.len(), 1);
+        let b = l.blocks[0].lines[0].bbox;
+        assert!((b.x1 - 389.9).abs() < 0.01, "{b:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Layout-aware PDF text (issue 12) on generated PDFs whose layout is known:
-//! two columns, a table with wrapped cells, a running header, a page turned
-//! by `/Rotate` with its text drawn turned, and a cropped page. Text is set
+//! two columns, a page drawn out of reading order, a table with wrapped
+//! cells, a running header, a page turned by `/Rotate` with its text drawn
+//! turned, and a cropped page. Text is set
 //! in Courier (every glyph 0.6 em wide), so where each line was drawn is
 //! known exactly, and the boxes are checked against it within 1 pt.
 
@@ -133,6 +134,51 @@ fn two_columns_are_two_blocks_and_a_sentence_has_its_box() {
         b,
         drawn(320.0, 700.0, "Water use fell by").union(drawn(320.0, 676.0, "the year, and the")),
     );
+}
+
+fn borrowed(v: &[(f32, f32, String)]) -> Vec<(f32, f32, &str)> {
+    v.iter().map(|(x, y, t)| (*x, *y, t.as_str())).collect()
+}
+
+#[test]
+fn a_page_drawn_out_of_reading_order_is_stored_in_it() {
+    // Drawn footnote first, then the right column, the left column and at
+    // last the heading over both: read heading, left, right, footnote, as
+    // the page shows them and poppler reads them.
+    let heading = (72.0, 740.0, "Climate and water in 2021");
+    let left: Vec<(f32, f32, String)> = (0..8)
+        .map(|i| {
+            (
+                72.0,
+                700.0 - 12.0 * i as f32,
+                format!("left column line {i}"),
+            )
+        })
+        .collect();
+    let right: Vec<(f32, f32, String)> = (0..8)
+        .map(|i| {
+            (
+                320.0,
+                700.0 - 12.0 * i as f32,
+                format!("right column line {i}"),
+            )
+        })
+        .collect();
+    let note = (72.0, 60.0, "Figures for the calendar year.");
+    let content = draw(&[vec![note], borrowed(&right), borrowed(&left), vec![heading]].concat());
+    let pdf = doc(&[(&content, "")]);
+    let (text, l) = layout_of(&pdf, 0);
+    let mut want = vec![heading.2.to_string()];
+    want.extend(left.iter().map(|l| l.2.clone()));
+    want.extend(right.iter().map(|l| l.2.clone()));
+    want.push(note.2.to_string());
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
+    // The layout lists the blocks in the same order, with their boxes.
+    assert_eq!(block_texts(&l)[0], heading.2);
+    assert_near(l.blocks[0].bbox, drawn(heading.0, heading.1, heading.2));
+    assert_near(l.blocks[1].lines[0].bbox, drawn(72.0, 700.0, &left[0].2));
+    assert_near(l.blocks[2].lines[0].bbox, drawn(320.0, 700.0, &right[0].2));
+    assert_eq!(block_texts(&l)[3], note.2);
 }
 
 #[test]
