@@ -225,8 +225,9 @@ fn edge_indices(lines: &[String]) -> Vec<(usize, bool)> {
 
 /// Separators between the fixed part of a running header and the part that
 /// changes with the section (`Sustainability Report 2021 | Ready for
-/// people`, `Annual Report // Climate`).
-const SECTION_SEPARATORS: [&str; 6] = [" | ", " // ", " – ", " — ", " · ", " • "];
+/// people`, `Annual Report // Climate`, GlobalFoundries' `Corporate
+/// Responsibility Report 2022: Governance`).
+const SECTION_SEPARATORS: [&str; 7] = [" | ", " // ", " – ", " — ", " · ", " • ", ": "];
 
 /// How many content lines at each end of a page may be a running header
 /// recognised by its fixed part alone (see [`edge_keys`]).
@@ -237,7 +238,8 @@ const OUTER_LINES: usize = 2;
 /// has a [`SECTION_SEPARATORS`] separator, the part before the first one
 /// and the part after the last one (each of at least two words), so that a
 /// header whose section name changes from page to page still recurs by its
-/// fixed part.
+/// fixed part; such a line without a separator counts as a fixed part too
+/// (the header of a page that names no section).
 ///
 /// A line without a letter has no key: a row of figures or codes that
 /// recurs at the top of a table continued over many pages (J&J's GRI
@@ -264,6 +266,9 @@ fn edge_keys(line: &str, outer: bool) -> Vec<String> {
         && fixed(&line[..i])
     {
         keys.push(format!("{}\u{1}", edge_key(&line[..i])));
+    } else if cut.is_none() && fixed(line) {
+        // The fixed part alone, on pages that name no section.
+        keys.push(format!("{}\u{1}", edge_key(line)));
     }
     if let Some((i, n)) = last
         && fixed(&line[i + n..])
@@ -604,6 +609,37 @@ mod tests {
                 join_paragraphs(&normalize_lines(&body(i + 1)), &[], false)
             );
             assert!(p.text.contains("| water use."), "{}", p.text);
+        }
+    }
+
+    #[test]
+    fn a_running_footer_with_a_colon_or_no_section_is_removed() {
+        // GlobalFoundries 2022: "Corporate Responsibility Report 2022:
+        // <section>" at the foot of most pages, and without a section on
+        // the others; no one form is on a quarter of the pages.
+        let footers = [
+            "Corporate Responsibility Report 2022: Governance",
+            "Corporate Responsibility Report 2022: Governance",
+            "Corporate Responsibility Report 2022: Water and energy",
+            "Corporate Responsibility Report 2022: Water and energy",
+            "Corporate Responsibility Report 2022: Climate",
+            "Corporate Responsibility Report 2022: Human capital",
+            "Corporate Responsibility Report 2022",
+            "Corporate Responsibility Report 2022",
+            "Corporate Responsibility Report 2022: Index",
+        ];
+        let pages: Vec<RawPage> = footers
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                page(
+                    i as u32 + 1,
+                    &format!("Body {} talks.\n{f}", "z".repeat(i + 1)),
+                )
+            })
+            .collect();
+        for (i, p) in clean_pages(pages).iter().enumerate() {
+            assert_eq!(p.text, format!("Body {} talks.", "z".repeat(i + 1)));
         }
     }
 
