@@ -278,49 +278,77 @@ fn edge_keys(line: &str, outer: bool) -> Vec<String> {
     keys
 }
 
+/// How many times [`strip_running_lines`] looks at the page edges again
+/// after removing lines: a running block longer than [`EDGE_LINES`]
+/// (Bayer 2021's side navigation, ten chapter names down the edge of every
+/// page) is removed a window at a time.
+const RUNNING_PASSES: usize = 3;
+
 /// Removes page-number lines at page edges and running headers/footers:
 /// an edge line one of whose [`edge_keys`] is at an edge of at least 3
-/// pages and of at least a quarter of the document's pages. Returns the
+/// pages and of at least a quarter of the document's pages. Lines that
+/// such removals bring within [`EDGE_LINES`] of an edge are candidates in
+/// the next pass (up to [`RUNNING_PASSES`]), by their whole line as it
+/// is: page numbers, fixed parts and lines that recur digits aside count
+/// in the first pass only. Returns the
 /// pages and, per page, the lines removed; `hard` (a flag per line, see
 /// [`HARD_BREAK`]) loses the same lines.
 fn strip_running_lines(
     mut pages: Vec<Vec<String>>,
     hard: &mut [Vec<bool>],
 ) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for lines in &pages {
-        let mut seen: Vec<String> = edge_indices(lines)
-            .into_iter()
-            .flat_map(|(i, outer)| edge_keys(&lines[i], outer))
-            .collect();
-        seen.sort();
-        seen.dedup();
-        for k in seen {
-            *counts.entry(k).or_default() += 1;
-        }
-    }
     let threshold = 3.max(pages.len().div_ceil(4));
-    let mut dropped = Vec::with_capacity(pages.len());
-    for (lines, hard) in pages.iter_mut().zip(hard.iter_mut()) {
-        let drop: Vec<usize> = edge_indices(lines)
-            .into_iter()
-            .filter(|&(i, outer)| {
-                let l = &lines[i];
-                is_page_number_line(l)
-                    || edge_keys(l, outer)
-                        .iter()
-                        .any(|k| counts.get(k).copied().unwrap_or(0) >= threshold)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let mut gone = Vec::with_capacity(drop.len());
-        for i in drop.into_iter().rev() {
-            gone.push(lines.remove(i));
-            if i < hard.len() {
-                hard.remove(i);
+    let mut dropped = vec![Vec::new(); pages.len()];
+    for pass in 0..RUNNING_PASSES {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        // Lines at an edge only since the pass before removed the header
+        // recur as they are: not by a fixed part, nor with their digits
+        // aside (a table's rows of codes, `FB-NB-110a.1`, `FB-NB-130a.2`,
+        // come to the top of the page once its header row is gone).
+        let keys = |line: &str, outer: bool| -> Vec<String> {
+            if pass == 0 {
+                edge_keys(line, outer)
+            } else if line.chars().any(char::is_alphabetic) {
+                vec![line.to_lowercase()]
+            } else {
+                Vec::new()
+            }
+        };
+        for lines in &pages {
+            let mut seen: Vec<String> = edge_indices(lines)
+                .into_iter()
+                .flat_map(|(i, outer)| keys(&lines[i], outer))
+                .collect();
+            seen.sort();
+            seen.dedup();
+            for k in seen {
+                *counts.entry(k).or_default() += 1;
             }
         }
-        dropped.push(gone);
+        let mut any = false;
+        for ((lines, hard), gone) in pages.iter_mut().zip(hard.iter_mut()).zip(&mut dropped) {
+            let drop: Vec<usize> = edge_indices(lines)
+                .into_iter()
+                .filter(|&(i, outer)| {
+                    let l = &lines[i];
+                    (pass == 0 && is_page_number_line(l))
+                        || keys(l, outer)
+                            .iter()
+                            .any(|k| counts.get(k).copied().unwrap_or(0) >= threshold)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            any |= !drop.is_empty();
+            for i in drop.into_iter().rev() {
+                gone.push(lines.remove(i));
+                if i < hard.len() {
+                    hard.remove(i);
+                }
+            }
+        }
+        if !any {
+            break;
+        }
     }
     (pages, dropped)
 }
@@ -640,6 +668,53 @@ mod tests {
             .collect();
         for (i, p) in clean_pages(pages).iter().enumerate() {
             assert_eq!(p.text, format!("Body {} talks.", "z".repeat(i + 1)));
+        }
+    }
+
+    #[test]
+    fn a_running_block_longer_than_the_edge_window_is_removed() {
+        // Bayer 2021: ten chapter names down the edge of every page, read
+        // before the body.
+        let nav = [
+            "1. The Company",
+            "2. Corporate Governance",
+            "3. Product Stewardship",
+            "4. Procurement",
+            "5. Human Rights",
+            "6. Employees",
+            "7. Climate Protection",
+            "8. Environmental Protection and Safety",
+            "9. Charitable Giving",
+            "Further Information",
+        ];
+        let pages: Vec<RawPage> = (1..=6)
+            .map(|n| {
+                let z = "z".repeat(n as usize);
+                page(n, &format!("{}\nBody {z} talks.", nav.join("\n")))
+            })
+            .collect();
+        for (i, p) in clean_pages(pages).iter().enumerate() {
+            assert_eq!(p.text, format!("Body {} talks.", "z".repeat(i + 1)));
+        }
+        // What such a block uncovers recurs by its whole line only: the
+        // codes that head each page's table, the same digits aside, stay.
+        let pages: Vec<RawPage> = (1..=6)
+            .map(|n| {
+                let z = "z".repeat(n as usize);
+                let body: Vec<String> = (0..9).map(|j| format!("Body {z} line {j}.")).collect();
+                page(
+                    n,
+                    &format!("{}\nFB-NB-{n}10a.1\n{}", nav.join("\n"), body.join("\n")),
+                )
+            })
+            .collect();
+        for (i, p) in clean_pages(pages).iter().enumerate() {
+            assert!(
+                p.text.starts_with(&format!("FB-NB-{}10a.1\n", i + 1)),
+                "{}",
+                p.text
+            );
+            assert!(!p.text.contains("Giving"), "{}", p.text);
         }
     }
 
