@@ -1040,6 +1040,48 @@ mod tests {
         assert_eq!(lines_of(&t), want);
     }
 
+    fn non_space_chars<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<char> {
+        let mut c: Vec<char> = texts
+            .flat_map(str::chars)
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        c.sort_unstable();
+        c
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_reading_order_is_a_permutation_of_the_blocks(
+            boxes in proptest::collection::vec(
+                (0.0..600.0f64, 0.0..800.0f64, 0.0..300.0f64, 0.0..100.0f64, proptest::prelude::any::<bool>()),
+                0..80,
+            )
+        ) {
+            let b: Vec<[f64; 4]> = boxes.iter().map(|&(x, y, w, h, _)| [x, y, x + w, y + h]).collect();
+            let cells: Vec<bool> = boxes.iter().map(|t| t.4).collect();
+            let mut out = Vec::new();
+            xy_cut(&b, &cells, (0..b.len()).collect(), &mut out);
+            out.sort_unstable();
+            proptest::prop_assert_eq!(out, (0..b.len()).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn assembling_keeps_every_glyph(
+            runs in proptest::collection::vec(
+                ("[a-z]{1,6}|  ?|\t", 0.0..600.0f64, 0.0..800.0f64, 0.0..80.0f64, 4.0..20.0f64),
+                0..60,
+            )
+        ) {
+            let runs: Vec<Run> = runs
+                .into_iter()
+                .map(|(text, x, y, width, size)| Run { text, x, y, width, size })
+                .collect();
+            let (_, l) = assemble(&runs, 0);
+            let got = non_space_chars(l.blocks.iter().flat_map(|b| b.lines.iter()).map(|l| l.text.as_str()));
+            proptest::prop_assert_eq!(got, non_space_chars(runs.iter().map(|r| r.text.as_str())));
+        }
+    }
+
     #[test]
     fn two_columns_drawn_in_order_keep_the_stream_order() {
         // Paragraph gaps that line up across the columns (a white band
