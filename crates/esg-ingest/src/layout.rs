@@ -485,7 +485,8 @@ fn xy_cut(boxes: &[[f64; 4]], cells: &[bool], ids: Vec<usize>, out: &mut Vec<usi
     let across = |u: usize| (boxes[u][0], boxes[u][2]);
     let down = |u: usize| (-boxes[u][3], -boxes[u][1]);
     let (mut cols, mut rows) = (cut(&ids, across), cut(&ids, down));
-    if !ids.iter().all(|&u| cells[u]) {
+    let table = ids.iter().all(|&u| cells[u]);
+    if !table {
         cols = join_interleaved(cols);
         rows = join_interleaved(rows);
     }
@@ -497,7 +498,7 @@ fn xy_cut(boxes: &[[f64; 4]], cells: &[bool], ids: Vec<usize>, out: &mut Vec<usi
         }
         (true, false) => cols,
         (false, true) => rows,
-        (true, true) if ids.iter().all(|&u| cells[u]) => rows,
+        (true, true) if table => rows,
         (true, true) => {
             match (extra_jumps(&cols), moved(&cols)).cmp(&(extra_jumps(&rows), moved(&rows))) {
                 std::cmp::Ordering::Less => cols,
@@ -564,7 +565,7 @@ fn join_interleaved(parts: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::with_capacity(parts.len());
     for part in parts {
         if let Some(last) = out.last_mut()
-            && crossings(last, &part) >= 3
+            && jumps(&[last.as_slice(), &part]) >= 3
         {
             last.extend(part);
             last.sort_unstable();
@@ -575,37 +576,23 @@ fn join_interleaved(parts: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
     out
 }
 
-/// How often the content stream, drawing the units of `a` and `b` (each
-/// in content order), moves from one to the other.
-fn crossings(a: &[usize], b: &[usize]) -> usize {
-    let (mut i, mut j, mut from_a, mut n) = (0, 0, None, 0);
-    while i < a.len() || j < b.len() {
-        let take_a = j == b.len() || (i < a.len() && a[i] < b[j]);
-        if take_a {
-            i += 1;
-        } else {
-            j += 1;
-        }
-        if from_a.is_some_and(|f| f != take_a) {
-            n += 1;
-        }
-        from_a = Some(take_a);
-    }
-    n
+/// How often the content stream moves from one of `parts` (each in
+/// content order) to another.
+fn jumps<P: AsRef<[usize]>>(parts: &[P]) -> usize {
+    let mut label: Vec<(usize, usize)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.as_ref().iter().map(move |&u| (u, i)))
+        .collect();
+    label.sort_unstable();
+    label.windows(2).filter(|w| w[0].1 != w[1].1).count()
 }
 
 /// How often the content stream moves from one of `parts` to another more
 /// than it must (once per part after the first): 0 when the stream draws
 /// each part in one go.
 fn extra_jumps(parts: &[Vec<usize>]) -> usize {
-    let mut label: Vec<(usize, usize)> = parts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| p.iter().map(move |&u| (u, i)))
-        .collect();
-    label.sort_unstable();
-    let jumps = label.windows(2).filter(|w| w[0].1 != w[1].1).count();
-    jumps + 1 - parts.len()
+    jumps(parts) + 1 - parts.len()
 }
 
 /// How many units are out of content order when `parts` are read one
